@@ -1,0 +1,76 @@
+//! `emolens`: the command-line program. It parses flags (each also an environment variable) and
+//! calls the library crates; it holds no pipeline logic of its own.
+
+mod cmd_analyze;
+mod cmd_data;
+mod cmd_eval;
+mod cmd_model;
+mod cmd_serve;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "emolens", version, about = "Measure how test audiences react to advertising, from their faces", long_about = None)]
+struct Cli {
+    /// Log filter (tracing syntax, e.g. `info`, `emolens_train=debug`).
+    #[arg(long, global = true, env = "EMOLENS_LOG", default_value = "info")]
+    log: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "EMOLENS_LOG_FORMAT", default_value = "text")]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dataset tools: stats, clean, balance, split.
+    #[command(subcommand)]
+    Data(cmd_data::DataCommand),
+    /// Train a network on a dataset.
+    Train(cmd_model::TrainArgs),
+    /// Train a grid of runs and keep the best model.
+    Sweep(cmd_model::SweepArgs),
+    /// Architecture tools: summary and parameter counts.
+    #[command(subcommand)]
+    Arch(cmd_model::ArchCommand),
+    /// Classify face crops with the bundled or a given model.
+    Predict(cmd_model::PredictArgs),
+    /// Evaluate a model on a labelled dataset and write a report.
+    Eval(cmd_eval::EvalArgs),
+    /// Compare training runs from their histories.
+    Experiments(cmd_eval::ExperimentsArgs),
+    /// Find every face in photos and classify each one.
+    Analyze(cmd_analyze::AnalyzeArgs),
+    /// Run the REST API and web app.
+    Serve(cmd_serve::ServeArgs),
+    /// API keys for the service.
+    #[command(subcommand)]
+    Keys(cmd_serve::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(&cli.log, cli.log_format);
+    let result = match cli.command {
+        Command::Data(c) => cmd_data::run(c),
+        Command::Train(a) => cmd_model::train(a),
+        Command::Sweep(a) => cmd_model::sweep(a),
+        Command::Arch(c) => cmd_model::arch(c),
+        Command::Predict(a) => cmd_model::predict(a),
+        Command::Eval(a) => cmd_eval::eval(a),
+        Command::Experiments(a) => cmd_eval::experiments(a),
+        Command::Analyze(a) => cmd_analyze::analyze(a),
+        Command::Serve(a) => cmd_serve::serve(a),
+        Command::Keys(c) => cmd_serve::keys(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
