@@ -8,6 +8,7 @@ pub mod emotion;
 pub mod error;
 pub mod fingerprint;
 pub mod meta;
+pub mod paths;
 pub mod preprocess;
 
 pub use classifier::EmotionClassifier;
