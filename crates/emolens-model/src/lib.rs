@@ -1,1 +1,20 @@
-//! placeholder
+//! Networks for emotion classification: architecture files (emolens' own format, the original
+//! design's layer-name format and Keras model JSON), the burn network built from them, the
+//! `.emolens` model file, and the inference backend behind [`emolens_core::EmotionClassifier`].
+
+pub mod arch;
+pub mod classifier;
+pub mod error;
+pub mod file;
+pub mod import;
+pub mod net;
+
+pub use arch::{Architecture, LayerSpec, Summary};
+pub use classifier::{inference_device, load_classifier, BurnClassifier, BUNDLED_MODEL};
+pub use error::ModelError;
+pub use file::ModelFile;
+pub use import::{parse_architecture, read_architecture_file, Imported};
+pub use net::Network;
+
+/// Re-exported so downstream crates use the same burn as the model.
+pub use burn;

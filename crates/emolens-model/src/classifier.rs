@@ -1,0 +1,117 @@
+//! [`EmotionClassifier`] over a burn network: the one inference path used by `predict`, `eval`,
+//! `analyze` and the server.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use emolens_core::{CoreError, EmotionClassifier, ModelMeta};
+
+use crate::error::ModelError;
+use crate::file::ModelFile;
+use crate::net::Network;
+
+/// The bundled default model's bytes, embedded at build time (see `build.rs`).
+#[cfg(emolens_bundled_model)]
+pub const BUNDLED_MODEL: Option<&[u8]> = Some(include_bytes!(env!("EMOLENS_BUNDLED_MODEL")));
+#[cfg(not(emolens_bundled_model))]
+pub const BUNDLED_MODEL: Option<&[u8]> = None;
+
+/// A loaded model, ready for inference.
+pub struct BurnClassifier {
+    meta: ModelMeta,
+    net: Network,
+    device: Device,
+}
+
+impl std::fmt::Debug for BurnClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BurnClassifier").field("model", &self.meta.name).finish()
+    }
+}
+
+impl BurnClassifier {
+    pub fn from_bytes(bytes: &[u8], source_name: &str, device: &Device) -> Result<Self, ModelError> {
+        let file = ModelFile::decode(bytes, source_name)?;
+        let net = file.network(device)?.valid();
+        Ok(BurnClassifier {
+            meta: file.meta,
+            net,
+            device: device.clone(),
+        })
+    }
+
+    /// Logits for `n` preprocessed images.
+    pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Tensor<2>, ModelError> {
+        let spec = &self.meta.input;
+        if n == 0 || inputs.len() != n * spec.len() {
+            return Err(ModelError::Inference(format!(
+                "expected {n} images of {} values ({}x{}x{}), got {} values",
+                spec.len(),
+                spec.channels(),
+                spec.height,
+                spec.width,
+                inputs.len()
+            )));
+        }
+        let data = TensorData::new(
+            inputs.to_vec(),
+            [n, spec.channels(), spec.height as usize, spec.width as usize],
+        );
+        Ok(self.net.forward(Tensor::from_data(data, &self.device)))
+    }
+}
+
+impl EmotionClassifier for BurnClassifier {
+    fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    fn predict(&self, inputs: &[f32], n: usize) -> Result<Vec<Vec<f32>>, CoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let logits = self.logits(inputs, n).map_err(|e| CoreError::Inference(e.to_string()))?;
+        let probs = softmax(logits, 1).into_data();
+        let flat: Vec<f32> = probs
+            .try_to_vec::<f32>()
+            .map_err(|e| CoreError::Inference(format!("reading probabilities: {e:?}")))?;
+        Ok(flat.chunks(self.meta.classes.len()).map(|c| c.to_vec()).collect())
+    }
+}
+
+/// The device inference runs on: the CPU (flex backend) unless a GPU backend was compiled in
+/// and `EMOLENS_DEVICE` asks for it.
+pub fn inference_device() -> Device {
+    match std::env::var("EMOLENS_DEVICE").as_deref() {
+        #[cfg(feature = "cuda")]
+        Ok("cuda") => Device::cuda(0),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(Default::default()),
+        _ => Device::flex(),
+    }
+}
+
+/// Loads a model: the given file, or the bundled default model when `path` is `None`.
+pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>, ModelError> {
+    let device = inference_device();
+    let c = match path {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| ModelError::Io {
+                path: p.to_path_buf(),
+                detail: format!("cannot read model file: {e}"),
+            })?;
+            BurnClassifier::from_bytes(&bytes, &p.display().to_string(), &device)?
+        }
+        None => {
+            let bytes = BUNDLED_MODEL.ok_or_else(|| ModelError::ModelFile {
+                source_name: "bundled".into(),
+                detail: "this build has no bundled model (models/default.emolens was missing at build time); pass --model FILE".into(),
+            })?;
+            BurnClassifier::from_bytes(bytes, "bundled default model", &device)?
+        }
+    };
+    Ok(Arc::new(c))
+}
