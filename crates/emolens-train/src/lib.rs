@@ -1,1 +1,14 @@
-//! placeholder
+//! Training for emolens: configurations, the training loop with exact resume, histories in
+//! Keras' format, checkpoints, and sweeps over the original design's grid.
+
+pub mod config;
+pub mod error;
+pub mod history;
+pub mod schedule;
+pub mod sweep;
+pub mod trainer;
+
+pub use config::{ClassWeights, OptimizerConfig, Schedule, TrainConfig};
+pub use error::TrainError;
+pub use history::History;
+pub use trainer::{evaluate, train, RunOptions, RunOutcome};

@@ -1,0 +1,153 @@
+//! The full configuration of a training run. It is saved as `config.json` beside every run and
+//! inside every model file, so a run can be repeated exactly.
+
+use emolens_core::{ColourMode, Normalisation};
+use emolens_data::AugmentConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Optimiser kinds and their settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    Sgd { momentum: f64, nesterov: bool },
+    Adam { beta1: f32, beta2: f32, epsilon: f32 },
+    AdamW { beta1: f32, beta2: f32, epsilon: f32 },
+    RmsProp { rho: f32, momentum: f32, epsilon: f32 },
+}
+
+impl OptimizerConfig {
+    /// Defaults matching Keras' for each optimiser (SGD gets momentum 0.9, as is usual for CNNs).
+    pub fn by_name(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "sgd" => OptimizerConfig::Sgd { momentum: 0.9, nesterov: false },
+            "nesterov" | "sgd-nesterov" => OptimizerConfig::Sgd { momentum: 0.9, nesterov: true },
+            "adam" => OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
+            "adamw" => OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
+            "rmsprop" => OptimizerConfig::RmsProp { rho: 0.9, momentum: 0.0, epsilon: 1e-7 },
+            _ => return None,
+        })
+    }
+
+    /// The short name used in run names (`sgd`, `adam`, `adamw`, `rmsprop`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
+            OptimizerConfig::AdamW { .. } => "adamw",
+            OptimizerConfig::RmsProp { .. } => "rmsprop",
+        }
+    }
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+    Constant,
+    /// Multiply by `gamma` every `every` epochs.
+    Step { every: usize, gamma: f64 },
+    /// Linear warm-up over `warmup_epochs`, then cosine decay to `min_lr` at the last epoch
+    /// (updated every step).
+    Cosine { warmup_epochs: usize, min_lr: f64 },
+    /// Multiply by `factor` when val_loss has not improved for `patience` epochs.
+    Plateau { factor: f64, patience: usize, min_lr: f64 },
+}
+
+/// Class weighting of the loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeights {
+    None,
+    /// `n / (classes * count[c])`, scikit-learn's "balanced".
+    Balanced,
+    Custom(Vec<f32>),
+}
+
+/// Everything that determines a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Name of the architecture (the file's stem).
+    pub arch_name: String,
+    /// Where the architecture came from.
+    pub arch_source: PathBuf,
+    /// The architecture in emolens' own format (so the run does not depend on the file).
+    pub architecture: serde_json::Value,
+    /// Dataset folder or clean/balance manifest.
+    pub data: PathBuf,
+    pub colour_mode: ColourMode,
+    pub input_size: u32,
+    pub normalisation: Normalisation,
+    pub optimizer: OptimizerConfig,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Name of the augmentation preset, for the record (`none`, `original`, `standard`, ...).
+    pub augment_preset: String,
+    pub augment: AugmentConfig,
+    pub class_weights: ClassWeights,
+    pub label_smoothing: f32,
+    /// Stop when val_accuracy has not improved for this many epochs.
+    pub early_stopping: Option<usize>,
+    /// Fraction of train carved out for validation when the dataset has no valid split.
+    pub valid_fraction: f32,
+    /// Use only the first N training images per class (quick runs and tests).
+    pub max_train_per_class: Option<usize>,
+    /// Use only the first N validation images per class.
+    pub max_valid_per_class: Option<usize>,
+    /// Last part of the run name: `augment` or `balanced` in the original's convention.
+    pub tag: String,
+}
+
+impl TrainConfig {
+    /// The run name in the original's convention:
+    /// `modelname_optimizer_colormode_batchsize_augment|balanced`.
+    pub fn run_name(&self) -> String {
+        format!(
+            "{}_{}_{}_{}_{}",
+            self.arch_name,
+            self.optimizer.name(),
+            self.colour_mode.name(),
+            self.batch_size,
+            self.tag
+        )
+    }
+
+    /// Checks values a user can get wrong, with messages naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("--batch-size must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!("--lr must be a positive number, got {}", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("--label-smoothing must be in [0, 1), got {}", self.label_smoothing));
+        }
+        if !(0.0..0.9).contains(&self.valid_fraction) {
+            return Err(format!("--valid-fraction must be in [0, 0.9), got {}", self.valid_fraction));
+        }
+        if self.weight_decay < 0.0 {
+            return Err("--weight-decay must not be negative".into());
+        }
+        if self.input_size < 8 || self.input_size > 512 {
+            return Err(format!("--input-size must be in 8..=512, got {}", self.input_size));
+        }
+        self.augment.validate().map_err(|e| format!("augmentation: {e}"))?;
+        match &self.schedule {
+            Schedule::Step { every, gamma } if *every == 0 || !(*gamma > 0.0) => {
+                Err("step schedule needs --step-every >= 1 and --gamma > 0".into())
+            }
+            Schedule::Plateau { factor, .. } if !(*factor > 0.0 && *factor < 1.0) => {
+                Err("plateau schedule needs --plateau-factor in (0, 1)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
