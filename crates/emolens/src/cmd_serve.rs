@@ -1,17 +1,150 @@
-//! `emolens serve` and `emolens keys` (being written by the service work).
+//! `emolens serve` (the REST API and web app) and `emolens keys` (API keys for campaign data).
+
+use anyhow::Context;
+use emolens_server::runner::{self, Launch};
+use emolens_server::ServerConfig;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Flags of `emolens serve`; each is also an environment variable.
 #[derive(clap::Args)]
-pub struct ServeArgs {}
-#[derive(clap::Subcommand)]
-pub enum KeysCommand {
-    /// Create an API key.
-    Create,
+pub struct ServeArgs {
+    /// Address to listen on (0.0.0.0 for all interfaces, as in a container).
+    #[arg(long, env = "EMOLENS_HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (8000, as the original).
+    #[arg(long, env = "EMOLENS_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Model file; the bundled default model when absent.
+    #[arg(long, env = "EMOLENS_MODEL")]
+    model: Option<PathBuf>,
+    /// Database: a SQLite file path (created and migrated on start) or a postgres:// URL.
+    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+    database_url: String,
+    /// Largest request body, MiB.
+    #[arg(long, env = "EMOLENS_MAX_BODY_MIB", default_value_t = 64)]
+    max_body_mib: usize,
+    /// Largest single image, MiB.
+    #[arg(long, env = "EMOLENS_MAX_IMAGE_MIB", default_value_t = 16)]
+    max_image_mib: usize,
+    /// Largest image side, pixels.
+    #[arg(long, env = "EMOLENS_MAX_IMAGE_SIDE", default_value_t = 8192)]
+    max_image_side: u32,
+    /// Most files per request.
+    #[arg(long, env = "EMOLENS_MAX_FILES", default_value_t = 100)]
+    max_files: usize,
+    /// Most API requests in flight; more are answered 429.
+    #[arg(long, env = "EMOLENS_MAX_CONCURRENT", default_value_t = 64)]
+    max_concurrent: usize,
+    /// Inference threads at once (default: the number of CPUs).
+    #[arg(long, env = "EMOLENS_INFERENCE_WORKERS")]
+    inference_workers: Option<usize>,
+    /// Leave /api/predict, /v1/analyze and the TF-Serving endpoints open without an API key
+    /// (campaign data always needs one). `--open-demo false` closes them.
+    #[arg(long, env = "EMOLENS_OPEN_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    open_demo: bool,
+    /// A face whose top probability is below this is counted as uncertain.
+    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = 0.4)]
+    uncertain_below: f32,
+    /// A whole-image crop whose quality (contrast x size) is below this is uncertain.
+    #[arg(long, env = "EMOLENS_MIN_QUALITY", default_value_t = 0.15)]
+    min_quality: f32,
+    /// Take every uploaded image as one face crop instead of finding faces in it.
+    #[arg(long, env = "EMOLENS_NO_FACE_DETECTION")]
+    no_face_detection: bool,
 }
 
-pub fn serve(_a: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emolens serve` is not built yet")
+/// `emolens keys` subcommands.
+#[derive(clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key; it is printed once, only its hash is stored.
+    Create {
+        /// A name to tell the key apart (e.g. the team or client using it).
+        #[arg(long, env = "EMOLENS_KEY_NAME", default_value = "default")]
+        name: String,
+        /// The server's database.
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        database_url: String,
+    },
+    /// List keys (ids, names, prefixes; never the keys).
+    List {
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        database_url: String,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id from `emolens keys list`.
+        #[arg(long, env = "EMOLENS_KEY_ID")]
+        id: i64,
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        database_url: String,
+    },
 }
-pub fn keys(_c: KeysCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`emolens keys` is not built yet")
+
+pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    for (flag, v) in [
+        ("--uncertain-below", a.uncertain_below),
+        ("--min-quality", a.min_quality),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&v),
+            "{flag} must be between 0 and 1, got {v}"
+        );
+    }
+    let classifier =
+        emolens_model::load_classifier(a.model.as_deref()).with_context(|| match &a.model {
+            Some(p) => format!("loading the model {}", p.display()),
+            None => "loading the bundled default model".to_string(),
+        })?;
+    let defaults = ServerConfig::default();
+    let config = ServerConfig {
+        max_body_bytes: a.max_body_mib << 20,
+        max_image_bytes: a.max_image_mib << 20,
+        max_image_side: a.max_image_side,
+        max_files: a.max_files.max(1),
+        max_concurrent: a.max_concurrent.max(1),
+        inference_workers: a
+            .inference_workers
+            .unwrap_or(defaults.inference_workers)
+            .max(1),
+        open_demo: a.open_demo,
+        uncertain_below: a.uncertain_below,
+        min_quality: a.min_quality,
+    };
+    runner::run_blocking(
+        Launch {
+            host: a.host,
+            port: a.port,
+            database_url: a.database_url,
+            config,
+            detect_faces: !a.no_face_detection,
+        },
+        classifier,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        KeysCommand::Create { name, database_url } => {
+            let k = runner::create_key_blocking(&database_url, &name)?;
+            eprintln!(
+                "created key {} ('{}'); it is shown only now, store it safely:",
+                k.id, k.name
+            );
+            println!("{}", k.key);
+        }
+        KeysCommand::List { database_url } => {
+            let keys = runner::list_keys_blocking(&database_url)?;
+            println!("{}", serde_json::to_string_pretty(&keys)?);
+        }
+        KeysCommand::Revoke { id, database_url } => {
+            anyhow::ensure!(
+                runner::revoke_key_blocking(&database_url, id)?,
+                "no key with id {id}; see `emolens keys list`"
+            );
+            eprintln!("key {id} revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,232 @@
+//! Single-image prediction (the original design's `/api/predict`) and batch analysis
+//! (`/v1/analyze`).
+
+use crate::analysis::{FaceReport, PhotoReport};
+use crate::error::{ServerError, ServerResult};
+use crate::upload::{body_kind, read_json, read_multipart, BodyKind, Upload};
+use crate::SharedState;
+use axum::body::to_bytes;
+use axum::extract::{Query, Request, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// `POST /api/predict`: one image (multipart field `file`) classified as one face, answered in
+/// the original design's shape with the labels taken from the model file.
+pub async fn predict(State(state): State<SharedState>, req: Request) -> ServerResult<Json<Value>> {
+    body_kind(&req, false)?;
+    let mut uploads = read_multipart(req, &state.config).await?;
+    if uploads.len() > 1 {
+        return Err(ServerError::BadRequest(format!(
+            "/api/predict takes one image, this request has {}; use /v1/analyze for many",
+            uploads.len()
+        )));
+    }
+    let upload = uploads.remove(0);
+    if let Some(e) = upload.rejected {
+        return Err(e);
+    }
+    let crop = state.crop.clone();
+    let name = upload.name.clone();
+    let report = state
+        .blocking(move || crop.classify_crop(&upload.bytes, &name))
+        .await;
+    state.metrics.image(report.is_ok());
+    let report = report?;
+    let face = &report.faces[0];
+    state.metrics.faces(1);
+    let classes = &state.meta().classes;
+    let class_probabilities: BTreeMap<&str, f32> = classes
+        .iter()
+        .map(|c| c.as_str())
+        .zip(face.probabilities.iter().copied())
+        .collect();
+    let label_encodings: BTreeMap<String, &str> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i.to_string(), c.as_str()))
+        .collect();
+    Ok(Json(json!({
+        "predicted_emotion": face.top,
+        "predicted_emotion_label": classes[face.top],
+        "class_probabilities": class_probabilities,
+        "label_encodings": label_encodings,
+    })))
+}
+
+/// Query of `/v1/analyze`.
+#[derive(Debug, Deserialize, Default)]
+pub struct AnalyzeQuery {
+    /// Treat each image as one face crop (skip detection).
+    pub assume_crop: Option<bool>,
+}
+
+/// One face in an analysis answer.
+#[derive(Debug, Serialize)]
+pub struct FaceOut {
+    #[serde(rename = "box")]
+    pub bbox: crate::analysis::FaceBox,
+    pub probabilities: BTreeMap<String, f32>,
+    pub top_emotion: String,
+    pub top_probability: f32,
+    pub quality: f32,
+    /// Below the confidence or quality threshold; reported but counted apart in ad results.
+    pub uncertain: bool,
+}
+
+/// One item of a batch answer.
+#[derive(Debug, Serialize)]
+pub struct ItemOut {
+    pub index: usize,
+    pub name: String,
+    /// `ok` or `error`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faces: Option<Vec<FaceOut>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    /// Set on stored uploads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub photo_id: Option<i64>,
+}
+
+/// Converts a face for output, applying the uncertainty thresholds.
+pub fn face_out(state: &SharedState, f: &FaceReport) -> FaceOut {
+    let classes = &state.meta().classes;
+    let top_probability = f.probabilities.get(f.top).copied().unwrap_or(0.0);
+    FaceOut {
+        bbox: f.bbox,
+        probabilities: classes
+            .iter()
+            .cloned()
+            .zip(f.probabilities.iter().copied())
+            .collect(),
+        top_emotion: classes.get(f.top).cloned().unwrap_or_default(),
+        top_probability,
+        quality: f.quality,
+        // The detector's own quality gate, when it ran, replaces the crop quality threshold.
+        uncertain: top_probability < state.config.uncertain_below
+            || f.uncertain.unwrap_or(f.quality < state.config.min_quality),
+    }
+}
+
+/// The JSON of a failed item.
+pub fn error_value(e: &ServerError) -> Value {
+    json!({ "code": e.code(), "message": e.to_string(), "status": e.status().as_u16() })
+}
+
+/// Analyses uploads one by one on the blocking pool; each gets its own result, so one bad image
+/// never fails the batch.
+pub async fn analyze_uploads(
+    state: &SharedState,
+    uploads: Vec<Upload>,
+    assume_crop: bool,
+) -> Vec<(Upload, ServerResult<PhotoReport>)> {
+    let mut out = Vec::with_capacity(uploads.len());
+    for u in uploads {
+        if let Some(e) = u.rejected.clone() {
+            state.metrics.image(false);
+            out.push((u, Err(e)));
+            continue;
+        }
+        let (bytes, name) = (u.bytes.clone(), u.name.clone());
+        let result = if assume_crop {
+            let crop = state.crop.clone();
+            state
+                .blocking(move || crop.classify_crop(&bytes, &name))
+                .await
+        } else {
+            let photos = state.photos.clone();
+            state
+                .blocking(move || photos.analyze_photo(&bytes, &name))
+                .await
+        };
+        state.metrics.image(result.is_ok());
+        if let Ok(r) = &result {
+            state.metrics.faces(r.faces.len() as u64);
+        }
+        out.push((u, result));
+    }
+    out
+}
+
+/// Reads the images of a multipart or JSON request.
+pub async fn read_images(
+    state: &SharedState,
+    req: Request,
+) -> ServerResult<(Vec<Upload>, Option<bool>)> {
+    match body_kind(&req, true)? {
+        BodyKind::Multipart => Ok((read_multipart(req, &state.config).await?, None)),
+        BodyKind::Json => {
+            let body = to_bytes(req.into_body(), state.config.max_body_bytes)
+                .await
+                .map_err(|e| {
+                    ServerError::TooLarge(format!(
+                        "request body is over the size limit of {} MiB: {e}",
+                        state.config.max_body_bytes >> 20
+                    ))
+                })?;
+            read_json(&body, &state.config)
+        }
+    }
+}
+
+/// Builds the batch answer item for one analysed upload.
+pub fn item_out(state: &SharedState, u: &Upload, r: &ServerResult<PhotoReport>) -> ItemOut {
+    match r {
+        Ok(rep) => ItemOut {
+            index: u.index,
+            name: u.name.clone(),
+            status: "ok",
+            width: Some(rep.width),
+            height: Some(rep.height),
+            faces: Some(rep.faces.iter().map(|f| face_out(state, f)).collect()),
+            error: None,
+            photo_id: None,
+        },
+        Err(e) => ItemOut {
+            index: u.index,
+            name: u.name.clone(),
+            status: "error",
+            width: None,
+            height: None,
+            faces: None,
+            error: Some(error_value(e)),
+            photo_id: None,
+        },
+    }
+}
+
+/// `POST /v1/analyze`: many images, every face with box, probabilities, top emotion, quality;
+/// per-item status.
+pub async fn analyze(
+    State(state): State<SharedState>,
+    Query(q): Query<AnalyzeQuery>,
+    req: Request,
+) -> ServerResult<Json<Value>> {
+    let (uploads, json_crop) = read_images(&state, req).await?;
+    let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
+    let results = analyze_uploads(&state, uploads, assume_crop).await;
+    let items: Vec<ItemOut> = results
+        .iter()
+        .map(|(u, r)| item_out(&state, u, r))
+        .collect();
+    let ok = items.iter().filter(|i| i.status == "ok").count();
+    let faces: usize = items
+        .iter()
+        .filter_map(|i| i.faces.as_ref())
+        .map(|f| f.len())
+        .sum();
+    Ok(Json(json!({
+        "model": state.meta().name,
+        "classes": state.meta().classes,
+        "assume_crop": assume_crop,
+        "summary": { "items": items.len(), "ok": ok, "failed": items.len() - ok, "faces": faces },
+        "items": items,
+    })))
+}

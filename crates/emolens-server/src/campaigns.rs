@@ -1,0 +1,510 @@
+//! Campaigns, ads, audience-photo uploads, results, comparison and export.
+
+use crate::api::{analyze_uploads, read_images, ItemOut};
+use crate::db::{Ad, Campaign, NewFace, NewPhoto, StoredFace};
+use crate::error::{ServerError, ServerResult};
+use crate::stats::{
+    difference, distribution, face_valence, valence_signs, Distribution, FaceSample,
+};
+use crate::SharedState;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use emolens_core::fingerprint::sha256_hex;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+/// Maps axum's JSON rejections onto our errors: 415 for a wrong content type, 400 otherwise.
+pub fn json_body<T>(r: Result<Json<T>, JsonRejection>) -> ServerResult<T> {
+    match r {
+        Ok(Json(v)) => Ok(v),
+        Err(JsonRejection::MissingJsonContentType(_)) => Err(ServerError::UnsupportedMediaType(
+            "send the body as application/json".into(),
+        )),
+        Err(e) => Err(ServerError::BadRequest(format!(
+            "malformed JSON body: {}",
+            e.body_text()
+        ))),
+    }
+}
+
+fn path_id(r: Result<Path<i64>, PathRejection>, what: &str) -> ServerResult<i64> {
+    r.map(|Path(id)| id).map_err(|e| {
+        ServerError::BadRequest(format!("{what} id must be an integer: {}", e.body_text()))
+    })
+}
+
+fn clean_name(name: &str, what: &str) -> ServerResult<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 200 {
+        return Err(ServerError::BadRequest(format!(
+            "{what} name must be 1 to 200 characters"
+        )));
+    }
+    Ok(n.to_string())
+}
+
+/// Body of `POST /v1/campaigns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Keep uploaded images (default false: only the numbers are stored).
+    #[serde(default)]
+    pub keep_images: bool,
+}
+
+/// `POST /v1/campaigns`.
+pub async fn create(
+    State(state): State<SharedState>,
+    body: Result<Json<NewCampaign>, JsonRejection>,
+) -> ServerResult<(StatusCode, Json<Campaign>)> {
+    let c = json_body(body)?;
+    let name = clean_name(&c.name, "campaign")?;
+    let campaign = state
+        .db
+        .create_campaign(&name, c.description.trim(), c.keep_images)
+        .await?;
+    tracing::info!(id = campaign.id, name = %campaign.name, keep_images = campaign.keep_images, "campaign created");
+    Ok((StatusCode::CREATED, Json(campaign)))
+}
+
+/// `GET /v1/campaigns`.
+pub async fn list(State(state): State<SharedState>) -> ServerResult<Json<Value>> {
+    let campaigns = state.db.list_campaigns().await?;
+    Ok(Json(json!({ "campaigns": campaigns })))
+}
+
+/// `GET /v1/campaigns/{id}`: the campaign with its ads.
+pub async fn get_one(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "campaign")?;
+    let c = state.db.campaign(id).await?;
+    let ads = state.db.list_ads(id).await?;
+    Ok(Json(json!({ "campaign": c, "ads": ads })))
+}
+
+/// Body of `POST /v1/campaigns/{id}/ads`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAd {
+    pub name: String,
+}
+
+/// `POST /v1/campaigns/{id}/ads`.
+pub async fn create_ad(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<NewAd>, JsonRejection>,
+) -> ServerResult<(StatusCode, Json<Ad>)> {
+    let id = path_id(id, "campaign")?;
+    let a = json_body(body)?;
+    let name = clean_name(&a.name, "ad")?;
+    let ad = state.db.create_ad(id, &name).await?;
+    Ok((StatusCode::CREATED, Json(ad)))
+}
+
+/// `GET /v1/ads/{id}`.
+pub async fn get_ad(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "ad")?;
+    let ad = state.db.ad(id).await?;
+    let campaign = state.db.campaign(ad.campaign_id).await?;
+    Ok(Json(json!({ "ad": ad, "campaign": campaign })))
+}
+
+/// `GET /v1/ads/{id}/photos`: every upload with its status (failed ones with their error).
+pub async fn list_photos(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "ad")?;
+    state.db.ad(id).await?;
+    Ok(Json(json!({ "photos": state.db.ad_photos(id).await? })))
+}
+
+/// `POST /v1/ads/{id}/photos`: audience photos (multipart `files`, or JSON base64). Each photo
+/// is analysed and reported on its own; all rows are then written in one transaction. Images
+/// are stored only when the campaign keeps images.
+pub async fn upload(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+    Query(q): Query<crate::api::AnalyzeQuery>,
+    req: Request,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "ad")?;
+    let ad = state.db.ad(id).await?;
+    let campaign = state.db.campaign(ad.campaign_id).await?;
+    let (uploads, json_crop) = read_images(&state, req).await?;
+    let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
+    let results = analyze_uploads(&state, uploads, assume_crop).await;
+    let classes = state.meta().classes.clone();
+    let mut rows = Vec::with_capacity(results.len());
+    let mut items: Vec<ItemOut> = Vec::with_capacity(results.len());
+    for (u, r) in &results {
+        let item = crate::api::item_out(&state, u, r);
+        let (faces, width, height) = match (r, &item.faces) {
+            (Ok(rep), Some(fs)) => (
+                fs.iter()
+                    .map(|f| NewFace {
+                        x: f.bbox.x as f64,
+                        y: f.bbox.y as f64,
+                        w: f.bbox.width as f64,
+                        h: f.bbox.height as f64,
+                        probabilities: f.probabilities.clone(),
+                        top_class: f.top_emotion.clone(),
+                        top_probability: f.top_probability as f64,
+                        quality: f.quality as f64,
+                        uncertain: f.uncertain,
+                    })
+                    .collect(),
+                rep.width,
+                rep.height,
+            ),
+            _ => (Vec::new(), 0, 0),
+        };
+        rows.push(NewPhoto {
+            file_name: u.name.clone(),
+            sha256: sha256_hex(&u.bytes),
+            error: r.as_ref().err().map(|e| e.to_string()),
+            width,
+            height,
+            image: (campaign.keep_images && r.is_ok()).then(|| u.bytes.to_vec()),
+            faces,
+        });
+        items.push(item);
+    }
+    let ids = state.db.insert_photos(id, &rows).await?;
+    for (item, pid) in items.iter_mut().zip(ids) {
+        item.photo_id = Some(pid);
+    }
+    let ok = items.iter().filter(|i| i.status == "ok").count();
+    let faces: usize = items
+        .iter()
+        .filter_map(|i| i.faces.as_ref())
+        .map(|f| f.len())
+        .sum();
+    tracing::info!(ad = id, photos = items.len(), ok, faces, "photos uploaded");
+    Ok(Json(json!({
+        "ad_id": id,
+        "classes": classes,
+        "images_kept": campaign.keep_images,
+        "summary": { "items": items.len(), "ok": ok, "failed": items.len() - ok, "faces": faces },
+        "items": items,
+    })))
+}
+
+fn samples(classes: &[String], faces: &[StoredFace]) -> Vec<FaceSample> {
+    faces
+        .iter()
+        .map(|f| {
+            let probabilities: Vec<f32> = classes
+                .iter()
+                .map(|c| f.probabilities.get(c).copied().unwrap_or(0.0))
+                .collect();
+            FaceSample {
+                top: classes
+                    .iter()
+                    .position(|c| *c == f.top_class)
+                    .unwrap_or(usize::MAX),
+                probabilities,
+                uncertain: f.uncertain,
+            }
+        })
+        .collect()
+}
+
+async fn ad_results(state: &SharedState, ad: &Ad) -> ServerResult<(Distribution, Vec<StoredFace>)> {
+    let faces = state.db.ad_faces(ad.id).await?;
+    let classes = state.meta().classes.clone();
+    let s = samples(&classes, &faces);
+    Ok((distribution(&classes, &s), faces))
+}
+
+/// `GET /v1/ads/{id}/results`.
+pub async fn results(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "ad")?;
+    let ad = state.db.ad(id).await?;
+    let (dist, _) = ad_results(&state, &ad).await?;
+    Ok(Json(json!({
+        "ad": ad,
+        "classes": state.meta().classes,
+        "results": dist,
+        "thresholds": { "uncertain_below": state.config.uncertain_below, "min_quality": state.config.min_quality },
+    })))
+}
+
+/// Query of the comparison.
+#[derive(Debug, Deserialize, Default)]
+pub struct CompareQuery {
+    /// Ad to compare against (default: the campaign's first ad).
+    pub baseline: Option<i64>,
+}
+
+async fn comparison(
+    state: &SharedState,
+    campaign: &Campaign,
+    baseline: Option<i64>,
+) -> ServerResult<Value> {
+    let ads = state.db.list_ads(campaign.id).await?;
+    let classes = state.meta().classes.clone();
+    let base_id = match baseline {
+        Some(b) if ads.iter().any(|a| a.id == b) => Some(b),
+        Some(b) => {
+            return Err(ServerError::BadRequest(format!(
+                "baseline ad {b} is not an ad of campaign {}",
+                campaign.id
+            )))
+        }
+        None => ads.first().map(|a| a.id),
+    };
+    let mut per_ad = Vec::new();
+    for ad in &ads {
+        let faces = state.db.ad_faces(ad.id).await?;
+        per_ad.push((ad, samples(&classes, &faces)));
+    }
+    let base = per_ad
+        .iter()
+        .find(|(a, _)| Some(a.id) == base_id)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default();
+    let rows: Vec<Value> = per_ad
+        .iter()
+        .map(|(ad, s)| {
+            json!({
+                "ad": ad,
+                "results": distribution(&classes, s),
+                "difference_vs_baseline": if Some(ad.id) == base_id { Value::Null } else { json!(difference(&classes, &base, s)) },
+            })
+        })
+        .collect();
+    Ok(json!({
+        "campaign": campaign,
+        "classes": classes,
+        "baseline_ad_id": base_id,
+        "method": "95% percentile bootstrap intervals (2000 resamples, fixed seed); differences resample both ads independently. Uncertain faces are counted apart and left out.",
+        "ads": rows,
+    }))
+}
+
+/// `GET /v1/campaigns/{id}/compare`: the ads side by side, each against the baseline.
+pub async fn compare(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+    Query(q): Query<CompareQuery>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "campaign")?;
+    let campaign = state.db.campaign(id).await?;
+    Ok(Json(comparison(&state, &campaign, q.baseline).await?))
+}
+
+/// Query of the exports.
+#[derive(Debug, Deserialize, Default)]
+pub struct ExportQuery {
+    /// `csv` or `json` (default).
+    pub format: Option<String>,
+}
+
+enum Format {
+    Csv,
+    Json,
+}
+
+fn format_of(q: &ExportQuery) -> ServerResult<Format> {
+    match q
+        .format
+        .as_deref()
+        .unwrap_or("json")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "json" => Ok(Format::Json),
+        "csv" => Ok(Format::Csv),
+        other => Err(ServerError::BadRequest(format!(
+            "unknown export format '{other}': use format=csv or format=json"
+        ))),
+    }
+}
+
+/// Quotes a CSV field when needed (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn attachment(body: String, ctype: &'static str, filename: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /v1/ads/{id}/export?format=csv|json`: one row per face.
+pub async fn export_ad(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+    Query(q): Query<ExportQuery>,
+) -> ServerResult<Response> {
+    let id = path_id(id, "ad")?;
+    let fmt = format_of(&q)?;
+    let ad = state.db.ad(id).await?;
+    let (dist, faces) = ad_results(&state, &ad).await?;
+    let classes = state.meta().classes.clone();
+    match fmt {
+        Format::Json => {
+            let body = json!({ "ad": ad, "classes": classes, "results": dist, "faces": faces });
+            Ok(attachment(
+                body.to_string(),
+                "application/json",
+                format!("ad-{id}.json"),
+            ))
+        }
+        Format::Csv => {
+            let signs = valence_signs(&classes);
+            let mut o = String::from("ad_id,ad_name,photo_id,file_name,face_id,x,y,width,height,quality,uncertain,top_emotion,top_probability,valence");
+            for c in &classes {
+                let _ = write!(o, ",p_{}", csv_field(c));
+            }
+            o.push('\n');
+            for f in &faces {
+                let probs: Vec<f32> = classes
+                    .iter()
+                    .map(|c| f.probabilities.get(c).copied().unwrap_or(0.0))
+                    .collect();
+                let _ = write!(
+                    o,
+                    "{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.4},{},{},{:.6},{:.6}",
+                    ad.id,
+                    csv_field(&ad.name),
+                    f.photo_id,
+                    csv_field(&f.file_name),
+                    f.id,
+                    f.x,
+                    f.y,
+                    f.width,
+                    f.height,
+                    f.quality,
+                    f.uncertain,
+                    csv_field(&f.top_class),
+                    f.top_probability,
+                    face_valence(&probs, &signs)
+                );
+                for p in probs {
+                    let _ = write!(o, ",{p:.6}");
+                }
+                o.push('\n');
+            }
+            Ok(attachment(
+                o,
+                "text/csv; charset=utf-8",
+                format!("ad-{id}.csv"),
+            ))
+        }
+    }
+}
+
+/// `GET /v1/campaigns/{id}/export?format=csv|json`: one row per ad (CSV) or the full
+/// comparison with every face (JSON).
+pub async fn export_campaign(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+    Query(q): Query<ExportQuery>,
+) -> ServerResult<Response> {
+    let id = path_id(id, "campaign")?;
+    let fmt = format_of(&q)?;
+    let campaign = state.db.campaign(id).await?;
+    let cmp = comparison(&state, &campaign, None).await?;
+    let classes = state.meta().classes.clone();
+    match fmt {
+        Format::Json => {
+            let mut faces = serde_json::Map::new();
+            for ad in state.db.list_ads(id).await? {
+                faces.insert(ad.id.to_string(), json!(state.db.ad_faces(ad.id).await?));
+            }
+            let body = json!({ "comparison": cmp, "faces_by_ad": faces });
+            Ok(attachment(
+                body.to_string(),
+                "application/json",
+                format!("campaign-{id}.json"),
+            ))
+        }
+        Format::Csv => {
+            let mut o = String::from("campaign_id,campaign_name,ad_id,ad_name,photos,failed_photos,faces_counted,faces_uncertain,valence,valence_ci_low,valence_ci_high,valence_diff_vs_baseline,valence_diff_ci_low,valence_diff_ci_high");
+            for c in &classes {
+                let _ = write!(o, ",mean_p_{c},share_{c}", c = csv_field(c));
+            }
+            o.push('\n');
+            let num = |v: &Value| v.as_f64().map(|x| format!("{x:.6}")).unwrap_or_default();
+            for row in cmp["ads"].as_array().cloned().unwrap_or_default() {
+                let (ad, r, d) = (&row["ad"], &row["results"], &row["difference_vs_baseline"]);
+                let _ = write!(
+                    o,
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    campaign.id,
+                    csv_field(&campaign.name),
+                    ad["id"],
+                    csv_field(ad["name"].as_str().unwrap_or("")),
+                    ad["photos"],
+                    ad["failed_photos"],
+                    r["faces"],
+                    r["uncertain_faces"],
+                    num(&r["valence"]["value"]),
+                    num(&r["valence"]["ci_low"]),
+                    num(&r["valence"]["ci_high"]),
+                    num(&d["valence"]["value"]),
+                    num(&d["valence"]["ci_low"]),
+                    num(&d["valence"]["ci_high"]),
+                );
+                for c in &classes {
+                    let _ = write!(
+                        o,
+                        ",{},{}",
+                        num(&r["mean_probabilities"][c]),
+                        num(&r["top_share"][c]["value"])
+                    );
+                }
+                o.push('\n');
+            }
+            Ok(attachment(
+                o,
+                "text/csv; charset=utf-8",
+                format!("campaign-{id}.csv"),
+            ))
+        }
+    }
+}
+
+/// `GET /v1/photos/{id}/image`: a kept upload (only for campaigns that keep images).
+pub async fn photo_image(
+    State(state): State<SharedState>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Response> {
+    let id = path_id(id, "photo")?;
+    let bytes = state.db.photo_image(id).await?;
+    let ctype = image::guess_format(&bytes)
+        .map(|f| f.to_mime_type())
+        .unwrap_or("application/octet-stream");
+    Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
+}

@@ -1,0 +1,524 @@
+//! Storage of campaigns, ads, photos, faces and API keys. SQLite (a file, created on start) or
+//! PostgreSQL, through sqlx's `Any` driver so one set of queries serves both; each backend has
+//! its own migrations (embedded in the binary) and is migrated on connect.
+
+use crate::error::{ServerError, ServerResult};
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migrated connection pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Turns what a user gives (`sqlite://x.db`, a bare path, `postgres://...`) into a sqlx URL;
+/// SQLite files are created when missing.
+pub fn normalise_url(url: &str) -> ServerResult<(String, Backend)> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_string(), Backend::Postgres));
+    }
+    let url = if url.starts_with("sqlite:") {
+        url.to_string()
+    } else if url.contains("://") {
+        return Err(ServerError::BadRequest(format!(
+            "database URL '{url}' is neither sqlite: nor postgres://; give a file path, sqlite://FILE or postgres://USER@HOST/DB"
+        )));
+    } else {
+        format!("sqlite://{url}")
+    };
+    let url = if url.contains("mode=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    Ok((url, Backend::Sqlite))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A campaign: a set of ads shown to the same kind of audience.
+#[derive(Debug, Clone, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    /// Whether uploaded photos are stored; when false only the numbers are kept.
+    pub keep_images: bool,
+    pub created_at: i64,
+}
+
+/// An ad of a campaign, with its upload counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ad {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub name: String,
+    pub created_at: i64,
+    /// Photos analysed successfully.
+    pub photos: i64,
+    /// Uploads that failed (not an image, truncated...), kept as records with their error.
+    pub failed_photos: i64,
+    /// Faces found in the photos.
+    pub faces: i64,
+}
+
+/// One face to store.
+#[derive(Debug, Clone)]
+pub struct NewFace {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub probabilities: BTreeMap<String, f32>,
+    pub top_class: String,
+    pub top_probability: f64,
+    pub quality: f64,
+    pub uncertain: bool,
+}
+
+/// One upload to store: analysed (`error` None) or failed.
+#[derive(Debug, Clone)]
+pub struct NewPhoto {
+    pub file_name: String,
+    pub sha256: String,
+    pub error: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    /// The image bytes, only when the campaign keeps images.
+    pub image: Option<Vec<u8>>,
+    pub faces: Vec<NewFace>,
+}
+
+/// A stored face.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredFace {
+    pub id: i64,
+    pub photo_id: i64,
+    pub file_name: String,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+    pub top_class: String,
+    pub top_probability: f64,
+    pub quality: f64,
+    pub uncertain: bool,
+    pub probabilities: BTreeMap<String, f32>,
+}
+
+/// A stored upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredPhoto {
+    pub id: i64,
+    pub file_name: String,
+    pub sha256: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub width: i64,
+    pub height: i64,
+    pub image_kept: bool,
+    pub created_at: i64,
+}
+
+/// An API key's record (never the key itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub name: String,
+    /// First characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+fn campaign_from(row: &AnyRow) -> Result<Campaign, sqlx::Error> {
+    Ok(Campaign {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        keep_images: row.try_get::<i64, _>("keep_images")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const AD_SELECT: &str = "SELECT a.id, a.campaign_id, a.name, a.created_at, \
+    (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'ok') AS photos, \
+    (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status <> 'ok') AS failed_photos, \
+    (SELECT COUNT(*) FROM faces f WHERE f.ad_id = a.id) AS faces \
+    FROM ads a";
+
+fn ad_from(row: &AnyRow) -> Result<Ad, sqlx::Error> {
+    Ok(Ad {
+        id: row.try_get("id")?,
+        campaign_id: row.try_get("campaign_id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        photos: row.try_get("photos")?,
+        failed_photos: row.try_get("failed_photos")?,
+        faces: row.try_get("faces")?,
+    })
+}
+
+impl Db {
+    /// Connects and applies the migrations of the backend.
+    pub async fn connect(url: &str) -> ServerResult<Db> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = normalise_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite serialises writers anyway; a few readers are enough.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .map_err(|e| {
+                ServerError::Database(format!("cannot open database {}: {e}", redact(&url)))
+            })?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> ServerResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn create_campaign(
+        &self,
+        name: &str,
+        description: &str,
+        keep_images: bool,
+    ) -> ServerResult<Campaign> {
+        let row = sqlx::query(
+            "INSERT INTO campaigns (name, description, keep_images, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, name, description, keep_images, created_at",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(keep_images as i64)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(campaign_from(&row)?)
+    }
+
+    pub async fn list_campaigns(&self) -> ServerResult<Vec<Campaign>> {
+        let rows = sqlx::query(
+            "SELECT id, name, description, keep_images, created_at FROM campaigns ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(campaign_from).collect::<Result<_, _>>()?)
+    }
+
+    /// The campaign, or a 404 naming the id.
+    pub async fn campaign(&self, id: i64) -> ServerResult<Campaign> {
+        let row = sqlx::query(
+            "SELECT id, name, description, keep_images, created_at FROM campaigns WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(campaign_from(&r)?),
+            None => Err(ServerError::NotFound(format!(
+                "campaign {id} does not exist; list campaigns with GET /v1/campaigns"
+            ))),
+        }
+    }
+
+    pub async fn create_ad(&self, campaign_id: i64, name: &str) -> ServerResult<Ad> {
+        self.campaign(campaign_id).await?;
+        let row = sqlx::query(
+            "INSERT INTO ads (campaign_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(name)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        self.ad(row.try_get("id")?).await
+    }
+
+    pub async fn list_ads(&self, campaign_id: i64) -> ServerResult<Vec<Ad>> {
+        let rows = sqlx::query(&format!(
+            "{AD_SELECT} WHERE a.campaign_id = $1 ORDER BY a.id"
+        ))
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(ad_from).collect::<Result<_, _>>()?)
+    }
+
+    /// The ad, or a 404 naming the id.
+    pub async fn ad(&self, id: i64) -> ServerResult<Ad> {
+        let row = sqlx::query(&format!("{AD_SELECT} WHERE a.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(ad_from(&r)?),
+            None => Err(ServerError::NotFound(format!(
+                "ad {id} does not exist; list a campaign's ads with GET /v1/campaigns/{{id}}"
+            ))),
+        }
+    }
+
+    /// Stores a batch of uploads and their faces in one transaction: either all rows are
+    /// written or none. Returns the new photo ids in input order.
+    pub async fn insert_photos(&self, ad_id: i64, photos: &[NewPhoto]) -> ServerResult<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(photos.len());
+        let t = now();
+        for p in photos {
+            let row = sqlx::query(
+                "INSERT INTO photos (ad_id, file_name, sha256, status, error, width, height, image, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(ad_id)
+            .bind(&p.file_name)
+            .bind(&p.sha256)
+            .bind(if p.error.is_none() { "ok" } else { "error" })
+            .bind(p.error.clone())
+            .bind(p.width as i64)
+            .bind(p.height as i64)
+            .bind(p.image.clone())
+            .bind(t)
+            .fetch_one(&mut *tx)
+            .await?;
+            let photo_id: i64 = row.try_get("id")?;
+            for f in &p.faces {
+                let probs = serde_json::to_string(&f.probabilities)
+                    .map_err(|e| ServerError::Internal(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO faces (photo_id, ad_id, x, y, w, h, top_class, top_probability, quality, uncertain, probabilities) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(photo_id)
+                .bind(ad_id)
+                .bind(f.x)
+                .bind(f.y)
+                .bind(f.w)
+                .bind(f.h)
+                .bind(&f.top_class)
+                .bind(f.top_probability)
+                .bind(f.quality)
+                .bind(f.uncertain as i64)
+                .bind(probs)
+                .execute(&mut *tx)
+                .await?;
+            }
+            ids.push(photo_id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Every face of an ad, in upload order.
+    pub async fn ad_faces(&self, ad_id: i64) -> ServerResult<Vec<StoredFace>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.photo_id, p.file_name, f.x, f.y, f.w, f.h, f.top_class, f.top_probability, \
+             f.quality, f.uncertain, f.probabilities FROM faces f JOIN photos p ON p.id = f.photo_id \
+             WHERE f.ad_id = $1 ORDER BY f.id",
+        )
+        .bind(ad_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let probs: String = r.try_get("probabilities")?;
+                Ok(StoredFace {
+                    id: r.try_get("id")?,
+                    photo_id: r.try_get("photo_id")?,
+                    file_name: r.try_get("file_name")?,
+                    x: r.try_get("x")?,
+                    y: r.try_get("y")?,
+                    width: r.try_get("w")?,
+                    height: r.try_get("h")?,
+                    top_class: r.try_get("top_class")?,
+                    top_probability: r.try_get("top_probability")?,
+                    quality: r.try_get("quality")?,
+                    uncertain: r.try_get::<i64, _>("uncertain")? != 0,
+                    probabilities: serde_json::from_str(&probs).map_err(|e| {
+                        ServerError::Database(format!(
+                            "face {}: bad probabilities: {e}",
+                            r.try_get::<i64, _>("id").unwrap_or(-1)
+                        ))
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, ServerError>>()
+    }
+
+    /// Every upload of an ad (without image bytes).
+    pub async fn ad_photos(&self, ad_id: i64) -> ServerResult<Vec<StoredPhoto>> {
+        let rows = sqlx::query(
+            "SELECT id, file_name, sha256, status, error, width, height, \
+             CASE WHEN image IS NULL THEN 0 ELSE 1 END AS image_kept, created_at \
+             FROM photos WHERE ad_id = $1 ORDER BY id",
+        )
+        .bind(ad_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(StoredPhoto {
+                    id: r.try_get("id")?,
+                    file_name: r.try_get("file_name")?,
+                    sha256: r.try_get("sha256")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    width: r.try_get("width")?,
+                    height: r.try_get("height")?,
+                    image_kept: r.try_get::<i64, _>("image_kept")? != 0,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The kept bytes of a photo, or 404.
+    pub async fn photo_image(&self, id: i64) -> ServerResult<Vec<u8>> {
+        let row = sqlx::query("SELECT image FROM photos WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("image"))
+            .transpose()?
+        {
+            Some(Some(bytes)) => Ok(bytes),
+            Some(None) => Err(ServerError::NotFound(format!(
+                "photo {id} was analysed but not kept (its campaign does not keep images)"
+            ))),
+            None => Err(ServerError::NotFound(format!("photo {id} does not exist"))),
+        }
+    }
+
+    /// Stores a new API key's hash; returns its id.
+    pub async fn insert_key(&self, name: &str, prefix: &str, key_hash: &str) -> ServerResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(prefix)
+        .bind(key_hash)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Whether a live key has this hash.
+    pub async fn key_is_valid(&self, key_hash: &str) -> ServerResult<bool> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE key_hash = $1 AND revoked = 0")
+                .bind(key_hash)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    pub async fn list_keys(&self) -> ServerResult<Vec<ApiKeyInfo>> {
+        let rows =
+            sqlx::query("SELECT id, name, prefix, created_at, revoked FROM api_keys ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked: r.try_get::<i64, _>("revoked")? != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Revokes a key; false when no such key.
+    pub async fn revoke_key(&self, id: i64) -> ServerResult<bool> {
+        let r = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+/// Hides a password in a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_normalise() {
+        assert_eq!(normalise_url("x.db").unwrap().0, "sqlite://x.db?mode=rwc");
+        assert_eq!(
+            normalise_url("sqlite://x.db?mode=ro").unwrap().0,
+            "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            normalise_url("postgres://u@h/d").unwrap().1,
+            Backend::Postgres
+        );
+        assert!(normalise_url("mysql://h/d").is_err());
+        assert_eq!(redact("postgres://u:secret@h/d"), "postgres://u:***@h/d");
+    }
+}

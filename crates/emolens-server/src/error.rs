@@ -1,0 +1,137 @@
+//! The server's error type and its mapping onto HTTP status codes and JSON bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use emolens_core::CoreError;
+use serde_json::json;
+
+/// Everything a request can fail with. Each variant names the input and what to do; each maps to
+/// one HTTP status (see [`ServerError::status`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServerError {
+    /// The request was malformed (missing field, bad JSON, bad parameter).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body or a part of it had a content type this endpoint does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// An uploaded file is not an image in a supported format.
+    #[error("{0}")]
+    NotAnImage(String),
+    /// An image was recognised but could not be decoded (e.g. truncated).
+    #[error("{0}")]
+    UndecodableImage(String),
+    /// The body, an image, or the number of files is over a configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// No such campaign, ad, photo or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// No bearer token or an unknown/revoked one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The server is at its concurrency limit.
+    #[error("server busy: {0}")]
+    Busy(String),
+    /// The model failed on valid input.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Anything else that is our fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServerError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServerError::UnsupportedMediaType(_) | ServerError::NotAnImage(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ServerError::UndecodableImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServerError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Inference(_) | ServerError::Database(_) | ServerError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Short machine-readable code, stable across releases.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServerError::BadRequest(_) => "bad_request",
+            ServerError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ServerError::NotAnImage(_) => "not_an_image",
+            ServerError::UndecodableImage(_) => "undecodable_image",
+            ServerError::TooLarge(_) => "too_large",
+            ServerError::NotFound(_) => "not_found",
+            ServerError::Unauthorized(_) => "unauthorized",
+            ServerError::Busy(_) => "busy",
+            ServerError::Inference(_) => "inference_failed",
+            ServerError::Database(_) => "database_error",
+            ServerError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<CoreError> for ServerError {
+    fn from(e: CoreError) -> Self {
+        let msg = e.to_string();
+        match e {
+            CoreError::EmptyImage { .. } => ServerError::BadRequest(msg),
+            CoreError::UnknownFormat { .. } => ServerError::NotAnImage(msg),
+            CoreError::Decode { .. } => ServerError::UndecodableImage(msg),
+            CoreError::TooLarge { .. } => ServerError::TooLarge(msg),
+            CoreError::Inference(_) | CoreError::Meta(_) => ServerError::Inference(msg),
+            CoreError::Io { .. } => ServerError::Internal(msg),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ServerError {
+    fn from(e: sqlx::Error) -> Self {
+        ServerError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for ServerError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        ServerError::Database(format!("migration failed: {e}"))
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut resp = (
+            status,
+            Json(json!({ "error": self.to_string(), "code": self.code() })),
+        )
+            .into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+/// Result alias for handlers.
+pub type ServerResult<T> = Result<T, ServerError>;

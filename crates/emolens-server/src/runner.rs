@@ -1,0 +1,105 @@
+//! Synchronous entry points for the CLI: start the server (own tokio runtime) and manage keys.
+
+use crate::analysis::{FacesAnalyzer, PhotoAnalyzer};
+use crate::db::Db;
+use crate::error::{ServerError, ServerResult};
+use crate::{AppState, ServerConfig};
+use emolens_core::EmotionClassifier;
+use std::sync::Arc;
+
+/// How to launch the server.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub host: String,
+    pub port: u16,
+    pub database_url: String,
+    pub config: ServerConfig,
+    /// Find faces in photos (true) or take every image as one face crop.
+    pub detect_faces: bool,
+}
+
+fn runtime() -> ServerResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Opens the database, binds, and serves until Ctrl-C/SIGTERM.
+pub fn run_blocking(launch: Launch, classifier: Arc<dyn EmotionClassifier>) -> ServerResult<()> {
+    runtime()?.block_on(async move {
+        let db = Db::connect(&launch.database_url).await?;
+        let photos: Option<Arc<dyn PhotoAnalyzer>> = if launch.detect_faces {
+            Some(Arc::new(FacesAnalyzer::for_classifier(
+                classifier.clone(),
+                launch.config.decode_limits(),
+                launch.config.uncertain_below,
+            )?))
+        } else {
+            None
+        };
+        let state = AppState::new(launch.config.clone(), classifier, photos, db);
+        let addr = format!("{}:{}", launch.host, launch.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+            ServerError::Internal(format!(
+                "cannot listen on {addr}: {e}; pick another --port or stop what uses it"
+            ))
+        })?;
+        crate::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| ServerError::Internal(format!("server failed: {e}")))
+    })
+}
+
+/// Creates an API key in the database at `database_url`; returns the key (shown once).
+pub fn create_key_blocking(database_url: &str, name: &str) -> ServerResult<crate::auth::NewKey> {
+    runtime()?.block_on(async {
+        let db = Db::connect(database_url).await?;
+        let k = crate::auth::create_key(&db, name).await;
+        db.close().await;
+        k
+    })
+}
+
+/// Lists the keys (never the keys themselves).
+pub fn list_keys_blocking(database_url: &str) -> ServerResult<Vec<crate::db::ApiKeyInfo>> {
+    runtime()?.block_on(async {
+        let db = Db::connect(database_url).await?;
+        let k = db.list_keys().await;
+        db.close().await;
+        k
+    })
+}
+
+/// Revokes a key by id.
+pub fn revoke_key_blocking(database_url: &str, id: i64) -> ServerResult<bool> {
+    runtime()?.block_on(async {
+        let db = Db::connect(database_url).await?;
+        let k = db.revoke_key(id).await;
+        db.close().await;
+        k
+    })
+}

@@ -1,0 +1,198 @@
+//! Health, info, metrics, the OpenAPI document, the docs page and the embedded web app.
+
+use crate::error::ServerError;
+use crate::{SharedState, PRIVACY_NOTICE};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// Web assets, embedded in the binary.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    ),
+    (
+        "/app",
+        "text/html; charset=utf-8",
+        include_str!("../web/app.html"),
+    ),
+    (
+        "/docs",
+        "text/html; charset=utf-8",
+        include_str!("../web/docs.html"),
+    ),
+    (
+        "/static/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/style.css"),
+    ),
+    (
+        "/static/charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/charts.js"),
+    ),
+    (
+        "/static/demo.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/demo.js"),
+    ),
+    (
+        "/static/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    ),
+    (
+        "/favicon.ico",
+        "image/svg+xml",
+        include_str!("../web/favicon.svg"),
+    ),
+];
+
+/// The OpenAPI document (hand-written, checked against the router by the tests).
+const OPENAPI: &str = include_str!("../web/openapi.json");
+
+/// Routes that need no key and no concurrency slot (probes must answer when saturated).
+pub fn routes() -> Router<SharedState> {
+    let mut r = Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(health))
+        .route("/info", get(info))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi));
+    for (path, ctype, body) in ASSETS {
+        let (ctype, body) = (*ctype, *body);
+        r = r.route(
+            path,
+            get(move || async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, ctype),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    body,
+                )
+            }),
+        );
+    }
+    r
+}
+
+/// The OpenAPI document with the privacy notice and version filled in.
+pub fn openapi_document() -> Value {
+    let mut doc: Value = serde_json::from_str(OPENAPI)
+        .unwrap_or_else(|e| json!({ "error": format!("embedded openapi.json is invalid: {e}") }));
+    if let Some(info) = doc.get_mut("info").and_then(|i| i.as_object_mut()) {
+        info.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+        let desc = info
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or("")
+            .to_string();
+        info.insert(
+            "description".into(),
+            json!(format!(
+                "{desc}\n\n**Privacy and lawful use.** {PRIVACY_NOTICE}"
+            )),
+        );
+    }
+    doc
+}
+
+async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the model is loaded (it is, or the server would not have started) and the
+/// database answers.
+async fn health(State(state): State<SharedState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(json!({ "status": "ok", "model": "ok", "database": "ok" })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "model": "ok", "database": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn info(State(state): State<SharedState>) -> Json<Value> {
+    let m = state.meta();
+    Json(json!({
+        "name": "emolens",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build": {
+            "git_sha": option_env!("EMOLENS_GIT_SHA").unwrap_or("unknown"),
+            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        },
+        "model": {
+            "name": m.name,
+            "format_version": m.format_version,
+            "classes": m.classes,
+            "input": m.input,
+            "metrics": m.metrics,
+            "data_fingerprint": m.data_fingerprint,
+        },
+        "database": state.db.backend(),
+        "limits": {
+            "max_body_bytes": state.config.max_body_bytes,
+            "max_image_bytes": state.config.max_image_bytes,
+            "max_image_side": state.config.max_image_side,
+            "max_files": state.config.max_files,
+            "max_concurrent": state.config.max_concurrent,
+            "inference_workers": state.config.inference_workers,
+        },
+        "thresholds": { "uncertain_below": state.config.uncertain_below, "min_quality": state.config.min_quality },
+        "open_demo": state.config.open_demo,
+        "privacy": PRIVACY_NOTICE,
+        "uptime_seconds": state.started.elapsed().as_secs_f64(),
+    }))
+}
+
+async fn metrics(State(state): State<SharedState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state
+            .metrics
+            .render(state.started.elapsed().as_secs_f64(), &state.meta().name),
+    )
+        .into_response()
+}
+
+/// Unknown routes: a JSON 404 naming the path.
+pub async fn not_found(req: Request) -> ServerError {
+    ServerError::NotFound(format!(
+        "no route {} {}; see /docs for the API",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// Middleware: at most `max_concurrent` API requests in flight; beyond, 429 at once (a queue
+/// would only grow latency for everyone).
+pub async fn limit_concurrency(
+    State(state): State<SharedState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ServerError> {
+    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+        return Err(ServerError::Busy(format!(
+            "{} requests are in flight, the limit; retry shortly",
+            state.config.max_concurrent
+        )));
+    };
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,280 @@
+//! Reading the images of a request: multipart files or JSON with base64, with the size and count
+//! limits applied before anything is decoded.
+
+use crate::error::{ServerError, ServerResult};
+use crate::ServerConfig;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use base64::Engine;
+use serde::Deserialize;
+
+/// One image of a request, not yet decoded.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// Position in the request (0-based).
+    pub index: usize,
+    /// File name or `item N`, used in messages.
+    pub name: String,
+    pub bytes: Bytes,
+    /// Set when the item was refused before decoding (too large, bad base64).
+    pub rejected: Option<ServerError>,
+}
+
+/// What the request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Multipart,
+    Json,
+}
+
+/// Classifies the request by its content type; anything but multipart or JSON is a 415 naming
+/// what was sent and what is accepted.
+pub fn body_kind(req: &Request, accepts_json: bool) -> ServerResult<BodyKind> {
+    let ct = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("multipart/form-data") {
+        return Ok(BodyKind::Multipart);
+    }
+    if accepts_json && (ct.starts_with("application/json") || ct.ends_with("+json")) {
+        return Ok(BodyKind::Json);
+    }
+    let want = if accepts_json {
+        "multipart/form-data (field `file`) or application/json ({\"images\": [{\"b64\": ...}]})"
+    } else {
+        "multipart/form-data with the image in the field `file`"
+    };
+    let got = if ct.is_empty() {
+        "no content type".to_string()
+    } else {
+        format!("'{ct}'")
+    };
+    Err(ServerError::UnsupportedMediaType(format!(
+        "request body has {got}; send {want}"
+    )))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ServerError {
+    let text = e.body_text();
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ServerError::TooLarge(format!("request body is over the size limit: {text}"))
+    } else {
+        ServerError::BadRequest(format!("malformed multipart body: {text}"))
+    }
+}
+
+/// Field names that carry images.
+fn is_file_field(name: &str) -> bool {
+    matches!(
+        name,
+        "file" | "files" | "files[]" | "image" | "images" | "images[]"
+    )
+}
+
+/// Reads every image file of a multipart body. Too many files is a 413 for the whole request
+/// (nothing has been analysed or stored yet); an oversized file is refused as its own item.
+pub async fn read_multipart(req: Request, config: &ServerConfig) -> ServerResult<Vec<Upload>> {
+    let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
+        ServerError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    })?;
+    let mut out = Vec::new();
+    while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+        let field_name = field.name().unwrap_or("").to_string();
+        if !is_file_field(&field_name) {
+            // Other form fields (e.g. a note) are not images; drain and ignore them.
+            while field.chunk().await.map_err(multipart_error)?.is_some() {}
+            continue;
+        }
+        let index = out.len();
+        if index >= config.max_files {
+            return Err(ServerError::TooLarge(format!(
+                "too many files: this request has more than {} (the limit); send them in smaller batches",
+                config.max_files
+            )));
+        }
+        let name = field
+            .file_name()
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("item {index}"));
+        let mut buf = Vec::new();
+        let mut rejected = None;
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if rejected.is_none() {
+                if buf.len() + chunk.len() > config.max_image_bytes {
+                    rejected = Some(too_large(&name, config.max_image_bytes));
+                    buf = Vec::new();
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+        out.push(Upload {
+            index,
+            name,
+            bytes: Bytes::from(buf),
+            rejected,
+        });
+    }
+    if out.is_empty() {
+        return Err(ServerError::BadRequest(
+            "no image in the request: send the image in a multipart field named `file` (or `files` for many)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+fn too_large(name: &str, limit: usize) -> ServerError {
+    ServerError::TooLarge(format!(
+        "{name}: file is over the limit of {} MiB per image; downscale or recompress it",
+        limit >> 20
+    ))
+}
+
+/// A JSON image: a base64 string or `{"name": ..., "b64": ...}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum JsonImage {
+    Plain(String),
+    Named {
+        #[serde(default)]
+        name: Option<String>,
+        b64: String,
+    },
+}
+
+/// The JSON form of `/v1/analyze`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeJson {
+    pub images: Vec<JsonImage>,
+    /// Treat each image as one face crop (skip detection).
+    #[serde(default)]
+    pub assume_crop: Option<bool>,
+}
+
+/// Decodes base64, accepting a `data:...;base64,` prefix and URL-safe or padded forms.
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    let s = match (s.starts_with("data:"), s.find(",")) {
+        (true, Some(i)) => &s[i + 1..],
+        _ => s,
+    };
+    let cleaned: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    let mut last = String::new();
+    for e in engines {
+        match e.decode(&cleaned) {
+            Ok(b) => return Ok(b),
+            Err(err) => last = err.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Parses a JSON body into uploads. Malformed JSON is a 400 naming the parse error.
+pub fn read_json(body: &[u8], config: &ServerConfig) -> ServerResult<(Vec<Upload>, Option<bool>)> {
+    if body.is_empty() {
+        return Err(ServerError::BadRequest(
+            "empty request body: send {\"images\": [{\"name\": \"a.jpg\", \"b64\": \"...\"}]}"
+                .into(),
+        ));
+    }
+    let parsed: AnalyzeJson = serde_json::from_slice(body)
+        .map_err(|e| ServerError::BadRequest(format!("malformed JSON body: {e}; expected {{\"images\": [{{\"name\": \"a.jpg\", \"b64\": \"...\"}}]}}")))?;
+    if parsed.images.is_empty() {
+        return Err(ServerError::BadRequest(
+            "`images` is empty: send at least one image".into(),
+        ));
+    }
+    if parsed.images.len() > config.max_files {
+        return Err(ServerError::TooLarge(format!(
+            "too many images: {} in this request, the limit is {}; send them in smaller batches",
+            parsed.images.len(),
+            config.max_files
+        )));
+    }
+    let uploads = parsed
+        .images
+        .into_iter()
+        .enumerate()
+        .map(|(index, img)| {
+            let (name, b64) = match img {
+                JsonImage::Plain(b) => (None, b),
+                JsonImage::Named { name, b64 } => (name, b64),
+            };
+            let name = name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("item {index}"));
+            let (bytes, rejected) = match decode_b64(&b64) {
+                Ok(b) if b.len() > config.max_image_bytes => {
+                    (Vec::new(), Some(too_large(&name, config.max_image_bytes)))
+                }
+                Ok(b) => (b, None),
+                Err(e) => (
+                    Vec::new(),
+                    Some(ServerError::BadRequest(format!(
+                        "{name}: `b64` is not valid base64 ({e})"
+                    ))),
+                ),
+            };
+            Upload {
+                index,
+                name,
+                bytes: Bytes::from(bytes),
+                rejected,
+            }
+        })
+        .collect();
+    Ok((uploads, parsed.assume_crop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_forms() {
+        assert_eq!(decode_b64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_b64("aGk").unwrap(), b"hi");
+        assert_eq!(decode_b64("data:image/png;base64,aGk=").unwrap(), b"hi");
+        assert!(decode_b64("not base64 !!").is_err());
+    }
+
+    #[test]
+    fn json_limits_and_errors() {
+        let c = ServerConfig {
+            max_files: 2,
+            ..Default::default()
+        };
+        assert!(matches!(
+            read_json(b"", &c),
+            Err(ServerError::BadRequest(_))
+        ));
+        assert!(matches!(
+            read_json(b"{nope", &c),
+            Err(ServerError::BadRequest(_))
+        ));
+        let three = br#"{"images": ["aGk=", "aGk=", "aGk="]}"#;
+        assert!(matches!(
+            read_json(three, &c),
+            Err(ServerError::TooLarge(_))
+        ));
+        let (u, _) = read_json(
+            br#"{"images": [{"name": "x.png", "b64": "%%"}, "aGk="]}"#,
+            &c,
+        )
+        .unwrap();
+        assert!(u[0].rejected.is_some() && u[0].name == "x.png");
+        assert_eq!(&u[1].bytes[..], b"hi");
+    }
+}

@@ -1,0 +1,435 @@
+//! Shared test parts: a real model, a real server on a loopback port, a tiny HTTP client, real
+//! FER2013 files, and a private PostgreSQL server.
+#![allow(dead_code)]
+
+use emolens_core::{ColourMode, EmotionClassifier, InputSpec, ModelMeta};
+use emolens_server::analysis::{FacesAnalyzer, PhotoAnalyzer};
+use emolens_server::db::Db;
+use emolens_server::{AppState, ServerConfig};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// A small architecture in the original design's format, for when the bundled model is absent.
+const TINY_ARCH: &str = r#"{
+ "Conv2D_1": {"filters": 8, "kernel_size": 3, "activation": "relu", "input_shape": [48, 48, 1]},
+ "MaxPooling2D_1": {"pool_size": 4},
+ "Flatten_1": {},
+ "Dense_1": {"units": 7, "activation": "softmax"}
+}"#;
+
+/// The model under test: the bundled default model through the real loader; until a bundled
+/// model exists, a real (untrained) network written to a real model file and loaded through the
+/// same loader. Class names are taken from the file either way.
+pub fn classifier() -> Arc<dyn EmotionClassifier> {
+    static C: OnceLock<Arc<dyn EmotionClassifier>> = OnceLock::new();
+    C.get_or_init(|| {
+        if emolens_model::BUNDLED_MODEL.is_some() {
+            return emolens_model::load_classifier(None).expect("bundled model loads");
+        }
+        let imp =
+            emolens_model::parse_architecture(TINY_ARCH, "tiny").expect("tiny architecture parses");
+        let device = emolens_model::inference_device();
+        let net =
+            emolens_model::Network::new(&imp.arch, 1, 48, 48, &device).expect("network builds");
+        let meta = ModelMeta {
+            format_version: ModelMeta::FORMAT_VERSION,
+            name: "tiny-untrained-test-model".into(),
+            classes: [
+                "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            input: InputSpec::fer(ColourMode::Grayscale),
+            architecture: serde_json::from_str(&imp.arch.to_json()).expect("architecture json"),
+            training: Value::Null,
+            data_fingerprint: None,
+            metrics: Default::default(),
+        };
+        let bytes = emolens_model::ModelFile::encode(&meta, net).expect("model encodes");
+        let dir =
+            std::env::temp_dir().join(format!("emolens-server-test-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.emolens");
+        std::fs::write(&path, bytes).unwrap();
+        emolens_model::load_classifier(Some(&path)).expect("model file loads")
+    })
+    .clone()
+}
+
+/// `n` real FER2013 test images of a class, read from the shared data.
+pub fn fer_images(class: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    let dir = emolens_core::paths::fer2013_dir().join("test").join(class);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("FER2013 is missing at {} ({e}); tests need shared/data/fer2013 (set EMOLENS_SHARED)", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .take(n)
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A server running on a loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: emolens_server::SharedState,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig, db_url: &str, detect_faces: bool) -> TestServer {
+        let db = Db::connect(db_url).await.expect("database opens");
+        let c = classifier();
+        let photos: Option<Arc<dyn PhotoAnalyzer>> = detect_faces.then(|| {
+            Arc::new(
+                FacesAnalyzer::for_classifier(
+                    c.clone(),
+                    config.decode_limits(),
+                    config.uncertain_below,
+                )
+                .unwrap(),
+            ) as Arc<dyn PhotoAnalyzer>
+        });
+        let state = AppState::new(config, c, photos, db);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(emolens_server::serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            state,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Signals shutdown and waits for the server to finish its in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The JSON error message (and checks the body is a JSON error).
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error field: {}", self.text()))
+            .to_string()
+    }
+}
+
+/// Raw request bytes for `method path` with headers and body.
+pub fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Parses a full HTTP/1.1 response (content-length or chunked).
+pub fn parse_response(raw: &[u8]) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response has headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
+            rest = &rest[nl + 2 + size + 2..];
+        }
+        body = out;
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Sends a request and reads the whole response.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&raw_request(addr, method, path, headers, body))
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    parse_response(&raw)
+}
+
+pub async fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Resp {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let h: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    request(addr, "GET", path, &h, b"").await
+}
+
+pub async fn post_json(addr: SocketAddr, path: &str, key: Option<&str>, body: &Value) -> Resp {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut h: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+    if let Some(a) = &auth {
+        h.push(("Authorization", a.as_str()));
+    }
+    request(addr, "POST", path, &h, body.to_string().as_bytes()).await
+}
+
+pub const BOUNDARY: &str = "emolens-test-boundary-7d1f";
+
+/// A multipart/form-data body with the given (field, file name, bytes) parts.
+pub fn multipart(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (field, name, bytes) in parts {
+        b.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        b.extend_from_slice(bytes);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    b
+}
+
+pub async fn post_multipart(
+    addr: SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    parts: &[(&str, &str, &[u8])],
+) -> Resp {
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut h: Vec<(&str, &str)> = vec![("Content-Type", ct.as_str())];
+    if let Some(a) = &auth {
+        h.push(("Authorization", a.as_str()));
+    }
+    request(addr, "POST", path, &h, &multipart(parts)).await
+}
+
+/// A private PostgreSQL server in a temporary directory, or the one named by
+/// `EMOLENS_TEST_PG_URL`. Panics with what to do when PostgreSQL is not installed.
+pub struct Postgres {
+    pub url: String,
+    dir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    as_user: Option<String>,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| panic!("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/install-test-deps.sh, or set EMOLENS_TEST_PG_URL to a server"))
+}
+
+fn run_pg(bin: &Path, as_user: &Option<String>, tool: &str, args: &[&str]) -> std::process::Output {
+    let exe = bin.join(tool);
+    let out = match as_user {
+        Some(u) => std::process::Command::new("runuser")
+            .arg("-u")
+            .arg(u)
+            .arg("--")
+            .arg(&exe)
+            .args(args)
+            .output(),
+        None => std::process::Command::new(&exe).args(args).output(),
+    }
+    .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    out
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        if let Ok(url) = std::env::var("EMOLENS_TEST_PG_URL") {
+            return Postgres {
+                url,
+                dir: None,
+                bin: PathBuf::new(),
+                as_user: None,
+            };
+        }
+        let bin = pg_bin();
+        // PostgreSQL refuses to run as root; CI runs as root, so run it as the `postgres` user
+        // the Debian package creates.
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let as_user = is_root.then(|| "postgres".to_string());
+        let dir = tempfile::Builder::new()
+            .prefix("emolens-pg-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        if let Some(u) = &as_user {
+            let st = std::process::Command::new("chown")
+                .arg("-R")
+                .arg(format!("{u}:{u}"))
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success(), "chown of the PostgreSQL temp dir failed");
+        }
+        let d = data.to_str().unwrap();
+        let out = run_pg(
+            &bin,
+            &as_user,
+            "initdb",
+            &["-D", d, "-A", "trust", "-U", "emolens", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("pg.log");
+        let out = run_pg(
+            &bin,
+            &as_user,
+            "pg_ctl",
+            &[
+                "-D",
+                d,
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Postgres {
+            url: format!("postgres://emolens@127.0.0.1:{port}/postgres"),
+            dir: Some(dir),
+            bin,
+            as_user,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let d = dir.path().join("data");
+            let _ = run_pg(
+                &self.bin,
+                &self.as_user,
+                "pg_ctl",
+                &["-D", d.to_str().unwrap(), "-m", "immediate", "-w", "stop"],
+            );
+        }
+    }
+}

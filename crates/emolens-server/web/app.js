@@ -1,0 +1,171 @@
+// Campaigns, ads, uploads, results and comparison. Talks to the /v1 API with the key kept in
+// this browser's localStorage.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const key = () => localStorage.getItem("emolens-key") || "";
+const BATCH = 8; // photos per upload request, so the progress bar moves and no request is huge
+
+$("apikey").value = key();
+$("savekey").addEventListener("click", () => { localStorage.setItem("emolens-key", $("apikey").value.trim()); route(); });
+
+async function api(method, url, body) {
+  const opts = { method, headers: { Authorization: "Bearer " + key() } };
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  const r = await fetch(url, opts);
+  const data = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok) throw new Error(data.error || `HTTP ${r.status}`);
+  return data;
+}
+function td(text) { const e = document.createElement("td"); e.textContent = text; return e; }
+function link(text, href) { const a = document.createElement("a"); a.textContent = text; a.href = href; return a; }
+function pct(v) { return v === undefined || v === null ? "–" : (v * 100).toFixed(1) + "%"; }
+function num(v) { return v === undefined || v === null ? "–" : v.toFixed(3); }
+function view(tpl) { $("view").replaceChildren($(tpl).content.cloneNode(true)); }
+async function download(url, name) {
+  const r = await fetch(url, { headers: { Authorization: "Bearer " + key() } });
+  if (!r.ok) { $("error").textContent = (await r.json()).error; return; }
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await r.blob()); a.download = name; a.click();
+}
+
+async function showCampaigns() {
+  view("t-campaigns");
+  const { campaigns } = await api("GET", "/v1/campaigns");
+  const rows = $("campaign-rows");
+  for (const c of campaigns) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td"); name.appendChild(link(c.name, `#/campaign/${c.id}`));
+    tr.append(name, td(c.description), td(c.keep_images ? "kept" : "not kept"));
+    rows.appendChild(tr);
+  }
+  $("c-create").addEventListener("click", async () => {
+    try {
+      const c = await api("POST", "/v1/campaigns", { name: $("c-name").value, description: $("c-desc").value, keep_images: $("c-keep").checked });
+      location.hash = `#/campaign/${c.id}`;
+    } catch (e) { $("error").textContent = e.message; }
+  });
+}
+
+async function showCampaign(id) {
+  view("t-campaign");
+  const { campaign, ads } = await api("GET", `/v1/campaigns/${id}`);
+  $("c-title").textContent = campaign.name;
+  $("c-info").textContent = `${campaign.description || ""} Images ${campaign.keep_images ? "are kept" : "are not kept (only the numbers)"}.`;
+  for (const a of ads) {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td"); name.appendChild(link(a.name, `#/ad/${a.id}`));
+    tr.append(name, td(a.photos), td(a.failed_photos), td(a.faces));
+    $("ad-rows").appendChild(tr);
+  }
+  $("a-create").addEventListener("click", async () => {
+    try { const ad = await api("POST", `/v1/campaigns/${id}/ads`, { name: $("a-name").value }); location.hash = `#/ad/${ad.id}`; }
+    catch (e) { $("error").textContent = e.message; }
+  });
+  $("exp-csv").addEventListener("click", () => download(`/v1/campaigns/${id}/export?format=csv`, `campaign-${id}.csv`));
+  $("exp-json").addEventListener("click", () => download(`/v1/campaigns/${id}/export?format=json`, `campaign-${id}.json`));
+  const cmp = await api("GET", `/v1/campaigns/${id}/compare`);
+  $("cmp-method").textContent = cmp.method;
+  valenceChart($("valence-chart"), cmp.ads.map((r) => r.ad.name), cmp.ads.map((r) => r.results.valence));
+  const t = $("cmp-table");
+  const head = document.createElement("tr");
+  ["Ad", "Faces", "Uncertain", "Valence [95% CI]", "Δ valence vs " + (cmp.ads[0] ? cmp.ads[0].ad.name : "baseline"), ...cmp.classes.map((c) => c + " share")]
+    .forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
+  t.appendChild(head);
+  for (const r of cmp.ads) {
+    const tr = document.createElement("tr"); tr.className = "cmp-row";
+    const v = r.results.valence, d = r.difference_vs_baseline;
+    const dv = d && d.valence ? `${num(d.valence.value)} [${num(d.valence.ci_low)}, ${num(d.valence.ci_high)}]${d.valence_differs ? " *" : ""}` : "baseline";
+    tr.append(td(r.ad.name), td(r.results.faces), td(r.results.uncertain_faces),
+      td(v ? `${num(v.value)} [${num(v.ci_low)}, ${num(v.ci_high)}]` : "–"), td(dv),
+      ...cmp.classes.map((c) => td(pct(r.results.top_share[c] && r.results.top_share[c].value))));
+    t.appendChild(tr);
+  }
+}
+
+async function showAd(id) {
+  view("t-ad");
+  const { ad, campaign } = await api("GET", `/v1/ads/${id}`);
+  $("back").href = `#/campaign/${campaign.id}`;
+  $("ad-title").textContent = `${campaign.name} / ${ad.name}`;
+  $("keep-note").textContent = campaign.keep_images
+    ? "This campaign keeps the uploaded images."
+    : "Uploaded images are analysed and not kept; only the numbers are stored.";
+  $("photos").addEventListener("change", () => { $("upload").disabled = $("photos").files.length === 0; });
+  $("upload").addEventListener("click", () => upload(id));
+  $("ad-csv").addEventListener("click", () => download(`/v1/ads/${id}/export?format=csv`, `ad-${id}.csv`));
+  $("ad-json").addEventListener("click", () => download(`/v1/ads/${id}/export?format=json`, `ad-${id}.json`));
+  await showResults(id);
+}
+
+async function showResults(id) {
+  const res = await api("GET", `/v1/ads/${id}/results`);
+  const r = res.results;
+  $("ad-summary").textContent = `${res.ad.photos} photos, ${r.faces} faces counted, ${r.uncertain_faces} uncertain (counted apart), ` +
+    `${res.ad.failed_photos} failed uploads. Valence: ` + (r.valence ? `${num(r.valence.value)} [${num(r.valence.ci_low)}, ${num(r.valence.ci_high)}]` : "–");
+  if (r.faces > 0) {
+    barChart($("mean-chart"), res.classes, res.classes.map((c) => r.mean_probabilities[c]), { title: "mean probability" });
+    barChart($("share-chart"), res.classes, res.classes.map((c) => r.top_share[c].value),
+      { title: "share of faces", intervals: res.classes.map((c) => [r.top_share[c].ci_low, r.top_share[c].ci_high]) });
+  }
+}
+
+// Sends one batch with XHR so upload progress can be shown.
+function sendBatch(id, files, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    files.forEach((f) => form.append("files", f, f.name));
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/ads/${id}/photos`);
+    xhr.setRequestHeader("Authorization", "Bearer " + key());
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.onload = () => {
+      let body; try { body = JSON.parse(xhr.responseText); } catch { body = { error: `HTTP ${xhr.status}` }; }
+      xhr.status === 200 ? resolve(body) : reject(new Error(body.error || `HTTP ${xhr.status}`));
+    };
+    xhr.onerror = () => reject(new Error("network error during upload"));
+    xhr.send(form);
+  });
+}
+
+async function upload(id) {
+  const files = Array.from($("photos").files);
+  const bar = $("progress"), items = $("upload-items");
+  bar.hidden = false; bar.max = files.length; bar.value = 0; $("upload").disabled = true; items.replaceChildren();
+  let ok = 0, failed = 0, faces = 0;
+  for (let i = 0; i < files.length; i += BATCH) {
+    const batch = files.slice(i, i + BATCH);
+    try {
+      const res = await sendBatch(id, batch, (p) => { bar.value = i + p * batch.length * 0.9; });
+      for (const it of res.items) {
+        const tr = document.createElement("tr"); tr.className = "upload-item " + it.status;
+        const status = document.createElement("span"); status.className = "pill " + (it.status === "ok" ? "good" : "bad"); status.textContent = it.status;
+        const s = document.createElement("td"); s.appendChild(status);
+        tr.append(td(it.name), s, td(it.status === "ok" ? `${it.faces.length} face(s)` : it.error.message));
+        items.appendChild(tr);
+        if (it.status === "ok") { ok++; faces += it.faces.length; } else failed++;
+      }
+    } catch (e) {
+      failed += batch.length;
+      $("error").textContent = e.message;
+    }
+    bar.value = Math.min(files.length, i + batch.length);
+    $("upload-status").textContent = `${Math.min(files.length, i + batch.length)} of ${files.length} sent: ${ok} analysed, ${failed} failed, ${faces} faces`;
+  }
+  $("upload-status").textContent = `Done: ${ok} analysed, ${failed} failed, ${faces} faces.`;
+  $("upload").disabled = false;
+  await showResults(id);
+}
+
+async function route() {
+  $("error").textContent = "";
+  $("keystatus").textContent = key() ? "key set" : "no key: campaign data needs an API key";
+  const h = location.hash || "#/";
+  try {
+    let m;
+    if ((m = h.match(/^#\/campaign\/(\d+)/))) await showCampaign(m[1]);
+    else if ((m = h.match(/^#\/ad\/(\d+)/))) await showAd(m[1]);
+    else await showCampaigns();
+  } catch (e) { $("error").textContent = e.message; }
+}
+window.addEventListener("hashchange", route);
+route();
