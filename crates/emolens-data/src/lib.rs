@@ -10,15 +10,15 @@
 //! run: each becomes a [`Problem`] naming the file and the reason.
 
 pub mod augment;
-// pub mod balance;
+pub mod balance;
 pub mod cache;
-// pub mod clean;
+pub mod clean;
 pub mod error;
 pub mod manifest;
 pub mod problem;
 mod progress;
 pub mod scan;
-// pub mod stats;
+pub mod stats;
 pub mod training;
 
 pub use augment::{apply_augment, AugmentConfig, AugmentParams, FillMode};
