@@ -81,3 +81,17 @@ pub fn annotate(rgb: &mut RgbImage, result: &PhotoResult) {
         draw_text_mut(rgb, Rgb([0, 0, 0]), x + pad, ly + pad, scale, &font, &label);
     }
 }
+
+/// Draws `result` on the photo in `bytes` and writes it to `out` (format from the extension).
+pub fn save_annotated(
+    bytes: &[u8],
+    result: &PhotoResult,
+    limits: &DecodeLimits,
+    out: &std::path::Path,
+) -> Result<(), FacesError> {
+    let rgb = annotate_bytes(bytes, &result.source, result, limits)?;
+    rgb.save(out).map_err(|e| FacesError::Io {
+        path: out.to_path_buf(),
+        detail: format!("cannot write the annotated copy of {}: {e}", result.source),
+    })
+}
