@@ -957,6 +957,13 @@ pub fn write_experiments_report(
     Ok(written)
 }
 
+/// Keeps the runs whose name's mode part (`augment`, `balanced`, `balanced-2`) equals `mode`.
+pub fn filter_by_mode(runs: Vec<Run>, mode: &str) -> Vec<Run> {
+    runs.into_iter()
+        .filter(|r| r.parts.as_ref().and_then(|p| p.mode.as_deref()) == Some(mode))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -998,11 +1005,4 @@ mod tests {
         assert_eq!(s.mean, 4.0);
         assert_eq!(s.max, 10.0);
     }
-}
-
-/// Keeps the runs whose name's mode part (`augment`, `balanced`, `balanced-2`) equals `mode`.
-pub fn filter_by_mode(runs: Vec<Run>, mode: &str) -> Vec<Run> {
-    runs.into_iter()
-        .filter(|r| r.parts.as_ref().and_then(|p| p.mode.as_deref()) == Some(mode))
-        .collect()
 }

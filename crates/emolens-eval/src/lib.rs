@@ -8,8 +8,11 @@
 //! - [`experiments`]: training histories (Keras History JSON and emolens run folders), the best
 //!   run, rankings, statistics and comparison plots.
 
+pub mod dedup;
 pub mod error;
 pub mod experiments;
+pub mod inference;
+pub mod mapping;
 pub mod metrics;
 pub mod plots;
 pub mod report;

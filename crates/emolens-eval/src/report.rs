@@ -685,3 +685,9 @@ pub fn write_eval_report(
     written.push(path);
     Ok(written)
 }
+
+/// Reads and decodes an image file for a contact sheet (`None` if it is gone or unreadable).
+pub fn load_from_disk(path: &str) -> Option<image::DynamicImage> {
+    let bytes = std::fs::read(path).ok()?;
+    emolens_core::decode_image(&bytes, path, &emolens_core::DecodeLimits::default()).ok()
+}
