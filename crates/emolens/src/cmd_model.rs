@@ -1,27 +1,489 @@
-//! `emolens train`, `sweep`, `arch`, `predict` (being written by the model work).
+//! `emolens train`, `sweep`, `arch` and `predict`.
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{bail, Context};
+use emolens_core::{ColourMode, DecodeLimits, Normalisation, Preprocessor};
+use emolens_data::AugmentConfig;
+use emolens_model::{load_classifier, read_architecture_file};
+use emolens_train::sweep::{run_sweep, SweepGrid};
+use emolens_train::{train as run_training, ClassWeights, OptimizerConfig, RunOptions, Schedule, TrainConfig};
+
+/// Flags shared by `train` and `sweep`: everything of a run but the grid axes.
+#[derive(clap::Args, Clone)]
+pub struct CommonTrainArgs {
+    /// Dataset folder (`<root>/<split>/<class>/`) or a clean/balance manifest.
+    #[arg(long, env = "EMOLENS_DATA")]
+    data: PathBuf,
+    /// Folder that holds one sub-folder per run.
+    #[arg(long, env = "EMOLENS_RUNS_DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Base learning rate.
+    #[arg(long, env = "EMOLENS_LR", default_value_t = 0.01)]
+    lr: f64,
+    /// SGD momentum (0 disables it); RMSprop momentum.
+    #[arg(long, env = "EMOLENS_MOMENTUM")]
+    momentum: Option<f64>,
+    /// Nesterov momentum for SGD.
+    #[arg(long, env = "EMOLENS_NESTEROV")]
+    nesterov: bool,
+    /// L2 weight decay (decoupled for adamw).
+    #[arg(long, env = "EMOLENS_WEIGHT_DECAY", default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Learning-rate schedule: constant, step, cosine, plateau.
+    #[arg(long, env = "EMOLENS_SCHEDULE", default_value = "constant")]
+    schedule: String,
+    /// Step schedule: epochs between reductions.
+    #[arg(long, env = "EMOLENS_STEP_EVERY", default_value_t = 10)]
+    step_every: usize,
+    /// Step and plateau schedules: the reduction factor.
+    #[arg(long, env = "EMOLENS_GAMMA", default_value_t = 0.5)]
+    gamma: f64,
+    /// Cosine schedule: warm-up epochs.
+    #[arg(long, env = "EMOLENS_WARMUP_EPOCHS", default_value_t = 0)]
+    warmup_epochs: usize,
+    /// Cosine and plateau schedules: the lowest learning rate.
+    #[arg(long, env = "EMOLENS_MIN_LR", default_value_t = 1e-5)]
+    min_lr: f64,
+    /// Plateau schedule: epochs without val_loss improvement before a reduction.
+    #[arg(long, env = "EMOLENS_PLATEAU_PATIENCE", default_value_t = 3)]
+    plateau_patience: usize,
+    /// Epochs.
+    #[arg(long, env = "EMOLENS_EPOCHS", default_value_t = 50)]
+    epochs: usize,
+    /// Augmentation preset: none, original (the original design's generator), original-balance, standard.
+    #[arg(long, env = "EMOLENS_AUGMENT", default_value = "original")]
+    augment: String,
+    /// Class weights: none, balanced, or a comma list (one per class).
+    #[arg(long, env = "EMOLENS_CLASS_WEIGHTS", default_value = "none")]
+    class_weights: String,
+    /// Label smoothing in [0, 1).
+    #[arg(long, env = "EMOLENS_LABEL_SMOOTHING", default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Random seed (data order, augmentation, initialisation, dropout).
+    #[arg(long, env = "EMOLENS_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Stop after this many epochs without a better val_accuracy.
+    #[arg(long, env = "EMOLENS_EARLY_STOPPING")]
+    early_stopping: Option<usize>,
+    /// Fraction of train carved out for validation when the dataset has no valid split.
+    #[arg(long, env = "EMOLENS_VALID_FRACTION", default_value_t = 0.1)]
+    valid_fraction: f32,
+    /// Input size (square), in pixels.
+    #[arg(long, env = "EMOLENS_INPUT_SIZE", default_value_t = 48)]
+    input_size: u32,
+    /// Normalisation: `unit` (x/255) or `standard:MEAN:STD`.
+    #[arg(long, env = "EMOLENS_NORMALISATION", default_value = "unit")]
+    normalisation: String,
+    /// Use only the first N training images per class (quick runs).
+    #[arg(long, env = "EMOLENS_MAX_TRAIN_PER_CLASS")]
+    max_train_per_class: Option<usize>,
+    /// Use only the first N validation images per class.
+    #[arg(long, env = "EMOLENS_MAX_VALID_PER_CLASS")]
+    max_valid_per_class: Option<usize>,
+    /// Last part of the run name: `augment` or `balanced` (the original's convention).
+    #[arg(long, env = "EMOLENS_TAG", default_value = "augment")]
+    tag: String,
+    /// Start over even if the run folder holds a resumable run.
+    #[arg(long, env = "EMOLENS_NO_RESUME")]
+    no_resume: bool,
+    /// Stop after this many epochs in this invocation (the run stays resumable).
+    #[arg(long, env = "EMOLENS_STOP_AFTER_EPOCHS")]
+    stop_after_epochs: Option<usize>,
+    /// Hide progress bars.
+    #[arg(long, env = "EMOLENS_QUIET")]
+    quiet: bool,
+}
+
 #[derive(clap::Args)]
-pub struct TrainArgs {}
+pub struct TrainArgs {
+    /// Architecture file: emolens' own format, the original design's format, or Keras model JSON.
+    #[arg(long, env = "EMOLENS_ARCH")]
+    arch: PathBuf,
+    /// Optimiser: sgd, nesterov, adam, adamw, rmsprop.
+    #[arg(long, env = "EMOLENS_OPTIMIZER", default_value = "sgd")]
+    optimizer: String,
+    /// Colour mode: grayscale or rgb.
+    #[arg(long, env = "EMOLENS_COLOUR_MODE", default_value = "grayscale")]
+    colour_mode: String,
+    /// Batch size.
+    #[arg(long, env = "EMOLENS_BATCH_SIZE", default_value_t = 64)]
+    batch_size: usize,
+    #[command(flatten)]
+    common: CommonTrainArgs,
+}
+
 #[derive(clap::Args)]
-pub struct SweepArgs {}
+pub struct SweepArgs {
+    /// Architecture files (comma-separated).
+    #[arg(long, env = "EMOLENS_SWEEP_ARCHS", value_delimiter = ',', required = true)]
+    archs: Vec<PathBuf>,
+    /// Optimisers (comma-separated); the original's grid: sgd,adam,rmsprop.
+    #[arg(long, env = "EMOLENS_SWEEP_OPTIMIZERS", value_delimiter = ',', default_value = "sgd,adam,rmsprop")]
+    optimizers: Vec<String>,
+    /// Colour modes (comma-separated).
+    #[arg(long, env = "EMOLENS_SWEEP_COLOUR_MODES", value_delimiter = ',', default_value = "rgb,grayscale")]
+    colour_modes: Vec<String>,
+    /// Batch sizes (comma-separated); the original's grid: 32,64,128,256,512.
+    #[arg(long, env = "EMOLENS_SWEEP_BATCH_SIZES", value_delimiter = ',', default_value = "32,64,128,256,512")]
+    batch_sizes: Vec<usize>,
+    #[command(flatten)]
+    common: CommonTrainArgs,
+}
+
 #[derive(clap::Subcommand)]
 pub enum ArchCommand {
-    /// Summarise an architecture.
-    Summary,
+    /// Layers, output shapes, parameters (Keras' count) and multiply-accumulates of an architecture.
+    Summary {
+        /// Architecture file (any supported format).
+        file: PathBuf,
+        /// Colour mode of the input: grayscale or rgb.
+        #[arg(long, env = "EMOLENS_COLOUR_MODE", default_value = "grayscale")]
+        colour_mode: String,
+        /// Input size (square).
+        #[arg(long, env = "EMOLENS_INPUT_SIZE", default_value_t = 48)]
+        input_size: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Converts an architecture file (original or Keras format) to emolens' own format.
+    Convert {
+        file: PathBuf,
+    },
 }
-#[derive(clap::Args)]
-pub struct PredictArgs {}
 
-pub fn train(_a: TrainArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// Face-crop images, folders (searched recursively) or glob patterns.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Model file; the bundled default model when absent.
+    #[arg(long, env = "EMOLENS_MODEL")]
+    model: Option<PathBuf>,
+    /// Print JSON (one object with a result per file).
+    #[arg(long, env = "EMOLENS_JSON")]
+    json: bool,
+    /// Images per inference batch.
+    #[arg(long, env = "EMOLENS_BATCH_SIZE", default_value_t = 64)]
+    batch_size: usize,
 }
-pub fn sweep(_a: SweepArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+
+fn parse_normalisation(s: &str) -> anyhow::Result<Normalisation> {
+    if s == "unit" {
+        return Ok(Normalisation::Unit);
+    }
+    if let Some(rest) = s.strip_prefix("standard:") {
+        let parts: Vec<f32> = rest
+            .split(':')
+            .map(|p| p.parse::<f32>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--normalisation {s}: MEAN and STD must be numbers"))?;
+        if let [mean, std] = parts.as_slice() {
+            return Ok(Normalisation::Standard { mean: vec![*mean], std: vec![*std] });
+        }
+    }
+    bail!("--normalisation must be `unit` or `standard:MEAN:STD`, got `{s}`")
 }
-pub fn arch(_c: ArchCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+
+fn parse_schedule(c: &CommonTrainArgs) -> anyhow::Result<Schedule> {
+    Ok(match c.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "step" => Schedule::Step { every: c.step_every, gamma: c.gamma },
+        "cosine" => Schedule::Cosine { warmup_epochs: c.warmup_epochs, min_lr: c.min_lr },
+        "plateau" => Schedule::Plateau { factor: c.gamma, patience: c.plateau_patience, min_lr: c.min_lr },
+        other => bail!("--schedule `{other}` is unknown: use constant, step, cosine or plateau"),
+    })
 }
-pub fn predict(_a: PredictArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+
+fn parse_optimizer(name: &str, c: &CommonTrainArgs) -> anyhow::Result<OptimizerConfig> {
+    let mut o = OptimizerConfig::by_name(name)
+        .with_context(|| format!("--optimizer `{name}` is unknown: use sgd, nesterov, adam, adamw or rmsprop"))?;
+    match &mut o {
+        OptimizerConfig::Sgd { momentum, nesterov } => {
+            if let Some(m) = c.momentum {
+                *momentum = m;
+            }
+            *nesterov |= c.nesterov;
+        }
+        OptimizerConfig::RmsProp { momentum, .. } => {
+            if let Some(m) = c.momentum {
+                *momentum = m as f32;
+            }
+        }
+        _ => {}
+    }
+    Ok(o)
+}
+
+/// A run's configuration from the flags and one point of the grid.
+fn build_config(arch: &Path, optimizer: &str, colour: &str, batch_size: usize, c: &CommonTrainArgs) -> anyhow::Result<TrainConfig> {
+    let imported = read_architecture_file(arch)?;
+    let colour_mode: ColourMode = colour.parse().map_err(anyhow::Error::msg)?;
+    let augment = AugmentConfig::preset(&c.augment).with_context(|| {
+        format!("--augment `{}` is unknown: use none, original, original-balance or standard", c.augment)
+    })?;
+    let class_weights = match c.class_weights.as_str() {
+        "none" => ClassWeights::None,
+        "balanced" => ClassWeights::Balanced,
+        list => ClassWeights::Custom(
+            list.split(',')
+                .map(|w| w.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("--class-weights `{list}`: use none, balanced or numbers separated by commas"))?,
+        ),
+    };
+    let cfg = TrainConfig {
+        arch_name: imported.arch.name.clone(),
+        arch_source: arch.to_path_buf(),
+        architecture: serde_json::to_value(&imported.arch)?,
+        data: c.data.clone(),
+        colour_mode,
+        input_size: c.input_size,
+        normalisation: parse_normalisation(&c.normalisation)?,
+        optimizer: parse_optimizer(optimizer, c)?,
+        learning_rate: c.lr,
+        weight_decay: c.weight_decay,
+        schedule: parse_schedule(c)?,
+        batch_size,
+        epochs: c.epochs,
+        seed: c.seed,
+        augment_preset: c.augment.clone(),
+        augment,
+        class_weights,
+        label_smoothing: c.label_smoothing,
+        early_stopping: c.early_stopping,
+        valid_fraction: c.valid_fraction,
+        max_train_per_class: c.max_train_per_class,
+        max_valid_per_class: c.max_valid_per_class,
+        tag: c.tag.clone(),
+    };
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    // Check the architecture against this input before any data is read.
+    cfg.architecture
+        .as_object()
+        .context("architecture did not serialise to an object")?;
+    imported
+        .arch
+        .summarise(colour_mode.channels(), c.input_size as usize, c.input_size as usize)?;
+    Ok(cfg)
+}
+
+fn run_options(c: &CommonTrainArgs) -> RunOptions {
+    RunOptions {
+        progress: !c.quiet,
+        resume: !c.no_resume,
+        stop_after_epochs: c.stop_after_epochs,
+        ..RunOptions::default()
+    }
+}
+
+pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    let cfg = build_config(&a.arch, &a.optimizer, &a.colour_mode, a.batch_size, &a.common)?;
+    let dir = a.common.runs_dir.join(cfg.run_name());
+    if a.common.no_resume && dir.exists() {
+        std::fs::remove_dir_all(dir.join("state")).ok();
+        std::fs::remove_file(dir.join("config.json")).ok();
+    }
+    let out = run_training(&cfg, &dir, &run_options(&a.common))?;
+    println!(
+        "run {}: {} epoch(s), best val_accuracy {:.4} at epoch {}{}",
+        dir.display(),
+        out.history.epochs(),
+        out.best_val_accuracy,
+        out.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+        if out.finished { "" } else { " (not finished: run the same command again to resume)" }
+    );
+    println!("best model: {}", out.best_model.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
+    let mut configs = Vec::new();
+    for arch in &a.archs {
+        for opt in &a.optimizers {
+            for colour in &a.colour_modes {
+                for &bs in &a.batch_sizes {
+                    configs.push(build_config(arch, opt, colour, bs, &a.common)?);
+                }
+            }
+        }
+    }
+    let grid = SweepGrid { configs };
+    let summary = run_sweep(&grid, &a.common.runs_dir, &run_options(&a.common))?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn arch(c: ArchCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        ArchCommand::Summary { file, colour_mode, input_size, json } => {
+            let im = read_architecture_file(&file)?;
+            let mode: ColourMode = colour_mode.parse().map_err(anyhow::Error::msg)?;
+            let s = im.arch.summarise(mode.channels(), input_size, input_size)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "name": im.arch.name, "format": im.format, "input": [mode.channels(), input_size, input_size],
+                    "params": s.params, "trainable_params": s.trainable_params, "macs": s.macs, "outputs": s.outputs,
+                    "layers": s.layers,
+                }))?);
+            } else {
+                println!("{} ({} format), input {}x{}x{}", im.arch.name, im.format, mode.channels(), input_size, input_size);
+                println!("{:<16} {:<18} {:>14} {:>12} {:>14}", "layer", "type", "output", "params", "MACs");
+                for l in &s.layers {
+                    println!("{:<16} {:<18} {:>14} {:>12} {:>14}", l.path, l.kind, l.output, l.params, l.macs);
+                }
+                println!(
+                    "parameters: {} (trainable {}), forward: {:.1} MMAC = {:.3} GFLOP per image",
+                    s.params,
+                    s.trainable_params,
+                    s.macs as f64 / 1e6,
+                    2.0 * s.macs as f64 / 1e9
+                );
+            }
+        }
+        ArchCommand::Convert { file } => {
+            let im = read_architecture_file(&file)?;
+            println!("{}", im.arch.to_json());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Expands files, folders (recursively, sorted) and glob patterns.
+fn expand_inputs(inputs: &[String]) -> Vec<Result<PathBuf, String>> {
+    fn walk(dir: &Path, out: &mut Vec<Result<PathBuf, String>>) {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                entries.sort();
+                for p in entries {
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else {
+                        out.push(Ok(p));
+                    }
+                }
+            }
+            Err(e) => out.push(Err(format!("{}: cannot read folder: {e}", dir.display()))),
+        }
+    }
+    let mut out = Vec::new();
+    for i in inputs {
+        let p = Path::new(i);
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else if p.exists() {
+            out.push(Ok(p.to_path_buf()));
+        } else if i.contains(['*', '?', '[']) {
+            match glob::glob(i) {
+                Ok(paths) => {
+                    let before = out.len();
+                    for g in paths {
+                        match g {
+                            Ok(p) if p.is_dir() => walk(&p, &mut out),
+                            Ok(p) => out.push(Ok(p)),
+                            Err(e) => out.push(Err(format!("{i}: {e}"))),
+                        }
+                    }
+                    if out.len() == before {
+                        out.push(Err(format!("{i}: the pattern matches no file")));
+                    }
+                }
+                Err(e) => out.push(Err(format!("{i}: bad glob pattern: {e}"))),
+            }
+        } else {
+            out.push(Err(format!("{i}: no such file or folder")));
+        }
+    }
+    out
+}
+
+pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
+    let model = load_classifier(a.model.as_deref())?;
+    let meta = model.meta().clone();
+    let pre = Preprocessor::new(meta.input.clone());
+    eprintln!(
+        "note: each image is classified as one face crop (use `emolens analyze` to find faces in photos); model: {}",
+        meta.name
+    );
+    let items = expand_inputs(&a.inputs);
+    let limits = DecodeLimits::default();
+    let mut results: Vec<serde_json::Value> = Vec::with_capacity(items.len());
+    let mut failed = 0usize;
+    for chunk in items.chunks(a.batch_size.max(1)) {
+        // Decode what we can; keep each item's place so results stay in input order.
+        let mut tensors = Vec::new();
+        let mut slots = Vec::new();
+        for item in chunk {
+            match item {
+                Ok(path) => {
+                    let name = path.display().to_string();
+                    let decoded = std::fs::read(path)
+                        .map_err(|e| format!("{name}: cannot read file: {e}"))
+                        .and_then(|b| emolens_core::decode_image(&b, &name, &limits).map_err(|e| e.to_string()));
+                    match decoded {
+                        Ok(img) => {
+                            tensors.extend(pre.prepare(&img, None));
+                            slots.push((name, Ok(())));
+                        }
+                        Err(e) => slots.push((name, Err(e))),
+                    }
+                }
+                Err(e) => slots.push((String::new(), Err(e.clone()))),
+            }
+        }
+        let n_ok = slots.iter().filter(|s| s.1.is_ok()).count();
+        let probs = if n_ok > 0 { model.predict(&tensors, n_ok)? } else { Vec::new() };
+        let mut it = probs.into_iter();
+        for (name, status) in slots {
+            match status {
+                Ok(()) => {
+                    let p = it.next().expect("one row per decoded image");
+                    let (top, conf) = p
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(i, v)| (meta.classes[i].clone(), *v))
+                        .expect("at least two classes");
+                    let probs: serde_json::Map<String, serde_json::Value> = meta
+                        .classes
+                        .iter()
+                        .zip(&p)
+                        .map(|(c, v)| (c.clone(), serde_json::json!(v)))
+                        .collect();
+                    results.push(serde_json::json!({"file": name, "status": "ok", "emotion": top, "confidence": conf, "probabilities": probs}));
+                }
+                Err(e) => {
+                    failed += 1;
+                    results.push(serde_json::json!({"file": name, "status": "error", "error": e}));
+                }
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": meta.name, "classes": meta.classes, "results": results}))?);
+    } else {
+        let header: Vec<String> = meta.classes.iter().map(|c| format!("{:>8}", &c[..c.len().min(8)])).collect();
+        println!("{:<40} {:<9} {}", "file", "emotion", header.join(" "));
+        for r in &results {
+            let file = r["file"].as_str().unwrap_or("");
+            if r["status"] == "ok" {
+                let cols: Vec<String> = meta
+                    .classes
+                    .iter()
+                    .map(|c| format!("{:>8.3}", r["probabilities"][c].as_f64().unwrap_or(0.0)))
+                    .collect();
+                println!("{:<40} {:<9} {}", file, r["emotion"].as_str().unwrap_or(""), cols.join(" "));
+            } else {
+                println!("{:<40} error: {}", file, r["error"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} input(s) could not be classified (see above)", results.len());
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
