@@ -1,6 +1,7 @@
 //! Training for emolens: configurations, the training loop with exact resume, histories in
 //! Keras' format, checkpoints, and sweeps over the original design's grid.
 
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod history;

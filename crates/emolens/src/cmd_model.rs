@@ -8,7 +8,9 @@ use emolens_core::{ColourMode, DecodeLimits, Normalisation, Preprocessor};
 use emolens_data::AugmentConfig;
 use emolens_model::{load_classifier, read_architecture_file};
 use emolens_train::sweep::{run_sweep, SweepGrid};
-use emolens_train::{train as run_training, ClassWeights, OptimizerConfig, RunOptions, Schedule, TrainConfig};
+use emolens_train::{
+    train as run_training, ClassWeights, OptimizerConfig, RunOptions, Schedule, TrainConfig,
+};
 
 /// Flags shared by `train` and `sweep`: everything of a run but the grid axes.
 #[derive(clap::Args, Clone)]
@@ -117,16 +119,36 @@ pub struct TrainArgs {
 #[derive(clap::Args)]
 pub struct SweepArgs {
     /// Architecture files (comma-separated).
-    #[arg(long, env = "EMOLENS_SWEEP_ARCHS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "EMOLENS_SWEEP_ARCHS",
+        value_delimiter = ',',
+        required = true
+    )]
     archs: Vec<PathBuf>,
     /// Optimisers (comma-separated); the original's grid: sgd,adam,rmsprop.
-    #[arg(long, env = "EMOLENS_SWEEP_OPTIMIZERS", value_delimiter = ',', default_value = "sgd,adam,rmsprop")]
+    #[arg(
+        long,
+        env = "EMOLENS_SWEEP_OPTIMIZERS",
+        value_delimiter = ',',
+        default_value = "sgd,adam,rmsprop"
+    )]
     optimizers: Vec<String>,
     /// Colour modes (comma-separated).
-    #[arg(long, env = "EMOLENS_SWEEP_COLOUR_MODES", value_delimiter = ',', default_value = "rgb,grayscale")]
+    #[arg(
+        long,
+        env = "EMOLENS_SWEEP_COLOUR_MODES",
+        value_delimiter = ',',
+        default_value = "rgb,grayscale"
+    )]
     colour_modes: Vec<String>,
     /// Batch sizes (comma-separated); the original's grid: 32,64,128,256,512.
-    #[arg(long, env = "EMOLENS_SWEEP_BATCH_SIZES", value_delimiter = ',', default_value = "32,64,128,256,512")]
+    #[arg(
+        long,
+        env = "EMOLENS_SWEEP_BATCH_SIZES",
+        value_delimiter = ',',
+        default_value = "32,64,128,256,512"
+    )]
     batch_sizes: Vec<usize>,
     #[command(flatten)]
     common: CommonTrainArgs,
@@ -149,8 +171,26 @@ pub enum ArchCommand {
         json: bool,
     },
     /// Converts an architecture file (original or Keras format) to emolens' own format.
-    Convert {
+    Convert { file: PathBuf },
+    /// Times training steps and inference on synthetic data (a benchmark, printed as JSON).
+    Bench {
+        /// Architecture file (any supported format).
         file: PathBuf,
+        /// Colour mode of the input: grayscale or rgb.
+        #[arg(long, env = "EMOLENS_COLOUR_MODE", default_value = "rgb")]
+        colour_mode: String,
+        /// Training batch size.
+        #[arg(long, env = "EMOLENS_BATCH_SIZE", default_value_t = 64)]
+        batch_size: usize,
+        /// Timed steps (after the warm-up ones).
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Inference batch size for the throughput figure.
+        #[arg(long, default_value_t = 64)]
+        infer_batch: usize,
     },
 }
 
@@ -181,7 +221,10 @@ fn parse_normalisation(s: &str) -> anyhow::Result<Normalisation> {
             .collect::<Result<_, _>>()
             .with_context(|| format!("--normalisation {s}: MEAN and STD must be numbers"))?;
         if let [mean, std] = parts.as_slice() {
-            return Ok(Normalisation::Standard { mean: vec![*mean], std: vec![*std] });
+            return Ok(Normalisation::Standard {
+                mean: vec![*mean],
+                std: vec![*std],
+            });
         }
     }
     bail!("--normalisation must be `unit` or `standard:MEAN:STD`, got `{s}`")
@@ -190,16 +233,27 @@ fn parse_normalisation(s: &str) -> anyhow::Result<Normalisation> {
 fn parse_schedule(c: &CommonTrainArgs) -> anyhow::Result<Schedule> {
     Ok(match c.schedule.as_str() {
         "constant" => Schedule::Constant,
-        "step" => Schedule::Step { every: c.step_every, gamma: c.gamma },
-        "cosine" => Schedule::Cosine { warmup_epochs: c.warmup_epochs, min_lr: c.min_lr },
-        "plateau" => Schedule::Plateau { factor: c.gamma, patience: c.plateau_patience, min_lr: c.min_lr },
+        "step" => Schedule::Step {
+            every: c.step_every,
+            gamma: c.gamma,
+        },
+        "cosine" => Schedule::Cosine {
+            warmup_epochs: c.warmup_epochs,
+            min_lr: c.min_lr,
+        },
+        "plateau" => Schedule::Plateau {
+            factor: c.gamma,
+            patience: c.plateau_patience,
+            min_lr: c.min_lr,
+        },
         other => bail!("--schedule `{other}` is unknown: use constant, step, cosine or plateau"),
     })
 }
 
 fn parse_optimizer(name: &str, c: &CommonTrainArgs) -> anyhow::Result<OptimizerConfig> {
-    let mut o = OptimizerConfig::by_name(name)
-        .with_context(|| format!("--optimizer `{name}` is unknown: use sgd, nesterov, adam, adamw or rmsprop"))?;
+    let mut o = OptimizerConfig::by_name(name).with_context(|| {
+        format!("--optimizer `{name}` is unknown: use sgd, nesterov, adam, adamw or rmsprop")
+    })?;
     match &mut o {
         OptimizerConfig::Sgd { momentum, nesterov } => {
             if let Some(m) = c.momentum {
@@ -218,11 +272,20 @@ fn parse_optimizer(name: &str, c: &CommonTrainArgs) -> anyhow::Result<OptimizerC
 }
 
 /// A run's configuration from the flags and one point of the grid.
-fn build_config(arch: &Path, optimizer: &str, colour: &str, batch_size: usize, c: &CommonTrainArgs) -> anyhow::Result<TrainConfig> {
+fn build_config(
+    arch: &Path,
+    optimizer: &str,
+    colour: &str,
+    batch_size: usize,
+    c: &CommonTrainArgs,
+) -> anyhow::Result<TrainConfig> {
     let imported = read_architecture_file(arch)?;
     let colour_mode: ColourMode = colour.parse().map_err(anyhow::Error::msg)?;
     let augment = AugmentConfig::preset(&c.augment).with_context(|| {
-        format!("--augment `{}` is unknown: use none, original, original-balance or standard", c.augment)
+        format!(
+            "--augment `{}` is unknown: use none, original, original-balance or standard",
+            c.augment
+        )
     })?;
     let class_weights = match c.class_weights.as_str() {
         "none" => ClassWeights::None,
@@ -264,9 +327,11 @@ fn build_config(arch: &Path, optimizer: &str, colour: &str, batch_size: usize, c
     cfg.architecture
         .as_object()
         .context("architecture did not serialise to an object")?;
-    imported
-        .arch
-        .summarise(colour_mode.channels(), c.input_size as usize, c.input_size as usize)?;
+    imported.arch.summarise(
+        colour_mode.channels(),
+        c.input_size as usize,
+        c.input_size as usize,
+    )?;
     Ok(cfg)
 }
 
@@ -280,7 +345,13 @@ fn run_options(c: &CommonTrainArgs) -> RunOptions {
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
-    let cfg = build_config(&a.arch, &a.optimizer, &a.colour_mode, a.batch_size, &a.common)?;
+    let cfg = build_config(
+        &a.arch,
+        &a.optimizer,
+        &a.colour_mode,
+        a.batch_size,
+        &a.common,
+    )?;
     let dir = a.common.runs_dir.join(cfg.run_name());
     if a.common.no_resume && dir.exists() {
         std::fs::remove_dir_all(dir.join("state")).ok();
@@ -292,8 +363,14 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         dir.display(),
         out.history.epochs(),
         out.best_val_accuracy,
-        out.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-        if out.finished { "" } else { " (not finished: run the same command again to resume)" }
+        out.best_epoch
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "-".into()),
+        if out.finished {
+            ""
+        } else {
+            " (not finished: run the same command again to resume)"
+        }
     );
     println!("best model: {}", out.best_model.display());
     Ok(ExitCode::SUCCESS)
@@ -318,21 +395,42 @@ pub fn sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
 
 pub fn arch(c: ArchCommand) -> anyhow::Result<ExitCode> {
     match c {
-        ArchCommand::Summary { file, colour_mode, input_size, json } => {
+        ArchCommand::Summary {
+            file,
+            colour_mode,
+            input_size,
+            json,
+        } => {
             let im = read_architecture_file(&file)?;
             let mode: ColourMode = colour_mode.parse().map_err(anyhow::Error::msg)?;
             let s = im.arch.summarise(mode.channels(), input_size, input_size)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "name": im.arch.name, "format": im.format, "input": [mode.channels(), input_size, input_size],
-                    "params": s.params, "trainable_params": s.trainable_params, "macs": s.macs, "outputs": s.outputs,
-                    "layers": s.layers,
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "name": im.arch.name, "format": im.format, "input": [mode.channels(), input_size, input_size],
+                        "params": s.params, "trainable_params": s.trainable_params, "macs": s.macs, "outputs": s.outputs,
+                        "layers": s.layers,
+                    }))?
+                );
             } else {
-                println!("{} ({} format), input {}x{}x{}", im.arch.name, im.format, mode.channels(), input_size, input_size);
-                println!("{:<16} {:<18} {:>14} {:>12} {:>14}", "layer", "type", "output", "params", "MACs");
+                println!(
+                    "{} ({} format), input {}x{}x{}",
+                    im.arch.name,
+                    im.format,
+                    mode.channels(),
+                    input_size,
+                    input_size
+                );
+                println!(
+                    "{:<16} {:<18} {:>14} {:>12} {:>14}",
+                    "layer", "type", "output", "params", "MACs"
+                );
                 for l in &s.layers {
-                    println!("{:<16} {:<18} {:>14} {:>12} {:>14}", l.path, l.kind, l.output, l.params, l.macs);
+                    println!(
+                        "{:<16} {:<18} {:>14} {:>12} {:>14}",
+                        l.path, l.kind, l.output, l.params, l.macs
+                    );
                 }
                 println!(
                     "parameters: {} (trainable {}), forward: {:.1} MMAC = {:.3} GFLOP per image",
@@ -342,6 +440,28 @@ pub fn arch(c: ArchCommand) -> anyhow::Result<ExitCode> {
                     2.0 * s.macs as f64 / 1e9
                 );
             }
+        }
+        ArchCommand::Bench {
+            file,
+            colour_mode,
+            batch_size,
+            steps,
+            warmup,
+            infer_batch,
+        } => {
+            let im = read_architecture_file(&file)?;
+            let mode: ColourMode = colour_mode.parse().map_err(anyhow::Error::msg)?;
+            let r = emolens_train::bench::speed(
+                &im.arch,
+                mode.channels(),
+                48,
+                batch_size,
+                steps,
+                warmup,
+                infer_batch,
+                &emolens_model::inference_device(),
+            )?;
+            println!("{}", serde_json::to_string(&r)?);
         }
         ArchCommand::Convert { file } => {
             let im = read_architecture_file(&file)?;
@@ -356,7 +476,8 @@ fn expand_inputs(inputs: &[String]) -> Vec<Result<PathBuf, String>> {
     fn walk(dir: &Path, out: &mut Vec<Result<PathBuf, String>>) {
         match std::fs::read_dir(dir) {
             Ok(rd) => {
-                let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                let mut entries: Vec<PathBuf> =
+                    rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
                 entries.sort();
                 for p in entries {
                     if p.is_dir() {
@@ -422,7 +543,10 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
                     let name = path.display().to_string();
                     let decoded = std::fs::read(path)
                         .map_err(|e| format!("{name}: cannot read file: {e}"))
-                        .and_then(|b| emolens_core::decode_image(&b, &name, &limits).map_err(|e| e.to_string()));
+                        .and_then(|b| {
+                            emolens_core::decode_image(&b, &name, &limits)
+                                .map_err(|e| e.to_string())
+                        });
                     match decoded {
                         Ok(img) => {
                             tensors.extend(pre.prepare(&img, None));
@@ -435,7 +559,11 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let n_ok = slots.iter().filter(|s| s.1.is_ok()).count();
-        let probs = if n_ok > 0 { model.predict(&tensors, n_ok)? } else { Vec::new() };
+        let probs = if n_ok > 0 {
+            model.predict(&tensors, n_ok)?
+        } else {
+            Vec::new()
+        };
         let mut it = probs.into_iter();
         for (name, status) in slots {
             match status {
@@ -463,9 +591,18 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"model": meta.name, "classes": meta.classes, "results": results}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"model": meta.name, "classes": meta.classes, "results": results})
+            )?
+        );
     } else {
-        let header: Vec<String> = meta.classes.iter().map(|c| format!("{:>8}", &c[..c.len().min(8)])).collect();
+        let header: Vec<String> = meta
+            .classes
+            .iter()
+            .map(|c| format!("{:>8}", &c[..c.len().min(8)]))
+            .collect();
         println!("{:<40} {:<9} {}", "file", "emotion", header.join(" "));
         for r in &results {
             let file = r["file"].as_str().unwrap_or("");
@@ -475,14 +612,22 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|c| format!("{:>8.3}", r["probabilities"][c].as_f64().unwrap_or(0.0)))
                     .collect();
-                println!("{:<40} {:<9} {}", file, r["emotion"].as_str().unwrap_or(""), cols.join(" "));
+                println!(
+                    "{:<40} {:<9} {}",
+                    file,
+                    r["emotion"].as_str().unwrap_or(""),
+                    cols.join(" ")
+                );
             } else {
                 println!("{:<40} error: {}", file, r["error"].as_str().unwrap_or(""));
             }
         }
     }
     if failed > 0 {
-        eprintln!("{failed} of {} input(s) could not be classified (see above)", results.len());
+        eprintln!(
+            "{failed} of {} input(s) could not be classified (see above)",
+            results.len()
+        );
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,106 @@
+//! Speed measurements on synthetic data: training steps (forward, backward, optimiser) and
+//! inference, for any architecture. Used by `emolens arch bench` and the Keras comparison in
+//! `bench/train_speed/`.
+
+use std::time::Instant;
+
+use emolens_model::burn::module::Module;
+use emolens_model::burn::nn::loss::CrossEntropyLossConfig;
+use emolens_model::burn::optim::momentum::MomentumConfig;
+use emolens_model::burn::optim::{GradientsParams, SgdConfig};
+use emolens_model::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use emolens_model::{Architecture, Network};
+use serde::Serialize;
+
+use crate::error::TrainError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedReport {
+    pub arch: String,
+    pub channels: usize,
+    pub batch_size: usize,
+    pub train_steps: usize,
+    /// Median over the measured steps.
+    pub train_images_per_s: f64,
+    pub infer_batch: usize,
+    pub infer_images_per_s: f64,
+    /// Median latency of one image, batch 1, in milliseconds.
+    pub infer_latency_ms: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// Times `steps` SGD training steps (after `warmup` untimed ones) at `batch_size`, then
+/// inference at `infer_batch` and at batch 1.
+pub fn speed(
+    arch: &Architecture,
+    channels: usize,
+    size: usize,
+    batch_size: usize,
+    steps: usize,
+    warmup: usize,
+    infer_batch: usize,
+    device: &Device,
+) -> Result<SpeedReport, TrainError> {
+    let summary = arch.summarise(channels, size, size)?;
+    let classes = summary.outputs;
+    let ad = device.clone().autodiff();
+    ad.seed(1);
+    let mut model = Network::new(arch, channels, size, size, &ad)?;
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: false }))
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let x = Tensor::<4>::random([batch_size, channels, size, size], Distribution::Uniform(0.0, 1.0), &ad);
+    let labels: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch_size]), &ad);
+    let mut times = Vec::new();
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(0.01, model, grads);
+        // Reading one value forces the step to finish before the clock stops.
+        let _ = model.forward(x.clone().slice([0..1])).into_data();
+        if i >= warmup {
+            times.push(batch_size as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let train_images_per_s = median(times);
+
+    let net = model.valid();
+    let xi = Tensor::<4>::random([infer_batch, channels, size, size], Distribution::Uniform(0.0, 1.0), device);
+    let mut thr = Vec::new();
+    for i in 0..warmup + steps {
+        let t = Instant::now();
+        let _ = net.forward(xi.clone()).into_data();
+        if i >= warmup {
+            thr.push(infer_batch as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let x1 = Tensor::<4>::random([1, channels, size, size], Distribution::Uniform(0.0, 1.0), device);
+    let mut lat = Vec::new();
+    for i in 0..(warmup + steps) * 10 {
+        let t = Instant::now();
+        let _ = net.forward(x1.clone()).into_data();
+        if i >= warmup {
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(SpeedReport {
+        arch: arch.name.clone(),
+        channels,
+        batch_size,
+        train_steps: steps,
+        train_images_per_s,
+        infer_batch,
+        infer_images_per_s: median(thr),
+        infer_latency_ms: median(lat),
+    })
+}

@@ -1,0 +1,120 @@
+//! The `train`, `sweep`, `arch` and `predict` commands, run as a user runs them, on small real
+//! subsets of FER2013.
+
+use std::path::Path;
+use std::process::Command;
+
+fn emolens() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
+    c.env("EMOLENS_LOG", "warn");
+    c
+}
+
+fn fer() -> std::path::PathBuf {
+    let d = emolens_core::paths::fer2013_dir();
+    assert!(d.join("train").is_dir(), "FER2013 missing at {}", d.display());
+    d
+}
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+#[test]
+fn arch_summary_gives_keras_counts_for_the_original_files() {
+    let f = emolens_core::paths::seed_reference_dir().join("architectures/model_2_best.json");
+    let out = emolens().args(["arch", "summary", "--colour-mode", "rgb", "--json"]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["params"], 14_261_319);
+    assert_eq!(v["format"], "original");
+    let out = emolens().args(["arch", "summary"]).arg(repo().join("architectures/vgg_xs.json")).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("parameters: "));
+}
+
+#[test]
+fn bad_flags_and_files_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"name":"x","layers":[{"type":"conv2d","filters":4,"kernel":3},{"type":"dense","units":7}]}"#).unwrap();
+    let out = emolens().args(["train", "--data"]).arg(fer()).arg("--arch").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layer 1 (dense)"), "{err}");
+
+    let arch = repo().join("architectures/vgg_xs.json");
+    for (flag, value, expect) in [
+        ("--optimizer", "adagrad", "--optimizer `adagrad` is unknown"),
+        ("--schedule", "zigzag", "--schedule `zigzag` is unknown"),
+        ("--colour-mode", "cmyk", "unknown colour mode"),
+        ("--augment", "wild", "--augment `wild` is unknown"),
+        ("--batch-size", "0", "--batch-size must be at least 1"),
+    ] {
+        let out = emolens().args(["train", "--data"]).arg(fer()).arg("--arch").arg(&arch).args([flag, value]).output().unwrap();
+        assert!(!out.status.success(), "{flag} {value} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{flag} {value}: {err}");
+    }
+    let out = emolens().args(["train", "--arch"]).arg(&arch).arg("--data").arg(dir.path().join("nowhere")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
+}
+
+#[test]
+fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("micro.json");
+    std::fs::write(
+        &arch,
+        r#"{"name":"micro","layers":[
+            {"type":"conv2d","filters":8,"kernel":3,"stride":2,"padding":"same"},
+            {"type":"batch_norm"},{"type":"activation","function":"relu"},
+            {"type":"global_avg_pool"},{"type":"dense","units":7}]}"#,
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = emolens()
+        .args(["sweep", "--optimizers", "sgd,adam", "--colour-modes", "grayscale", "--batch-sizes", "32", "--epochs", "1"])
+        .args(["--max-train-per-class", "20", "--max-valid-per-class", "5", "--quiet"])
+        .arg("--archs")
+        .arg(&arch)
+        .arg("--data")
+        .arg(fer())
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("micro_sgd_grayscale_32_augment") && stdout.contains("micro_adam_grayscale_32_augment"), "{stdout}");
+    let best = runs.join("best_model/model.emolens");
+    assert!(best.is_file());
+    // A second sweep finds both runs done and trains nothing.
+    let again = emolens()
+        .args(["sweep", "--optimizers", "sgd,adam", "--colour-modes", "grayscale", "--batch-sizes", "32", "--epochs", "1"])
+        .args(["--max-train-per-class", "20", "--max-valid-per-class", "5", "--quiet"])
+        .arg("--archs").arg(&arch).arg("--data").arg(fer()).arg("--runs-dir").arg(&runs)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).matches("done (earlier)").count() == 2);
+
+    // predict: a real face crop, a folder, and a broken file in one batch.
+    let crops = dir.path().join("crops");
+    std::fs::create_dir_all(&crops).unwrap();
+    let happy = std::fs::read_dir(fer().join("test/happy")).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&happy, crops.join("a.jpg")).unwrap();
+    std::fs::write(crops.join("broken.jpg"), b"not an image").unwrap();
+    let out = emolens().arg("predict").arg("--json").arg("--model").arg(&best).arg(&crops).arg(&happy).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "one bad file gives exit code 2, the rest is classified");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let ok: Vec<_> = results.iter().filter(|r| r["status"] == "ok").collect();
+    assert_eq!(ok.len(), 2);
+    let probs = ok[0]["probabilities"].as_object().unwrap();
+    assert_eq!(probs.len(), 7);
+    assert!((probs.values().map(|p| p.as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-4);
+    let bad = results.iter().find(|r| r["status"] == "error").unwrap();
+    assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
+}
