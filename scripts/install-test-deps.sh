@@ -3,8 +3,19 @@
 set -euo pipefail
 need=()
 # (test dependencies are added here as the suites that need them land)
+# emolens-server: PostgreSQL (its tests start a private server with initdb/pg_ctl in a tempdir),
+# chromium + node for the browser test (playwright-core drives Debian's chromium).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
+fi
+# emolens-server browser test: playwright-core (no browser download; it uses /usr/bin/chromium).
+browser_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_tests/node_modules/playwright-core" ]; then
+  (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi
