@@ -5,12 +5,3 @@ f:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE")
 
-local codes = {}
-response = function(status, headers, body)
-  codes[status] = (codes[status] or 0) + 1
-end
-done = function(summary, latency, requests)
-  for code, n in pairs(codes) do
-    io.write(string.format("status %d: %d\n", code, n))
-  end
-end

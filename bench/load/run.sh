@@ -12,12 +12,12 @@ CONNECTIONS=${CONNECTIONS:-8}
 THREADS=${THREADS:-2}
 SHARED=${EMOLENS_SHARED:-../shared}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -p emolens
+[ -n "${EMOLENS_BENCH_NO_BUILD:-}" ] || cargo build --release -p emolens
 bin=./target/release/emolens
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+server=; trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
-crop=$(ls "$SHARED"/data/fer2013/test/happy/*.jpg | head -1)
+for crop in "$SHARED"/data/fer2013/test/happy/*.jpg; do break; done
 photo=assets/photos/astronaut.png
 [ -f "$crop" ] || { echo "FER2013 is missing under $SHARED/data/fer2013" >&2; exit 1; }
 [ -f "$photo" ] || { echo "$photo is missing" >&2; exit 1; }
@@ -75,7 +75,8 @@ bench() { # name path file
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   p50=$(awk '/^ +50%/ {print $2}' "$work/wrk.txt")
   p99=$(awk '/^ +99%/ {print $2}' "$work/wrk.txt")
-  codes=$(grep '^status' "$work/wrk.txt" | tr '\n' ' ')
+  codes=$(grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" | tr -s ' \n' ' ' || true)
+  [ -n "$codes" ] || codes="all responses 2xx"
   printf "%-34s %10s req/s  p50 %8s  p99 %8s  peak RSS %6.1f MiB  [%s]\n" \
     "$name" "$rps" "$p50" "$p99" "$(echo "$peak / 1024" | bc -l)" "$codes"
 }
