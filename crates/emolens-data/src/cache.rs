@@ -97,6 +97,9 @@ fn load_one(s: &Sample, pre: &Preprocessor, slot: &mut [u8]) -> Result<String, P
             ));
         }
     }
+    if crate::problem::jpeg_truncated(&bytes) {
+        return Err(crate::problem::truncated_jpeg_problem(&s.path));
+    }
     let name = s.path.display().to_string();
     let img = decode_image(&bytes, &name, &DecodeLimits::default())
         .map_err(|e| Problem::from_core(&s.path, e))?;

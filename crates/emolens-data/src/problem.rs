@@ -94,3 +94,23 @@ impl fmt::Display for Problem {
         f.write_str(&self.message)
     }
 }
+
+/// True for a JPEG whose end-of-image marker (`FF D9`) is missing from its last 64 bytes: a
+/// truncated file. Decoders often fill the missing part silently, so the data layer checks this
+/// itself rather than train on half-grey faces.
+pub fn jpeg_truncated(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return false;
+    }
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    !tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// The problem for a truncated JPEG.
+pub fn truncated_jpeg_problem(path: &Path) -> Problem {
+    Problem::new(
+        path,
+        ProblemKind::Undecodable,
+        "truncated JPEG (no end-of-image marker); the file is incomplete, copy or download it again",
+    )
+}

@@ -101,6 +101,13 @@ pub fn analyse_file(f: &DatasetFile) -> FileAnalysis {
         }
     };
     let sha = sha256_hex(&bytes);
+    if crate::problem::jpeg_truncated(&bytes) {
+        return FileAnalysis {
+            bytes: bytes.len() as u64,
+            sha256: Some(sha),
+            image: Err(crate::problem::truncated_jpeg_problem(&f.path)),
+        };
+    }
     let name = f.path.display().to_string();
     let image = decode_image(&bytes, &name, &DecodeLimits::default())
         .map_err(|e| Problem::from_core(&f.path, e))
