@@ -10,12 +10,17 @@ fn main() {
         eprintln!("usage: write_untrained_model ARCH.json OUT.emolens");
         std::process::exit(2);
     };
-    let imported = emolens_model::read_architecture_file(std::path::Path::new(arch_path)).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1)
-    });
+    let imported = emolens_model::read_architecture_file(std::path::Path::new(arch_path))
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1)
+        });
     let (h, w, c) = imported.input_shape.unwrap_or((48, 48, 1));
-    let colour = if c == 3 { ColourMode::Rgb } else { ColourMode::Grayscale };
+    let colour = if c == 3 {
+        ColourMode::Rgb
+    } else {
+        ColourMode::Grayscale
+    };
     let device = emolens_model::inference_device();
     let net = emolens_model::Network::new(&imported.arch, c, h, w, &device).unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -25,7 +30,9 @@ fn main() {
         format_version: ModelMeta::FORMAT_VERSION,
         name: format!("{}-untrained", imported.arch.name),
         // FER2013's folder order, as a model trained on it by emolens would list them.
-        classes: emolens_core::Emotion::ALL.map(|e| e.name().to_string()).to_vec(),
+        classes: emolens_core::Emotion::ALL
+            .map(|e| e.name().to_string())
+            .to_vec(),
         input: InputSpec {
             height: h as u32,
             width: w as u32,

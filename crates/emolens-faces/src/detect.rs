@@ -36,6 +36,10 @@ pub struct DetectorSettings {
     pub window_step: u32,
     /// Photos are downscaled so their longest side is at most this before detection.
     pub max_side: u32,
+    /// Smallest face to look for, source px (>= 40, the window). Larger values downscale the
+    /// photo before detection, which is faster: 48 px (the training crop size) costs 30% less
+    /// than 40 px, and smaller faces would only be reported as too small to classify.
+    pub min_face_px: u32,
 }
 
 impl Default for DetectorSettings {
@@ -45,6 +49,7 @@ impl Default for DetectorSettings {
             pyramid_scale: 0.8,
             window_step: 4,
             max_side: 2048,
+            min_face_px: 48,
         }
     }
 }
@@ -73,6 +78,12 @@ impl FaceDetector {
         if settings.window_step == 0 {
             return Err("detector window step must be at least 1".into());
         }
+        if settings.min_face_px < DETECTOR_WINDOW_PX {
+            return Err(format!(
+                "smallest face to detect ({} px) is under the detector window of {DETECTOR_WINDOW_PX} px",
+                settings.min_face_px
+            ));
+        }
         if settings.max_side < DETECTOR_WINDOW_PX {
             return Err(format!(
                 "detection size {} is under the detector window of {DETECTOR_WINDOW_PX} px",
@@ -91,7 +102,9 @@ impl FaceDetector {
     /// The scale a photo of this size is detected at (<= 1).
     pub fn detection_scale(&self, width: u32, height: u32) -> f32 {
         let longest = width.max(height).max(1);
-        (self.settings.max_side as f32 / longest as f32).min(1.0)
+        let by_side = self.settings.max_side as f32 / longest as f32;
+        let by_face = DETECTOR_WINDOW_PX as f32 / self.settings.min_face_px as f32;
+        by_side.min(by_face).min(1.0)
     }
 
     /// Smallest face (source pixels) that can be found in a photo of this size.
