@@ -581,13 +581,18 @@ pub fn experiment_plots(
         })
         .collect();
     let epochs = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
-    let finite = rows
+    let mut finite: Vec<f64> = rows
         .iter()
         .flat_map(|r| r.1.iter().copied())
-        .filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
-    });
+        .filter(|v| v.is_finite())
+        .collect();
+    finite.sort_unstable_by(f64::total_cmp);
+    // The colour scale spans the 2nd percentile to the max, so a few failed early epochs do
+    // not wash out the differences between runs (lower values clamp to the lightest colour).
+    let (lo, hi) = (
+        crate::plots::percentile(&finite, 0.02),
+        finite.last().copied().unwrap_or(f64::NAN),
+    );
     let values: Vec<Vec<f64>> = rows
         .iter()
         .map(|(_, v)| {

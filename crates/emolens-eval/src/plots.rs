@@ -431,7 +431,7 @@ impl Plot for GroupedBars {
                     .filter(|(_, v)| v.is_finite())
                     .map(|(ci, &v)| {
                         let x = ci as f64 - 0.4 + (gi as f64 + 0.5) * width;
-                        Text::new(format!("{v:.2}"), (x, v), style.clone())
+                        Text::new(format!("{v:.3}"), (x, v), style.clone())
                     })
                     .collect();
                 chart.draw_series(texts).map_err(pe)?;
@@ -634,6 +634,14 @@ pub struct BoxPlots {
 impl Plot for BoxPlots {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn size(&self) -> (u32, u32) {
+        // Long group names (model names) need room side by side.
+        let longest = self.groups.iter().map(|g| g.0.len()).max().unwrap_or(0) as u32;
+        (
+            (self.groups.len() as u32 * (longest * 9 + 70)).clamp(900, 2400),
+            650,
+        )
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let names: Vec<String> = self
