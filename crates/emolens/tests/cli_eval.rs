@@ -186,12 +186,13 @@ fn eval_refuses_unmapped_classes_unless_mapped() {
         }
     }
     let out = tmp.path().join("r");
+    let split = data.join("test");
     let base = [
         "eval",
         "--model",
         model.to_str().unwrap(),
         "--data",
-        data.join("test").to_str().unwrap(),
+        split.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ];
