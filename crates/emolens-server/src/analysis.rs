@@ -147,28 +147,6 @@ pub fn crop_quality(pixels: &[u8], source_min_side: u32) -> f32 {
     (contrast * size) as f32
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_picks_first_largest() {
-        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
-        assert_eq!(argmax(&[0.5, 0.5]), 0);
-        assert_eq!(argmax(&[]), 0);
-    }
-
-    #[test]
-    fn quality_is_zero_for_blank_and_high_for_contrast() {
-        assert_eq!(crop_quality(&[0u8; 2304], 48), 0.0);
-        let stripes: Vec<u8> = (0..2304)
-            .map(|i| if i % 2 == 0 { 40 } else { 200 })
-            .collect();
-        assert!((crop_quality(&stripes, 48) - 1.0).abs() < 1e-6);
-        assert!((crop_quality(&stripes, 24) - 0.5).abs() < 1e-6);
-    }
-}
-
 /// Face detection and classification by `emolens-faces`. Its own quality gate (confidence,
 /// sharpness, detector score) decides which faces are uncertain; faces too small to classify are
 /// left out of the report.
@@ -257,5 +235,27 @@ impl PhotoAnalyzer for FacesAnalyzer {
             height: r.height,
             faces,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_picks_first_largest() {
+        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
+
+    #[test]
+    fn quality_is_zero_for_blank_and_high_for_contrast() {
+        assert_eq!(crop_quality(&[0u8; 2304], 48), 0.0);
+        let stripes: Vec<u8> = (0..2304)
+            .map(|i| if i % 2 == 0 { 40 } else { 200 })
+            .collect();
+        assert!((crop_quality(&stripes, 48) - 1.0).abs() < 1e-6);
+        assert!((crop_quality(&stripes, 24) - 0.5).abs() < 1e-6);
     }
 }

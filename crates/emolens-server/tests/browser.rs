@@ -1,0 +1,80 @@
+//! The web app in a real headless browser: starts the server on a loopback port and runs
+//! `tests/browser/app.test.js` (playwright-core driving Debian's chromium).
+
+mod common;
+
+use common::*;
+use emolens_server::ServerConfig;
+use std::path::PathBuf;
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_app_predicts_uploads_and_compares_in_a_real_browser() {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let chromium = std::env::var("EMOLENS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: run scripts/install-test-deps.sh (installs Debian's chromium)"
+    );
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in {}: run scripts/install-test-deps.sh (runs npm ci there)",
+        browser_dir.display()
+    );
+
+    // Real FER2013 crops for the audiences of two ads.
+    let images = tempfile::tempdir().unwrap();
+    for (class, n) in [("happy", 5), ("sad", 5)] {
+        let d = images.path().join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for (name, bytes) in fer_images(class, n) {
+            std::fs::write(d.join(name), bytes).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("browser.db").display().to_string();
+    // The audience photos are face crops, so each is one face (no detection). Every face counts
+    // (no uncertainty threshold), so the charts have data whatever model the build bundles.
+    let config = ServerConfig {
+        uncertain_below: 0.0,
+        min_quality: 0.0,
+        ..Default::default()
+    };
+    let s = TestServer::start(config, &db, false).await;
+    let key = emolens_server::auth::create_key(&s.state.db, "browser")
+        .await
+        .unwrap()
+        .key;
+    let url = format!("http://{}", s.addr);
+    let out = tokio::task::spawn_blocking({
+        let (browser_dir, images) = (browser_dir.clone(), images.path().to_path_buf());
+        move || {
+            Command::new("timeout")
+                .arg("180")
+                .arg("node")
+                .arg("app.test.js")
+                .current_dir(&browser_dir)
+                .env("EMOLENS_URL", url)
+                .env("EMOLENS_KEY", key)
+                .env("EMOLENS_IMAGES", images)
+                .env("EMOLENS_CHROMIUM", chromium)
+                .output()
+                .expect("node runs (install nodejs)")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    // What the browser did is in the database.
+    let campaigns = s.state.db.list_campaigns().await.unwrap();
+    assert_eq!(campaigns.len(), 1);
+    let ads = s.state.db.list_ads(campaigns[0].id).await.unwrap();
+    assert_eq!(ads.iter().map(|a| a.photos).collect::<Vec<_>>(), vec![5, 5]);
+    s.stop().await;
+}
