@@ -159,14 +159,18 @@ impl ModelMeta {
                 )));
             }
         }
-        if self.input.height == 0 || self.input.width == 0 || self.input.height > 1024 || self.input.width > 1024 {
+        if self.input.height == 0
+            || self.input.width == 0
+            || self.input.height > 1024
+            || self.input.width > 1024
+        {
             return Err(CoreError::Meta(format!(
                 "input size {}x{} is out of range (1..=1024)",
                 self.input.height, self.input.width
             )));
         }
         if let Normalisation::Standard { mean, std } = &self.input.normalisation {
-            if mean.is_empty() || std.is_empty() || std.iter().any(|s| !(*s > 0.0)) {
+            if mean.is_empty() || std.is_empty() || std.iter().any(|s| s.is_nan() || *s <= 0.0) {
                 return Err(CoreError::Meta(
                     "standard normalisation needs a mean and a positive std per channel".into(),
                 ));
@@ -196,7 +200,10 @@ mod tests {
     #[test]
     fn colour_mode_parses() {
         assert_eq!("RGB".parse::<ColourMode>().unwrap(), ColourMode::Rgb);
-        assert_eq!("grayscale".parse::<ColourMode>().unwrap(), ColourMode::Grayscale);
+        assert_eq!(
+            "grayscale".parse::<ColourMode>().unwrap(),
+            ColourMode::Grayscale
+        );
         assert!("cmyk".parse::<ColourMode>().is_err());
     }
 

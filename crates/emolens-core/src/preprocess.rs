@@ -94,13 +94,20 @@ pub fn decode_image(
     if w > limits.max_side || h > limits.max_side {
         return Err(too_large(w, h));
     }
+    // The pixel buffer is allocated by `from_decoder` without consulting the limits, so the
+    // memory bound is checked here, from the header, before any pixel is decoded.
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(too_large(w, h));
+    }
     if w == 0 || h == 0 {
         return Err(CoreError::Decode {
             source_name: source_name.to_string(),
             detail: format!("image has no pixels ({w}x{h})"),
         });
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(_) => too_large(w, h),
         other => decode_err(other),
@@ -179,7 +186,11 @@ impl Preprocessor {
 
     /// Step 6: planar u8 pixels to normalised f32, written into `out` (same length).
     pub fn normalise_into(&self, pixels: &[u8], out: &mut [f32]) {
-        assert_eq!(pixels.len(), out.len(), "pixel and output buffers differ in length");
+        assert_eq!(
+            pixels.len(),
+            out.len(),
+            "pixel and output buffers differ in length"
+        );
         let plane = (self.spec.width * self.spec.height) as usize;
         for (c, &(scale, offset)) in self.affine.iter().enumerate() {
             let range = c * plane..(c + 1) * plane;
@@ -244,7 +255,9 @@ mod tests {
                 std: vec![0.5, 0.5, 0.5],
             },
         };
-        let t = Preprocessor::new(spec).prepare_bytes(&bytes, "g.png").unwrap();
+        let t = Preprocessor::new(spec)
+            .prepare_bytes(&bytes, "g.png")
+            .unwrap();
         assert_eq!(t.len(), 3 * 48 * 48);
         assert!(t.iter().all(|v| v.abs() < 1e-6), "51/255 = 0.2 -> 0");
     }
@@ -271,19 +284,39 @@ mod tests {
         }
         let img = DynamicImage::ImageLuma8(img);
         let p = Preprocessor::new(InputSpec::fer(ColourMode::Grayscale));
-        let crop = CropBox { x: 100.0, y: 10.0, width: 50.0, height: 50.0 };
+        let crop = CropBox {
+            x: 100.0,
+            y: 10.0,
+            width: 50.0,
+            height: 50.0,
+        };
         let px = p.to_pixels(&img, Some(crop));
         assert_eq!(px.len(), 48 * 48);
         assert!(px.iter().all(|&v| v == 200));
         // A box past the image edge is clamped, not a panic.
-        let px = p.to_pixels(&img, Some(CropBox { x: 180.0, y: 90.0, width: 500.0, height: 500.0 }));
+        let px = p.to_pixels(
+            &img,
+            Some(CropBox {
+                x: 180.0,
+                y: 90.0,
+                width: 500.0,
+                height: 500.0,
+            }),
+        );
         assert_eq!(px.len(), 48 * 48);
     }
 
     #[test]
     fn decode_by_content_not_name() {
         let img = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(8, 8, Luma([7])));
-        for fmt in [ImageFormat::Png, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Gif, ImageFormat::WebP, ImageFormat::Jpeg] {
+        for fmt in [
+            ImageFormat::Png,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+            ImageFormat::Gif,
+            ImageFormat::WebP,
+            ImageFormat::Jpeg,
+        ] {
             // GIF and WebP encoders take RGB(A) only.
             let src = match fmt {
                 ImageFormat::Gif => DynamicImage::ImageRgba8(img.to_rgba8()),
@@ -302,8 +335,13 @@ mod tests {
         let l = DecodeLimits::default();
         let e = decode_image(&[], "empty.jpg", &l).unwrap_err().to_string();
         assert!(e.contains("empty.jpg") && e.contains("empty"), "{e}");
-        let e = decode_image(b"hello, not an image", "notes.jpg", &l).unwrap_err().to_string();
-        assert!(e.contains("notes.jpg") && e.contains("not a recognised image"), "{e}");
+        let e = decode_image(b"hello, not an image", "notes.jpg", &l)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("notes.jpg") && e.contains("not a recognised image"),
+            "{e}"
+        );
         let img = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(48, 48, Luma([7])));
         let jpg = encode(&img, ImageFormat::Jpeg);
         let e = decode_image(&jpg[..jpg.len() / 2], "cut.jpg", &l);
@@ -311,8 +349,13 @@ mod tests {
         if let Err(e) = e {
             assert!(e.to_string().contains("cut.jpg"));
         }
-        let small = DecodeLimits { max_side: 16, max_alloc: 1 << 20 };
-        let e = decode_image(&jpg, "big.jpg", &small).unwrap_err().to_string();
+        let small = DecodeLimits {
+            max_side: 16,
+            max_alloc: 1 << 20,
+        };
+        let e = decode_image(&jpg, "big.jpg", &small)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("big.jpg") && e.contains("48x48"), "{e}");
     }
 }

@@ -198,7 +198,10 @@ pub fn open_for_training_with(
     Ok(out)
 }
 
-fn from_manifest(path: &Path) -> Result<(Vec<String>, Vec<Item>, Vec<Problem>), DataError> {
+/// Classes, items and problems read from a manifest.
+type ManifestItems = (Vec<String>, Vec<Item>, Vec<Problem>);
+
+fn from_manifest(path: &Path) -> Result<ManifestItems, DataError> {
     let m = Manifest::read(path)?;
     let items = m
         .entries

@@ -250,9 +250,14 @@ impl Architecture {
     pub fn from_value(value: serde_json::Value) -> Result<Self, ModelError> {
         // Parse layer by layer so an error can say which layer is wrong.
         let obj = value.as_object().ok_or_else(|| {
-            ModelError::Architecture("the file must be a JSON object with \"name\" and \"layers\"".into())
+            ModelError::Architecture(
+                "the file must be a JSON object with \"name\" and \"layers\"".into(),
+            )
         })?;
-        if let Some(k) = obj.keys().find(|k| !["name", "description", "layers"].contains(&k.as_str())) {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["name", "description", "layers"].contains(&k.as_str()))
+        {
             return Err(ModelError::Architecture(format!(
                 "unknown top-level key \"{k}\" (expected name, description, layers)"
             )));
@@ -272,7 +277,11 @@ impl Architecture {
             .and_then(|v| v.as_array())
             .ok_or_else(|| ModelError::Architecture("\"layers\" must be a list".into()))?;
         let layers = parse_layers(layers_v, "")?;
-        let arch = Architecture { name, description, layers };
+        let arch = Architecture {
+            name,
+            description,
+            layers,
+        };
         Ok(arch)
     }
 
@@ -281,9 +290,19 @@ impl Architecture {
     }
 
     /// Runs the shape pass for an input of `channels x height x width`, checking every layer.
-    pub fn summarise(&self, channels: usize, height: usize, width: usize) -> Result<Summary, ModelError> {
+    pub fn summarise(
+        &self,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Summary, ModelError> {
         let mut rows = Vec::new();
-        let shape = walk(&self.layers, Shape::Image(channels, height, width), "", &mut rows)?;
+        let shape = walk(
+            &self.layers,
+            Shape::Image(channels, height, width),
+            "",
+            &mut rows,
+        )?;
         let outputs = match shape {
             Shape::Vector(n) => n,
             Shape::Image(..) => {
@@ -296,7 +315,8 @@ impl Architecture {
             Some(LayerSpec::Dense { .. }) => {}
             _ => {
                 return Err(ModelError::Architecture(
-                    "the last layer with weights must be a dense layer giving one output per class".into(),
+                    "the last layer with weights must be a dense layer giving one output per class"
+                        .into(),
                 ))
             }
         }
@@ -326,16 +346,20 @@ fn parse_layers(values: &[serde_json::Value], prefix: &str) -> Result<Vec<LayerS
     let mut out = Vec::with_capacity(values.len());
     for (i, v) in values.iter().enumerate() {
         let path = format!("{prefix}{i}");
-        let kind = v.get("type").and_then(|t| t.as_str()).unwrap_or("?").to_string();
+        let kind = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("?")
+            .to_string();
         // Residual blocks: parse the inner lists recursively for precise paths.
         if kind == "residual" {
-            let body = v
-                .get("body")
-                .and_then(|b| b.as_array())
-                .ok_or_else(|| ModelError::Layer {
-                    layer: format!("{path} (residual)"),
-                    reason: "\"body\" must be a list of layers".into(),
-                })?;
+            let body =
+                v.get("body")
+                    .and_then(|b| b.as_array())
+                    .ok_or_else(|| ModelError::Layer {
+                        layer: format!("{path} (residual)"),
+                        reason: "\"body\" must be a list of layers".into(),
+                    })?;
             let body = parse_layers(body, &format!("{path}.body."))?;
             let shortcut = match v.get("shortcut") {
                 None | Some(serde_json::Value::Null) => Vec::new(),
@@ -349,18 +373,27 @@ fn parse_layers(values: &[serde_json::Value], prefix: &str) -> Result<Vec<LayerS
             };
             let activation = match v.get("activation") {
                 None | Some(serde_json::Value::Null) => None,
-                Some(a) => Some(serde_json::from_value(a.clone()).map_err(|e| ModelError::Layer {
-                    layer: format!("{path} (residual)"),
-                    reason: format!("bad activation: {e}"),
-                })?),
+                Some(a) => {
+                    Some(
+                        serde_json::from_value(a.clone()).map_err(|e| ModelError::Layer {
+                            layer: format!("{path} (residual)"),
+                            reason: format!("bad activation: {e}"),
+                        })?,
+                    )
+                }
             };
-            out.push(LayerSpec::Residual { body, shortcut, activation });
+            out.push(LayerSpec::Residual {
+                body,
+                shortcut,
+                activation,
+            });
             continue;
         }
-        let layer: LayerSpec = serde_json::from_value(v.clone()).map_err(|e| ModelError::Layer {
-            layer: format!("{path} ({kind})"),
-            reason: e.to_string(),
-        })?;
+        let layer: LayerSpec =
+            serde_json::from_value(v.clone()).map_err(|e| ModelError::Layer {
+                layer: format!("{path} ({kind})"),
+                reason: e.to_string(),
+            })?;
         out.push(layer);
     }
     Ok(out)
@@ -380,7 +413,12 @@ fn check_act(path: &str, kind: &str, act: Option<Act>, last: bool) -> Result<(),
     Ok(())
 }
 
-fn walk(layers: &[LayerSpec], mut shape: Shape, prefix: &str, rows: &mut Vec<LayerSummary>) -> Result<Shape, ModelError> {
+fn walk(
+    layers: &[LayerSpec],
+    mut shape: Shape,
+    prefix: &str,
+    rows: &mut Vec<LayerSummary>,
+) -> Result<Shape, ModelError> {
     let n = layers.len();
     for (i, layer) in layers.iter().enumerate() {
         let path = format!("{prefix}{i}");
@@ -430,7 +468,7 @@ fn walk(layers: &[LayerSpec], mut shape: Shape, prefix: &str, rows: &mut Vec<Lay
                     }
                 }
                 if let Some(e) = epsilon {
-                    if !(*e > 0.0) {
+                    if e.is_nan() || *e <= 0.0 {
                         return Err(bad(&path, kind, format!("epsilon {e} must be positive")));
                     }
                 }
@@ -506,7 +544,15 @@ fn walk(layers: &[LayerSpec], mut shape: Shape, prefix: &str, rows: &mut Vec<Lay
     Ok(shape)
 }
 
-fn spatial(path: &str, kind: &str, h: usize, w: usize, k: usize, s: usize, p: Padding) -> Result<(usize, usize), ModelError> {
+fn spatial(
+    path: &str,
+    kind: &str,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    p: Padding,
+) -> Result<(usize, usize), ModelError> {
     match (out_len(h, k, s, p), out_len(w, k, s, p)) {
         (Some(oh), Some(ow)) if oh > 0 && ow > 0 => Ok((oh, ow)),
         _ => Err(bad(
@@ -550,7 +596,13 @@ mod tests {
         )
         .unwrap();
         let s = a.summarise(1, 48, 48).unwrap();
-        let expect = 72 + 32 + (8 * 9 * 16 + 16) + (16 * 9 * 16 + 16) + (8 * 16 + 16) + (16 * 9 + 16 * 32 + 32) + (32 * 7 + 7);
+        let expect = 72
+            + 32
+            + (8 * 9 * 16 + 16)
+            + (16 * 9 * 16 + 16)
+            + (8 * 16 + 16)
+            + (16 * 9 + 16 * 32 + 32)
+            + (32 * 7 + 7);
         assert_eq!(s.params, expect);
         assert_eq!(s.trainable_params, expect - 16);
         assert_eq!(s.outputs, 7);
@@ -558,8 +610,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_layer() {
-        let e = Architecture::from_json(r#"{"name":"t","layers":[{"type":"conv2d","filters":8}]}"#).unwrap_err();
-        assert!(e.to_string().contains("layer 0 (conv2d)") && e.to_string().contains("kernel"), "{e}");
+        let e = Architecture::from_json(r#"{"name":"t","layers":[{"type":"conv2d","filters":8}]}"#)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("layer 0 (conv2d)") && e.to_string().contains("kernel"),
+            "{e}"
+        );
         let e = Architecture::from_json(r#"{"name":"t","layers":[{"type":"warp"}]}"#).unwrap_err();
         assert!(e.to_string().contains("layer 0 (warp)"), "{e}");
         let a = Architecture::from_json(
@@ -567,7 +623,10 @@ mod tests {
         )
         .unwrap();
         let e = a.summarise(1, 48, 48).unwrap_err();
-        assert!(e.to_string().contains("layer 1 (dense)") && e.to_string().contains("flatten"), "{e}");
+        assert!(
+            e.to_string().contains("layer 1 (dense)") && e.to_string().contains("flatten"),
+            "{e}"
+        );
         let a = Architecture::from_json(
             r#"{"name":"t","layers":[{"type":"conv2d","filters":8,"kernel":60},{"type":"flatten"},{"type":"dense","units":7}]}"#,
         )

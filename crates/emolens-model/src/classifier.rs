@@ -28,12 +28,18 @@ pub struct BurnClassifier {
 
 impl std::fmt::Debug for BurnClassifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BurnClassifier").field("model", &self.meta.name).finish()
+        f.debug_struct("BurnClassifier")
+            .field("model", &self.meta.name)
+            .finish()
     }
 }
 
 impl BurnClassifier {
-    pub fn from_bytes(bytes: &[u8], source_name: &str, device: &Device) -> Result<Self, ModelError> {
+    pub fn from_bytes(
+        bytes: &[u8],
+        source_name: &str,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let file = ModelFile::decode(bytes, source_name)?;
         let net = file.network(device)?.valid();
         Ok(BurnClassifier {
@@ -58,7 +64,12 @@ impl BurnClassifier {
         }
         let data = TensorData::new(
             inputs.to_vec(),
-            [n, spec.channels(), spec.height as usize, spec.width as usize],
+            [
+                n,
+                spec.channels(),
+                spec.height as usize,
+                spec.width as usize,
+            ],
         );
         Ok(self.net.forward(Tensor::from_data(data, &self.device)))
     }
@@ -73,12 +84,17 @@ impl EmotionClassifier for BurnClassifier {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let logits = self.logits(inputs, n).map_err(|e| CoreError::Inference(e.to_string()))?;
+        let logits = self
+            .logits(inputs, n)
+            .map_err(|e| CoreError::Inference(e.to_string()))?;
         let probs = softmax(logits, 1).into_data();
         let flat: Vec<f32> = probs
             .try_to_vec::<f32>()
             .map_err(|e| CoreError::Inference(format!("reading probabilities: {e:?}")))?;
-        Ok(flat.chunks(self.meta.classes.len()).map(|c| c.to_vec()).collect())
+        Ok(flat
+            .chunks(self.meta.classes.len())
+            .map(|c| c.to_vec())
+            .collect())
     }
 }
 

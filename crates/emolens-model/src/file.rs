@@ -36,7 +36,8 @@ pub struct ModelFile {
 impl ModelFile {
     /// Serialises a trained network with its metadata.
     pub fn encode(meta: &ModelMeta, net: Network) -> Result<Vec<u8>, ModelError> {
-        let meta_json = serde_json::to_vec(meta).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let meta_json =
+            serde_json::to_vec(meta).map_err(|e| ModelError::Inference(e.to_string()))?;
         let weights = net
             .into_record()
             .into_bytes()
@@ -66,7 +67,9 @@ impl ModelFile {
         }
         let (body, digest) = bytes.split_at(bytes.len() - 32);
         if Sha256::digest(body).as_slice() != digest {
-            return Err(err("checksum mismatch: the file is corrupt or truncated; copy it again".into()));
+            return Err(err(
+                "checksum mismatch: the file is corrupt or truncated; copy it again".into(),
+            ));
         }
         let version = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes"));
         if version != CONTAINER_VERSION {
@@ -76,9 +79,12 @@ impl ModelFile {
         }
         let mut pos: usize = 12;
         let mut take = |n: usize| -> Result<&[u8], ModelError> {
-            let end = pos.checked_add(n).filter(|&e| e <= body.len()).ok_or_else(|| {
-                err("truncated: a length field points past the end of the file".into())
-            })?;
+            let end = pos
+                .checked_add(n)
+                .filter(|&e| e <= body.len())
+                .ok_or_else(|| {
+                    err("truncated: a length field points past the end of the file".into())
+                })?;
             let s = &body[pos..end];
             pos = end;
             Ok(s)
@@ -90,7 +96,11 @@ impl ModelFile {
         let arch = Architecture::from_value(meta.architecture.clone())
             .map_err(|e| err(format!("embedded architecture: {e}")))?;
         let summary = arch
-            .summarise(meta.input.channels(), meta.input.height as usize, meta.input.width as usize)
+            .summarise(
+                meta.input.channels(),
+                meta.input.height as usize,
+                meta.input.width as usize,
+            )
             .map_err(|e| err(format!("embedded architecture: {e}")))?;
         if summary.outputs != meta.classes.len() {
             return Err(err(format!(
@@ -101,22 +111,32 @@ impl ModelFile {
         }
         let w_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
         let weights = take(w_len)?.to_vec();
-        Ok(ModelFile { meta, arch, weights })
+        Ok(ModelFile {
+            meta,
+            arch,
+            weights,
+        })
     }
 
     /// Builds the network and loads the weights into it, on `device`.
     pub fn network(&self, device: &Device) -> Result<Network, ModelError> {
         let input = &self.meta.input;
-        let net = Network::new(&self.arch, input.channels(), input.height as usize, input.width as usize, device)?;
-        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone())).map_err(|e| {
-            ModelError::ModelFile {
+        let net = Network::new(
+            &self.arch,
+            input.channels(),
+            input.height as usize,
+            input.width as usize,
+            device,
+        )?;
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(self.weights.clone()))
+            .map_err(|e| ModelError::ModelFile {
                 source_name: self.meta.name.clone(),
                 detail: format!("weights are unreadable: {e}"),
-            }
-        })?;
-        net.try_load_record(record).map_err(|e| ModelError::ModelFile {
-            source_name: self.meta.name.clone(),
-            detail: format!("weights do not fit the architecture: {e}"),
-        })
+            })?;
+        net.try_load_record(record)
+            .map_err(|e| ModelError::ModelFile {
+                source_name: self.meta.name.clone(),
+                detail: format!("weights do not fit the architecture: {e}"),
+            })
     }
 }

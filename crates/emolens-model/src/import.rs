@@ -47,7 +47,11 @@ pub fn parse_architecture(text: &str, name: &str) -> Result<Imported, ModelError
         .ok_or_else(|| ModelError::Architecture("expected a JSON object".into()))?;
     if obj.contains_key("layers") && obj.contains_key("name") && !obj.contains_key("class_name") {
         let arch = Architecture::from_value(value)?;
-        return Ok(Imported { arch, input_shape: None, format: "emolens" });
+        return Ok(Imported {
+            arch,
+            input_shape: None,
+            format: "emolens",
+        });
     }
     if obj.get("class_name").and_then(Value::as_str).is_some() && obj.contains_key("config") {
         return keras_model_json(obj, name);
@@ -65,7 +69,10 @@ fn original_format(obj: &Map<String, Value>, name: &str) -> Result<Imported, Mod
             layer: key.clone(),
             reason: "layer arguments must be a JSON object".into(),
         })?;
-        if let Some(shape) = args.get("input_shape").or_else(|| args.get("batch_input_shape")) {
+        if let Some(shape) = args
+            .get("input_shape")
+            .or_else(|| args.get("batch_input_shape"))
+        {
             input_shape = Some(parse_input_shape(key, shape)?);
         }
         layers.extend(keras_layer(key, class, args)?);
@@ -81,24 +88,34 @@ fn keras_model_json(obj: &Map<String, Value>, name: &str) -> Result<Imported, Mo
             "Keras model class '{class}' is not supported; only Sequential models can be read"
         )));
     }
-    let config = obj.get("config").and_then(Value::as_object).ok_or_else(|| {
-        ModelError::Architecture("Keras JSON has no \"config\" object".into())
-    })?;
+    let config = obj
+        .get("config")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ModelError::Architecture("Keras JSON has no \"config\" object".into()))?;
     let model_name = config.get("name").and_then(Value::as_str).unwrap_or(name);
     let list = config
         .get("layers")
         .and_then(Value::as_array)
-        .ok_or_else(|| ModelError::Architecture("Keras JSON config has no \"layers\" list".into()))?;
+        .ok_or_else(|| {
+            ModelError::Architecture("Keras JSON config has no \"layers\" list".into())
+        })?;
     let mut layers = Vec::new();
     let mut input_shape = None;
     for (i, l) in list.iter().enumerate() {
         let class = l.get("class_name").and_then(Value::as_str).unwrap_or("?");
-        let args = l.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+        let args = l
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let key = format!(
             "{i}:{}",
             args.get("name").and_then(Value::as_str).unwrap_or(class)
         );
-        if let Some(shape) = args.get("batch_input_shape").or_else(|| args.get("input_shape")) {
+        if let Some(shape) = args
+            .get("batch_input_shape")
+            .or_else(|| args.get("input_shape"))
+        {
             input_shape = Some(parse_input_shape(&key, shape)?);
         }
         if class == "InputLayer" {
@@ -131,7 +148,9 @@ fn finish(
         }
     }
     if layers.is_empty() {
-        return Err(ModelError::Architecture("the file describes no layers".into()));
+        return Err(ModelError::Architecture(
+            "the file describes no layers".into(),
+        ));
     }
     Ok(Imported {
         arch: Architecture {
@@ -147,7 +166,12 @@ fn finish(
 fn parse_input_shape(key: &str, v: &Value) -> Result<(usize, usize, usize), ModelError> {
     let dims: Vec<usize> = v
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).map(|d| d as usize).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|d| d as usize)
+                .collect()
+        })
         .unwrap_or_default();
     match dims.as_slice() {
         [h, w, c] => Ok((*h, *w, *c)),
@@ -161,13 +185,24 @@ fn parse_input_shape(key: &str, v: &Value) -> Result<(usize, usize, usize), Mode
 fn square(key: &str, what: &str, v: Option<&Value>, default: usize) -> Result<usize, ModelError> {
     let err = || ModelError::Layer {
         layer: key.to_string(),
-        reason: format!("{what} must be a positive integer or a square [n, n] pair, got {}", v.unwrap()),
+        reason: format!(
+            "{what} must be a positive integer or a square [n, n] pair, got {}",
+            v.unwrap()
+        ),
     };
     match v {
         None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(err),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|&n| n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(err),
         Some(Value::Array(a)) => match a.as_slice() {
-            [x, y] if x == y => x.as_u64().filter(|&n| n > 0).map(|n| n as usize).ok_or_else(err),
+            [x, y] if x == y => x
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(err),
             _ => Err(err()),
         },
         Some(_) => Err(err()),
@@ -221,7 +256,11 @@ fn bool_arg(args: &Map<String, Value>, k: &str, default: bool) -> bool {
 }
 
 /// One Keras layer (class name + arguments) as emolens layers.
-fn keras_layer(key: &str, class: &str, args: &Map<String, Value>) -> Result<Vec<LayerSpec>, ModelError> {
+fn keras_layer(
+    key: &str,
+    class: &str,
+    args: &Map<String, Value>,
+) -> Result<Vec<LayerSpec>, ModelError> {
     let l = match class {
         "Conv2D" => {
             let filters = args
@@ -328,9 +367,30 @@ mod tests {
         let im = parse_architecture(t, "m").unwrap();
         assert_eq!(im.format, "original");
         assert_eq!(im.input_shape, Some((48, 48, 3)));
-        assert!(matches!(im.arch.layers[0], LayerSpec::Conv2d { padding: Padding::Valid, stride: 1, .. }));
-        assert!(matches!(im.arch.layers[1], LayerSpec::MaxPool2d { size: 2, stride: Some(2), .. }));
-        assert!(matches!(im.arch.layers[3], LayerSpec::Dense { units: 7, activation: None, .. }));
+        assert!(matches!(
+            im.arch.layers[0],
+            LayerSpec::Conv2d {
+                padding: Padding::Valid,
+                stride: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            im.arch.layers[1],
+            LayerSpec::MaxPool2d {
+                size: 2,
+                stride: Some(2),
+                ..
+            }
+        ));
+        assert!(matches!(
+            im.arch.layers[3],
+            LayerSpec::Dense {
+                units: 7,
+                activation: None,
+                ..
+            }
+        ));
         let s = im.arch.summarise(3, 48, 48).unwrap();
         assert_eq!(s.params, (3 * 9 * 4 + 4) + (23 * 23 * 4 * 7 + 7));
     }
@@ -338,10 +398,17 @@ mod tests {
     #[test]
     fn bad_layers_are_named() {
         let e = parse_architecture(r#"{"Conv2D_1":{"filters":4}}"#, "m").unwrap_err();
-        assert!(e.to_string().contains("Conv2D_1") && e.to_string().contains("kernel_size"), "{e}");
+        assert!(
+            e.to_string().contains("Conv2D_1") && e.to_string().contains("kernel_size"),
+            "{e}"
+        );
         let e = parse_architecture(r#"{"LSTM_1":{"units":4}}"#, "m").unwrap_err();
-        assert!(e.to_string().contains("LSTM_1") && e.to_string().contains("not supported"), "{e}");
-        let e = parse_architecture(r#"{"Dense_1":{"units":4,"activation":"wiggle"}}"#, "m").unwrap_err();
+        assert!(
+            e.to_string().contains("LSTM_1") && e.to_string().contains("not supported"),
+            "{e}"
+        );
+        let e = parse_architecture(r#"{"Dense_1":{"units":4,"activation":"wiggle"}}"#, "m")
+            .unwrap_err();
         assert!(e.to_string().contains("wiggle"), "{e}");
     }
 }

@@ -4,7 +4,9 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation;
 use burn::tensor::{Device, Tensor};
 
@@ -51,6 +53,9 @@ pub struct OpNode {
     op: Op,
 }
 
+// Module derive needs each variant to hold its module directly, so no boxing here; the list
+// is short (one node per layer), so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Node {
     Conv(ConvNode),
@@ -100,11 +105,25 @@ fn pad_cfg(padding: Padding, h: usize, w: usize, k: usize, s: usize) -> PaddingC
     }
 }
 
-fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec<Node>, Shape), ModelError> {
+fn build(
+    layers: &[LayerSpec],
+    mut shape: Shape,
+    device: &Device,
+) -> Result<(Vec<Node>, Shape), ModelError> {
     let mut nodes = Vec::with_capacity(layers.len());
     for layer in layers {
         let (node, next) = match (layer, shape) {
-            (LayerSpec::Conv2d { filters, kernel, stride, padding, bias, activation }, Shape::Image(c, h, w)) => {
+            (
+                LayerSpec::Conv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                    activation,
+                },
+                Shape::Image(c, h, w),
+            ) => {
                 let conv = Conv2dConfig::new([c, *filters], [*kernel, *kernel])
                     .with_stride([*stride, *stride])
                     .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
@@ -113,26 +132,55 @@ fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec
                 let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
                 let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
                 (
-                    Node::Conv(ConvNode { conv, pointwise: None, act: *activation }),
+                    Node::Conv(ConvNode {
+                        conv,
+                        pointwise: None,
+                        act: *activation,
+                    }),
                     Shape::Image(*filters, oh, ow),
                 )
             }
-            (LayerSpec::SeparableConv2d { filters, kernel, stride, padding, bias, activation }, Shape::Image(c, h, w)) => {
+            (
+                LayerSpec::SeparableConv2d {
+                    filters,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                    activation,
+                },
+                Shape::Image(c, h, w),
+            ) => {
                 let conv = Conv2dConfig::new([c, c], [*kernel, *kernel])
                     .with_stride([*stride, *stride])
                     .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
                     .with_groups(c)
                     .with_bias(false)
                     .init(device);
-                let pointwise = Conv2dConfig::new([c, *filters], [1, 1]).with_bias(*bias).init(device);
+                let pointwise = Conv2dConfig::new([c, *filters], [1, 1])
+                    .with_bias(*bias)
+                    .init(device);
                 let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
                 let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
                 (
-                    Node::Conv(ConvNode { conv, pointwise: Some(pointwise), act: *activation }),
+                    Node::Conv(ConvNode {
+                        conv,
+                        pointwise: Some(pointwise),
+                        act: *activation,
+                    }),
                     Shape::Image(*filters, oh, ow),
                 )
             }
-            (LayerSpec::DepthwiseConv2d { kernel, stride, padding, bias, activation }, Shape::Image(c, h, w)) => {
+            (
+                LayerSpec::DepthwiseConv2d {
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                    activation,
+                },
+                Shape::Image(c, h, w),
+            ) => {
                 let conv = Conv2dConfig::new([c, c], [*kernel, *kernel])
                     .with_stride([*stride, *stride])
                     .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
@@ -142,7 +190,11 @@ fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec
                 let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
                 let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
                 (
-                    Node::Conv(ConvNode { conv, pointwise: None, act: *activation }),
+                    Node::Conv(ConvNode {
+                        conv,
+                        pointwise: None,
+                        act: *activation,
+                    }),
                     Shape::Image(c, oh, ow),
                 )
             }
@@ -160,8 +212,20 @@ fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec
                 }
                 (Node::Norm(cfg.init(device)), s)
             }
-            (LayerSpec::Activation { function }, s) => (Node::Op(OpNode { op: Op::Act(*function) }), s),
-            (LayerSpec::MaxPool2d { size, stride, padding }, Shape::Image(c, h, w)) => {
+            (LayerSpec::Activation { function }, s) => (
+                Node::Op(OpNode {
+                    op: Op::Act(*function),
+                }),
+                s,
+            ),
+            (
+                LayerSpec::MaxPool2d {
+                    size,
+                    stride,
+                    padding,
+                },
+                Shape::Image(c, h, w),
+            ) => {
                 let st = stride.unwrap_or(*size);
                 let pool = MaxPool2dConfig::new([*size, *size])
                     .with_strides([st, st])
@@ -171,7 +235,14 @@ fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec
                 let ow = out_len(w, *size, st, *padding).unwrap_or(0);
                 (Node::MaxPool(pool), Shape::Image(c, oh, ow))
             }
-            (LayerSpec::AvgPool2d { size, stride, padding }, Shape::Image(c, h, w)) => {
+            (
+                LayerSpec::AvgPool2d {
+                    size,
+                    stride,
+                    padding,
+                },
+                Shape::Image(c, h, w),
+            ) => {
                 let st = stride.unwrap_or(*size);
                 let pool = AvgPool2dConfig::new([*size, *size])
                     .with_strides([st, st])
@@ -182,19 +253,55 @@ fn build(layers: &[LayerSpec], mut shape: Shape, device: &Device) -> Result<(Vec
                 let ow = out_len(w, *size, st, *padding).unwrap_or(0);
                 (Node::AvgPool(pool), Shape::Image(c, oh, ow))
             }
-            (LayerSpec::GlobalAvgPool, Shape::Image(c, ..)) => (Node::Op(OpNode { op: Op::GlobalAvg }), Shape::Vector(c)),
-            (LayerSpec::GlobalMaxPool, Shape::Image(c, ..)) => (Node::Op(OpNode { op: Op::GlobalMax }), Shape::Vector(c)),
-            (LayerSpec::Dropout { rate }, s) => (Node::Dropout(DropoutConfig::new(*rate).init()), s),
-            (LayerSpec::Flatten, Shape::Image(c, h, w)) => (Node::Op(OpNode { op: Op::Flatten }), Shape::Vector(c * h * w)),
-            (LayerSpec::Flatten, s) => (Node::Op(OpNode { op: Op::Flatten }), s),
-            (LayerSpec::Dense { units, bias, activation }, Shape::Vector(n)) => {
-                let linear = LinearConfig::new(n, *units).with_bias(*bias).init(device);
-                (Node::Dense(DenseNode { linear, act: *activation }), Shape::Vector(*units))
+            (LayerSpec::GlobalAvgPool, Shape::Image(c, ..)) => {
+                (Node::Op(OpNode { op: Op::GlobalAvg }), Shape::Vector(c))
             }
-            (LayerSpec::Residual { body, shortcut, activation }, s) => {
+            (LayerSpec::GlobalMaxPool, Shape::Image(c, ..)) => {
+                (Node::Op(OpNode { op: Op::GlobalMax }), Shape::Vector(c))
+            }
+            (LayerSpec::Dropout { rate }, s) => {
+                (Node::Dropout(DropoutConfig::new(*rate).init()), s)
+            }
+            (LayerSpec::Flatten, Shape::Image(c, h, w)) => (
+                Node::Op(OpNode { op: Op::Flatten }),
+                Shape::Vector(c * h * w),
+            ),
+            (LayerSpec::Flatten, s) => (Node::Op(OpNode { op: Op::Flatten }), s),
+            (
+                LayerSpec::Dense {
+                    units,
+                    bias,
+                    activation,
+                },
+                Shape::Vector(n),
+            ) => {
+                let linear = LinearConfig::new(n, *units).with_bias(*bias).init(device);
+                (
+                    Node::Dense(DenseNode {
+                        linear,
+                        act: *activation,
+                    }),
+                    Shape::Vector(*units),
+                )
+            }
+            (
+                LayerSpec::Residual {
+                    body,
+                    shortcut,
+                    activation,
+                },
+                s,
+            ) => {
                 let (body, out) = build(body, s, device)?;
                 let (shortcut, _) = build(shortcut, s, device)?;
-                (Node::Residual(ResidualNode { body, shortcut, act: *activation }), out)
+                (
+                    Node::Residual(ResidualNode {
+                        body,
+                        shortcut,
+                        act: *activation,
+                    }),
+                    out,
+                )
             }
             (l, s) => {
                 return Err(ModelError::Architecture(format!(
@@ -266,7 +373,13 @@ fn run(nodes: &[Node], mut x: X) -> X {
 impl Network {
     /// Builds a freshly initialised network for `channels x height x width` inputs. The
     /// architecture is shape-checked first, so errors name the bad layer.
-    pub fn new(arch: &Architecture, channels: usize, height: usize, width: usize, device: &Device) -> Result<Self, ModelError> {
+    pub fn new(
+        arch: &Architecture,
+        channels: usize,
+        height: usize,
+        width: usize,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         arch.summarise(channels, height, width)?;
         let (nodes, _) = build(&arch.layers, Shape::Image(channels, height, width), device)?;
         Ok(Network { nodes })

@@ -9,7 +9,11 @@ use emolens_model::{read_architecture_file, Network};
 
 fn arch_dir() -> std::path::PathBuf {
     let d = seed_reference_dir().join("architectures");
-    assert!(d.is_dir(), "missing {}: the shared seed-reference folder must sit beside the checkout", d.display());
+    assert!(
+        d.is_dir(),
+        "missing {}: the shared seed-reference folder must sit beside the checkout",
+        d.display()
+    );
     d
 }
 
@@ -20,7 +24,11 @@ fn keras_parameter_counts() {
         ("model_1_concept.json", 4_708_615, 4_708_039),
         ("model_2_best.json", 14_261_319, 14_260_743),
         ("model_3_best_nodropout.json", 14_261_319, 14_260_743),
-        ("model_4_best_nodroupout_nobatchn.json", 14_249_671, 14_249_095),
+        (
+            "model_4_best_nodroupout_nobatchn.json",
+            14_249_671,
+            14_249_095,
+        ),
         ("keras_best_model_architecture.json", 14_261_319, 14_260_743),
     ];
     let device = Device::flex();
@@ -29,9 +37,16 @@ fn keras_parameter_counts() {
         assert_eq!(im.input_shape.map(|s| (s.0, s.1)), Some((48, 48)), "{file}");
         for (channels, expect) in [(3, rgb), (1, gray)] {
             let s = im.arch.summarise(channels, 48, 48).unwrap();
-            assert_eq!(s.params, expect, "{file} with {channels} channel(s): shape pass");
+            assert_eq!(
+                s.params, expect,
+                "{file} with {channels} channel(s): shape pass"
+            );
             let net = Network::new(&im.arch, channels, 48, 48, &device).unwrap();
-            assert_eq!(net.num_params(), expect, "{file} with {channels} channel(s): burn network");
+            assert_eq!(
+                net.num_params(),
+                expect,
+                "{file} with {channels} channel(s): burn network"
+            );
         }
     }
 }
@@ -59,9 +74,16 @@ fn malformed_files_name_the_bad_layer() {
     let dir = std::env::temp_dir().join(format!("emolens-arch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("bad.json");
-    std::fs::write(&p, r#"{"Conv2D_1":{"filters":32,"kernel_size":3},"MaxPooling2D_1":{"pool_size":"big"}}"#).unwrap();
+    std::fs::write(
+        &p,
+        r#"{"Conv2D_1":{"filters":32,"kernel_size":3},"MaxPooling2D_1":{"pool_size":"big"}}"#,
+    )
+    .unwrap();
     let e = read_architecture_file(&p).unwrap_err().to_string();
-    assert!(e.contains("MaxPooling2D_1") && e.contains("pool_size") && e.contains("bad.json"), "{e}");
+    assert!(
+        e.contains("MaxPooling2D_1") && e.contains("pool_size") && e.contains("bad.json"),
+        "{e}"
+    );
     std::fs::write(&p, "{not json").unwrap();
     let e = read_architecture_file(&p).unwrap_err().to_string();
     assert!(e.contains("not valid JSON"), "{e}");

@@ -36,28 +36,52 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `steps` SGD training steps (after `warmup` untimed ones) at `batch_size`, then
-/// inference at `infer_batch` and at batch 1.
+/// What to time.
+#[derive(Debug, Clone, Copy)]
+pub struct SpeedSpec {
+    pub channels: usize,
+    /// Input side in pixels.
+    pub size: usize,
+    pub batch_size: usize,
+    /// Timed steps, after `warmup` untimed ones.
+    pub steps: usize,
+    pub warmup: usize,
+    /// Batch size of the inference throughput figure.
+    pub infer_batch: usize,
+}
+
+/// Times SGD training steps at `batch_size`, then inference at `infer_batch` and at batch 1.
 pub fn speed(
     arch: &Architecture,
-    channels: usize,
-    size: usize,
-    batch_size: usize,
-    steps: usize,
-    warmup: usize,
-    infer_batch: usize,
+    spec: SpeedSpec,
     device: &Device,
 ) -> Result<SpeedReport, TrainError> {
+    let SpeedSpec {
+        channels,
+        size,
+        batch_size,
+        steps,
+        warmup,
+        infer_batch,
+    } = spec;
     let summary = arch.summarise(channels, size, size)?;
     let classes = summary.outputs;
     let ad = device.clone().autodiff();
     ad.seed(1);
     let mut model = Network::new(arch, channels, size, size, &ad)?;
     let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov: false }))
+        .with_momentum(Some(MomentumConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }))
         .init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let x = Tensor::<4>::random([batch_size, channels, size, size], Distribution::Uniform(0.0, 1.0), &ad);
+    let x = Tensor::<4>::random(
+        [batch_size, channels, size, size],
+        Distribution::Uniform(0.0, 1.0),
+        &ad,
+    );
     let labels: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch_size]), &ad);
     let mut times = Vec::new();
@@ -67,7 +91,7 @@ pub fn speed(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(0.01, model, grads);
         // Reading one value forces the step to finish before the clock stops.
-        let _ = model.forward(x.clone().slice([0..1])).into_data();
+        let _ = model.forward(x.clone().narrow(0, 0, 1)).into_data();
         if i >= warmup {
             times.push(batch_size as f64 / t.elapsed().as_secs_f64());
         }
@@ -75,7 +99,11 @@ pub fn speed(
     let train_images_per_s = median(times);
 
     let net = model.valid();
-    let xi = Tensor::<4>::random([infer_batch, channels, size, size], Distribution::Uniform(0.0, 1.0), device);
+    let xi = Tensor::<4>::random(
+        [infer_batch, channels, size, size],
+        Distribution::Uniform(0.0, 1.0),
+        device,
+    );
     let mut thr = Vec::new();
     for i in 0..warmup + steps {
         let t = Instant::now();
@@ -84,7 +112,11 @@ pub fn speed(
             thr.push(infer_batch as f64 / t.elapsed().as_secs_f64());
         }
     }
-    let x1 = Tensor::<4>::random([1, channels, size, size], Distribution::Uniform(0.0, 1.0), device);
+    let x1 = Tensor::<4>::random(
+        [1, channels, size, size],
+        Distribution::Uniform(0.0, 1.0),
+        device,
+    );
     let mut lat = Vec::new();
     for i in 0..(warmup + steps) * 10 {
         let t = Instant::now();

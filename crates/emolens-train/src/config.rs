@@ -10,21 +10,54 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OptimizerConfig {
-    Sgd { momentum: f64, nesterov: bool },
-    Adam { beta1: f32, beta2: f32, epsilon: f32 },
-    AdamW { beta1: f32, beta2: f32, epsilon: f32 },
-    RmsProp { rho: f32, momentum: f32, epsilon: f32 },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    },
+    AdamW {
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    },
+    RmsProp {
+        rho: f32,
+        momentum: f32,
+        epsilon: f32,
+    },
 }
 
 impl OptimizerConfig {
     /// Defaults matching Keras' for each optimiser (SGD gets momentum 0.9, as is usual for CNNs).
     pub fn by_name(name: &str) -> Option<Self> {
         Some(match name.to_ascii_lowercase().as_str() {
-            "sgd" => OptimizerConfig::Sgd { momentum: 0.9, nesterov: false },
-            "nesterov" | "sgd-nesterov" => OptimizerConfig::Sgd { momentum: 0.9, nesterov: true },
-            "adam" => OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
-            "adamw" => OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
-            "rmsprop" => OptimizerConfig::RmsProp { rho: 0.9, momentum: 0.0, epsilon: 1e-7 },
+            "sgd" => OptimizerConfig::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            "nesterov" | "sgd-nesterov" => OptimizerConfig::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+            },
+            "adam" => OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-7,
+            },
+            "adamw" => OptimizerConfig::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-7,
+            },
+            "rmsprop" => OptimizerConfig::RmsProp {
+                rho: 0.9,
+                momentum: 0.0,
+                epsilon: 1e-7,
+            },
             _ => return None,
         })
     }
@@ -46,12 +79,22 @@ impl OptimizerConfig {
 pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `every` epochs.
-    Step { every: usize, gamma: f64 },
+    Step {
+        every: usize,
+        gamma: f64,
+    },
     /// Linear warm-up over `warmup_epochs`, then cosine decay to `min_lr` at the last epoch
     /// (updated every step).
-    Cosine { warmup_epochs: usize, min_lr: f64 },
+    Cosine {
+        warmup_epochs: usize,
+        min_lr: f64,
+    },
     /// Multiply by `factor` when val_loss has not improved for `patience` epochs.
-    Plateau { factor: f64, patience: usize, min_lr: f64 },
+    Plateau {
+        factor: f64,
+        patience: usize,
+        min_lr: f64,
+    },
 }
 
 /// Class weighting of the loss.
@@ -124,27 +167,46 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err("--epochs must be at least 1".into());
         }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {}", self.learning_rate));
+        if self.learning_rate.is_nan()
+            || self.learning_rate <= 0.0
+            || self.learning_rate.is_infinite()
+        {
+            return Err(format!(
+                "--lr must be a positive number, got {}",
+                self.learning_rate
+            ));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!("--label-smoothing must be in [0, 1), got {}", self.label_smoothing));
+            return Err(format!(
+                "--label-smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
         }
         if !(0.0..0.9).contains(&self.valid_fraction) {
-            return Err(format!("--valid-fraction must be in [0, 0.9), got {}", self.valid_fraction));
+            return Err(format!(
+                "--valid-fraction must be in [0, 0.9), got {}",
+                self.valid_fraction
+            ));
         }
         if self.weight_decay < 0.0 {
             return Err("--weight-decay must not be negative".into());
         }
         if self.input_size < 8 || self.input_size > 512 {
-            return Err(format!("--input-size must be in 8..=512, got {}", self.input_size));
+            return Err(format!(
+                "--input-size must be in 8..=512, got {}",
+                self.input_size
+            ));
         }
-        self.augment.validate().map_err(|e| format!("augmentation: {e}"))?;
+        self.augment
+            .validate()
+            .map_err(|e| format!("augmentation: {e}"))?;
         match &self.schedule {
-            Schedule::Step { every, gamma } if *every == 0 || !(*gamma > 0.0) => {
+            Schedule::Step { every, gamma } if *every == 0 || gamma.is_nan() || *gamma <= 0.0 => {
                 Err("step schedule needs --step-every >= 1 and --gamma > 0".into())
             }
-            Schedule::Plateau { factor, .. } if !(*factor > 0.0 && *factor < 1.0) => {
+            Schedule::Plateau { factor, .. }
+                if factor.is_nan() || *factor <= 0.0 || *factor >= 1.0 =>
+            {
                 Err("plateau schedule needs --plateau-factor in (0, 1)".into())
             }
             _ => Ok(()),

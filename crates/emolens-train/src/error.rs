@@ -16,6 +16,9 @@ pub enum TrainError {
 
 impl TrainError {
     pub fn io(path: &Path, e: std::io::Error) -> Self {
-        TrainError::Io { path: path.to_path_buf(), detail: e.to_string() }
+        TrainError::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }
     }
 }

@@ -34,6 +34,9 @@ impl History {
 
     /// The metrics that depend only on the data, weights and seed (not on wall-clock time).
     pub fn without_timing(&self) -> History {
-        History { epoch_seconds: Vec::new(), ..self.clone() }
+        History {
+            epoch_seconds: Vec::new(),
+            ..self.clone()
+        }
     }
 }

@@ -15,12 +15,21 @@ pub struct PlateauState {
 
 impl PlateauState {
     pub fn new() -> Self {
-        PlateauState { best_val_loss: None, wait: 0, factor: 1.0 }
+        PlateauState {
+            best_val_loss: None,
+            wait: 0,
+            factor: 1.0,
+        }
     }
 
     /// Records an epoch's val_loss; returns true when the rate was reduced.
     pub fn observe(&mut self, schedule: &Schedule, base_lr: f64, val_loss: f64) -> bool {
-        let Schedule::Plateau { factor, patience, min_lr } = schedule else {
+        let Schedule::Plateau {
+            factor,
+            patience,
+            min_lr,
+        } = schedule
+        else {
             return false;
         };
         let improved = self.best_val_loss.is_none_or(|b| val_loss < b - 1e-4);
@@ -52,14 +61,18 @@ pub fn learning_rate(
     match schedule {
         Schedule::Constant => base_lr,
         Schedule::Step { every, gamma } => base_lr * gamma.powi((epoch / every.max(&1)) as i32),
-        Schedule::Cosine { warmup_epochs, min_lr } => {
+        Schedule::Cosine {
+            warmup_epochs,
+            min_lr,
+        } => {
             let warm = warmup_epochs * steps_per_epoch;
             let total = (epochs * steps_per_epoch).max(1);
             if step < warm {
                 base_lr * (step + 1) as f64 / warm as f64
             } else {
                 let t = (step - warm) as f64 / (total - warm).max(1) as f64;
-                min_lr + (base_lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+                min_lr
+                    + (base_lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
             }
         }
         Schedule::Plateau { .. } => base_lr * plateau.factor,
@@ -72,7 +85,10 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_then_decays() {
-        let s = Schedule::Cosine { warmup_epochs: 1, min_lr: 0.0 };
+        let s = Schedule::Cosine {
+            warmup_epochs: 1,
+            min_lr: 0.0,
+        };
         let p = PlateauState::new();
         assert!((learning_rate(&s, 0.1, 0, 0, 10, 5, &p) - 0.01).abs() < 1e-12);
         assert!((learning_rate(&s, 0.1, 0, 9, 10, 5, &p) - 0.1).abs() < 1e-12);
@@ -83,10 +99,17 @@ mod tests {
     #[test]
     fn step_and_plateau() {
         let p = PlateauState::new();
-        let s = Schedule::Step { every: 2, gamma: 0.5 };
+        let s = Schedule::Step {
+            every: 2,
+            gamma: 0.5,
+        };
         assert_eq!(learning_rate(&s, 1.0, 3, 0, 1, 10, &p), 0.5);
         assert_eq!(learning_rate(&s, 1.0, 4, 0, 1, 10, &p), 0.25);
-        let s = Schedule::Plateau { factor: 0.5, patience: 1, min_lr: 0.1 };
+        let s = Schedule::Plateau {
+            factor: 0.5,
+            patience: 1,
+            min_lr: 0.1,
+        };
         let mut p = PlateauState::new();
         assert!(!p.observe(&s, 1.0, 1.0));
         assert!(!p.observe(&s, 1.0, 1.0));

@@ -11,7 +11,9 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use emolens_core::{InputSpec, ModelMeta, Preprocessor};
-use emolens_data::{apply_augment, load_cache, open_for_training, AugmentConfig, ImageCache, Sample};
+use emolens_data::{
+    apply_augment, load_cache, open_for_training, AugmentConfig, ImageCache, Sample,
+};
 use emolens_model::burn::module::Module;
 use emolens_model::burn::nn::loss::CrossEntropyLossConfig;
 use emolens_model::burn::optim::decay::WeightDecayConfig;
@@ -178,10 +180,18 @@ fn make_batch(
         .for_each(|(out, (k, &idx))| {
             let src = cache.image(idx);
             if do_aug {
-                let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, (start + k) as u64));
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, (start + k) as u64));
                 let params = augment.sample(&mut rng);
                 let mut px = vec![0u8; len];
-                apply_augment(&params, src, cache.channels, cache.height, cache.width, &mut px);
+                apply_augment(
+                    &params,
+                    src,
+                    cache.channels,
+                    cache.height,
+                    cache.width,
+                    &mut px,
+                );
                 pre.normalise_into(&px, out);
             } else {
                 pre.normalise_into(src, out);
@@ -192,29 +202,44 @@ fn make_batch(
 }
 
 fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    let wd = (cfg.weight_decay > 0.0).then_some(WeightDecayConfig::new(cfg.weight_decay as f32));
     match &cfg.optimizer {
         OptimizerConfig::Sgd { momentum, nesterov } => {
-            let m = (*momentum > 0.0).then(|| MomentumConfig {
+            let m = (*momentum > 0.0).then_some(MomentumConfig {
                 momentum: *momentum,
                 dampening: 0.0,
                 nesterov: *nesterov,
             });
-            SgdConfig::new().with_momentum(m).with_weight_decay(wd).init()
+            SgdConfig::new()
+                .with_momentum(m)
+                .with_weight_decay(wd)
+                .init()
         }
-        OptimizerConfig::Adam { beta1, beta2, epsilon } => AdamConfig::new()
+        OptimizerConfig::Adam {
+            beta1,
+            beta2,
+            epsilon,
+        } => AdamConfig::new()
             .with_beta_1(*beta1)
             .with_beta_2(*beta2)
             .with_epsilon(*epsilon)
             .with_weight_decay(wd)
             .init(),
-        OptimizerConfig::AdamW { beta1, beta2, epsilon } => AdamWConfig::new()
+        OptimizerConfig::AdamW {
+            beta1,
+            beta2,
+            epsilon,
+        } => AdamWConfig::new()
             .with_beta_1(*beta1)
             .with_beta_2(*beta2)
             .with_epsilon(*epsilon)
             .with_weight_decay(cfg.weight_decay as f32)
             .init(),
-        OptimizerConfig::RmsProp { rho, momentum, epsilon } => RmsPropConfig::new()
+        OptimizerConfig::RmsProp {
+            rho,
+            momentum,
+            epsilon,
+        } => RmsPropConfig::new()
             .with_alpha(*rho)
             .with_momentum(*momentum)
             .with_epsilon(*epsilon)
@@ -223,7 +248,11 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
-fn class_weights(cfg: &TrainConfig, cache: &ImageCache, classes: usize) -> Result<Option<Vec<f32>>, TrainError> {
+fn class_weights(
+    cfg: &TrainConfig,
+    cache: &ImageCache,
+    classes: usize,
+) -> Result<Option<Vec<f32>>, TrainError> {
     match &cfg.class_weights {
         ClassWeights::None => Ok(None),
         ClassWeights::Custom(w) => {
@@ -244,7 +273,13 @@ fn class_weights(cfg: &TrainConfig, cache: &ImageCache, classes: usize) -> Resul
             Ok(Some(
                 counts
                     .iter()
-                    .map(|&c| if c == 0 { 0.0 } else { n / (classes as f32 * c as f32) })
+                    .map(|&c| {
+                        if c == 0 {
+                            0.0
+                        } else {
+                            n / (classes as f32 * c as f32)
+                        }
+                    })
                     .collect(),
             ))
         }
@@ -252,7 +287,12 @@ fn class_weights(cfg: &TrainConfig, cache: &ImageCache, classes: usize) -> Resul
 }
 
 /// Loss and accuracy of `net` (validation mode) on a whole cache.
-pub fn evaluate(net: &Network, cache: &ImageCache, pre: &Preprocessor, device: &Device) -> (f64, f64) {
+pub fn evaluate(
+    net: &Network,
+    cache: &ImageCache,
+    pre: &Preprocessor,
+    device: &Device,
+) -> (f64, f64) {
     if cache.is_empty() {
         return (f64::NAN, f64::NAN);
     }
@@ -265,19 +305,31 @@ pub fn evaluate(net: &Network, cache: &ImageCache, pre: &Preprocessor, device: &
         let b = make_batch(cache, chunk, pre, &none, 0, 0, 0);
         let (x, y) = to_tensors(&b, cache, device);
         let logits = net.forward(x);
-        let loss: f64 = loss_fn.forward(logits.clone(), y.clone()).into_scalar::<f32>() as f64;
+        let loss: f64 = loss_fn
+            .forward(logits.clone(), y.clone())
+            .into_scalar::<f32>() as f64;
         loss_sum += loss * chunk.len() as f64;
-        correct += logits.argmax(1).reshape([chunk.len()]).equal(y).int().sum().into_scalar::<i64>();
+        correct += logits
+            .argmax(1)
+            .reshape([chunk.len()])
+            .equal(y)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
     }
-    (loss_sum / cache.len() as f64, correct as f64 / cache.len() as f64)
+    (
+        loss_sum / cache.len() as f64,
+        correct as f64 / cache.len() as f64,
+    )
 }
-
-
 
 fn to_tensors(b: &Batch, cache: &ImageCache, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let n = b.labels.len();
     let x = Tensor::from_data(
-        TensorData::new(b.images.clone(), [n, cache.channels, cache.height, cache.width]),
+        TensorData::new(
+            b.images.clone(),
+            [n, cache.channels, cache.height, cache.width],
+        ),
         device,
     );
     let y = Tensor::from_data(TensorData::new(b.labels.clone(), [n]), device);
@@ -285,7 +337,12 @@ fn to_tensors(b: &Batch, cache: &ImageCache, device: &Device) -> (Tensor<4>, Ten
 }
 
 /// Model metadata for a network trained with `cfg`.
-pub fn model_meta(cfg: &TrainConfig, classes: &[String], fingerprint: &str, name: &str) -> ModelMeta {
+pub fn model_meta(
+    cfg: &TrainConfig,
+    classes: &[String],
+    fingerprint: &str,
+    name: &str,
+) -> ModelMeta {
     ModelMeta {
         format_version: ModelMeta::FORMAT_VERSION,
         name: name.to_string(),
@@ -308,17 +365,32 @@ pub fn input_spec(cfg: &TrainConfig) -> InputSpec {
 }
 
 /// Trains (or resumes) the run described by `cfg` in `run_dir`.
-pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<RunOutcome, TrainError> {
+pub fn train(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    opts: &RunOptions,
+) -> Result<RunOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Config)?;
-    let files = RunFiles { dir: run_dir.to_path_buf() };
-    std::fs::create_dir_all(files.state_dir()).map_err(|e| TrainError::io(&files.state_dir(), e))?;
+    // Open the data first, so a wrong --data leaves no run folder behind.
+    let splits =
+        open_for_training(&cfg.data, cfg.valid_fraction, cfg.seed).map_err(TrainError::Data)?;
+    let files = RunFiles {
+        dir: run_dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(files.state_dir())
+        .map_err(|e| TrainError::io(&files.state_dir(), e))?;
 
     // A resumed run must be the same run: refuse a changed configuration.
     if opts.resume && files.config().exists() {
         let saved: TrainConfig = serde_json::from_slice(
             &std::fs::read(files.config()).map_err(|e| TrainError::io(&files.config(), e))?,
         )
-        .map_err(|e| TrainError::Config(format!("{}: unreadable ({e}); delete the run folder to start over", files.config().display())))?;
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "{}: unreadable ({e}); delete the run folder to start over",
+                files.config().display()
+            ))
+        })?;
         if &saved != cfg {
             return Err(TrainError::Config(format!(
                 "{} holds a run with a different configuration; use another --runs-dir or --name, or delete it to start over",
@@ -326,14 +398,18 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
             )));
         }
     }
-    write_atomic(&files.config(), serde_json::to_string_pretty(cfg).expect("config serialises").as_bytes())?;
+    write_atomic(
+        &files.config(),
+        serde_json::to_string_pretty(cfg)
+            .expect("config serialises")
+            .as_bytes(),
+    )?;
 
     let arch = Architecture::from_value(cfg.architecture.clone()).map_err(TrainError::Model)?;
     let spec = input_spec(cfg);
     let pre = Preprocessor::new(spec.clone());
 
     // Data.
-    let splits = open_for_training(&cfg.data, cfg.valid_fraction, cfg.seed).map_err(TrainError::Data)?;
     for p in &splits.problems {
         warn!(problem = %p, "dataset problem");
     }
@@ -341,7 +417,10 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
     let train_samples = limit_per_class(splits.train.clone(), cfg.max_train_per_class);
     let valid_samples = limit_per_class(splits.valid.clone(), cfg.max_valid_per_class);
     if train_samples.is_empty() {
-        return Err(TrainError::Config(format!("{}: no training images found", cfg.data.display())));
+        return Err(TrainError::Config(format!(
+            "{}: no training images found",
+            cfg.data.display()
+        )));
     }
     let t0 = Instant::now();
     let (train_cache, p1) = load_cache(&train_samples, &pre, opts.progress);
@@ -368,13 +447,24 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
         "valid_fingerprint": valid_cache.fingerprint(),
         "skipped_files": p1.iter().chain(&p2).map(|p| p.to_string()).collect::<Vec<_>>(),
     });
-    write_atomic(&files.dataset(), serde_json::to_string_pretty(&dataset_json).expect("json").as_bytes())?;
+    write_atomic(
+        &files.dataset(),
+        serde_json::to_string_pretty(&dataset_json)
+            .expect("json")
+            .as_bytes(),
+    )?;
 
     // Model, optimiser, state.
     let device = opts.device.clone().autodiff();
     device.seed(cfg.seed);
-    let mut model = Network::new(&arch, spec.channels(), spec.height as usize, spec.width as usize, &device)
-        .map_err(TrainError::Model)?;
+    let mut model = Network::new(
+        &arch,
+        spec.channels(),
+        spec.height as usize,
+        spec.width as usize,
+        &device,
+    )
+    .map_err(TrainError::Model)?;
     let mut optim = build_optimizer(cfg);
     let mut state = TrainerState {
         epochs_done: 0,
@@ -388,15 +478,25 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
         stopped_early: false,
     };
     if opts.resume && files.state_json().exists() {
-        state = serde_json::from_slice(&std::fs::read(files.state_json()).map_err(|e| TrainError::io(&files.state_json(), e))?)
-            .map_err(|e| TrainError::Config(format!("{}: unreadable resume state ({e})", files.state_json().display())))?;
-        let w = std::fs::read(files.state_weights()).map_err(|e| TrainError::io(&files.state_weights(), e))?;
+        state = serde_json::from_slice(
+            &std::fs::read(files.state_json())
+                .map_err(|e| TrainError::io(&files.state_json(), e))?,
+        )
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "{}: unreadable resume state ({e})",
+                files.state_json().display()
+            ))
+        })?;
+        let w = std::fs::read(files.state_weights())
+            .map_err(|e| TrainError::io(&files.state_weights(), e))?;
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(w))
             .map_err(|e| TrainError::Config(format!("resume weights unreadable: {e}")))?;
         model = model
             .try_load_record(record)
             .map_err(|e| TrainError::Config(format!("resume weights do not fit: {e}")))?;
-        let o = std::fs::read(files.state_optim()).map_err(|e| TrainError::io(&files.state_optim(), e))?;
+        let o = std::fs::read(files.state_optim())
+            .map_err(|e| TrainError::io(&files.state_optim(), e))?;
         optim = optim
             .from_bytes(Bytes::from_bytes_vec(o))
             .map_err(|e| TrainError::Config(format!("resume optimiser state unreadable: {e}")))?;
@@ -416,10 +516,17 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
     let n = train_cache.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let mut epochs_this_call = 0;
-    let run_name = run_dir.file_name().and_then(|s| s.to_str()).unwrap_or("run").to_string();
+    let run_name = run_dir
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run")
+        .to_string();
 
     while state.epochs_done < cfg.epochs && !state.finished {
-        if opts.stop_after_epochs.is_some_and(|k| epochs_this_call >= k) {
+        if opts
+            .stop_after_epochs
+            .is_some_and(|k| epochs_this_call >= k)
+        {
             break;
         }
         let epoch = state.epochs_done;
@@ -427,7 +534,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
         // Reseed the backend (dropout masks) and derive this epoch's order from the seed alone.
         device.seed(derive_seed(cfg.seed, epoch, 1));
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, epoch, 2)));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+            cfg.seed, epoch, 2,
+        )));
 
         let bar = if opts.progress {
             let b = ProgressBar::new(n as u64);
@@ -456,7 +565,15 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
             let pre_ref = &pre;
             scope.spawn(move || {
                 for (bi, chunk) in order_ref.chunks(cfg.batch_size).enumerate() {
-                    let b = make_batch(cache_ref, chunk, pre_ref, &cfg.augment, cfg.seed, epoch, bi * cfg.batch_size);
+                    let b = make_batch(
+                        cache_ref,
+                        chunk,
+                        pre_ref,
+                        &cfg.augment,
+                        cfg.seed,
+                        epoch,
+                        bi * cfg.batch_size,
+                    );
                     if tx.send((bi, b)).is_err() {
                         break;
                     }
@@ -469,17 +586,38 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
                 let loss = loss_fn.forward(logits.clone(), y.clone());
                 let loss_v: f64 = loss.clone().into_scalar::<f32>() as f64;
                 if !loss_v.is_finite() {
-                    return Err(TrainError::Diverged { epoch: epoch + 1, step: bi + 1 });
+                    return Err(TrainError::Diverged {
+                        epoch: epoch + 1,
+                        step: bi + 1,
+                    });
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                lr = learning_rate(&cfg.schedule, cfg.learning_rate, epoch, state.steps_done, steps_per_epoch, cfg.epochs, &state.plateau);
+                lr = learning_rate(
+                    &cfg.schedule,
+                    cfg.learning_rate,
+                    epoch,
+                    state.steps_done,
+                    steps_per_epoch,
+                    cfg.epochs,
+                    &state.plateau,
+                );
                 model = optim.step(lr, model, grads);
                 state.steps_done += 1;
-                let c = logits.argmax(1).reshape([bsz]).equal(y).int().sum().into_scalar::<i64>();
+                let c = logits
+                    .argmax(1)
+                    .reshape([bsz])
+                    .equal(y)
+                    .int()
+                    .sum()
+                    .into_scalar::<i64>();
                 loss_sum += loss_v * bsz as f64;
                 correct += c;
                 bar.inc(bsz as u64);
-                bar.set_message(format!("loss {:.4} acc {:.4}", loss_sum / bar.position() as f64, correct as f64 / bar.position() as f64));
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.4}",
+                    loss_sum / bar.position() as f64,
+                    correct as f64 / bar.position() as f64
+                ));
             }
             Ok(model)
         })?;
@@ -490,9 +628,13 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
         let valid_net = model.valid();
         let (val_loss, val_acc) = evaluate(&valid_net, &valid_cache, &pre, &opts.device);
         let secs = started.elapsed().as_secs_f64();
-        state.history.push(train_loss, train_acc, val_loss, val_acc, lr, secs);
+        state
+            .history
+            .push(train_loss, train_acc, val_loss, val_acc, lr, secs);
         state.epochs_done += 1;
-        state.plateau.observe(&cfg.schedule, cfg.learning_rate, val_loss);
+        state
+            .plateau
+            .observe(&cfg.schedule, cfg.learning_rate, val_loss);
         let improved = val_acc > state.best_val_accuracy;
         info!(
             run = %run_name,
@@ -521,8 +663,14 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
         } else {
             state.epochs_without_improvement += 1;
         }
-        if cfg.early_stopping.is_some_and(|p| state.epochs_without_improvement >= p) {
-            info!(epoch = epoch + 1, "early stopping: val_accuracy has not improved");
+        if cfg
+            .early_stopping
+            .is_some_and(|p| state.epochs_without_improvement >= p)
+        {
+            info!(
+                epoch = epoch + 1,
+                "early stopping: val_accuracy has not improved"
+            );
             state.stopped_early = true;
             state.finished = true;
         }
@@ -530,12 +678,23 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &RunOptions) -> Result<Run
             state.finished = true;
         }
         // Resume state last: weights, optimiser, then the small JSON that says they are complete.
-        let w = model.clone().into_record().into_bytes().map_err(|e| TrainError::Config(format!("saving weights: {e}")))?;
+        let w = model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::Config(format!("saving weights: {e}")))?;
         write_atomic(&files.state_weights(), &w)?;
-        let o = optim.into_bytes().map_err(|e| TrainError::Config(format!("saving optimiser state: {e}")))?;
+        let o = optim
+            .into_bytes()
+            .map_err(|e| TrainError::Config(format!("saving optimiser state: {e}")))?;
         write_atomic(&files.state_optim(), &o)?;
         write_atomic(&files.history(), state.history.to_keras_json().as_bytes())?;
-        write_atomic(&files.state_json(), serde_json::to_string_pretty(&state).expect("state").as_bytes())?;
+        write_atomic(
+            &files.state_json(),
+            serde_json::to_string_pretty(&state)
+                .expect("state")
+                .as_bytes(),
+        )?;
         epochs_this_call += 1;
     }
 

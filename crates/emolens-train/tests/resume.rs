@@ -9,7 +9,11 @@ use emolens_train::{train, ClassWeights, OptimizerConfig, RunOptions, Schedule, 
 
 fn tiny_config(epochs: usize) -> TrainConfig {
     let data = fer2013_dir();
-    assert!(data.join("train").is_dir(), "FER2013 missing at {}", data.display());
+    assert!(
+        data.join("train").is_dir(),
+        "FER2013 missing at {}",
+        data.display()
+    );
     let arch = serde_json::json!({
         "name": "tiny",
         "layers": [
@@ -33,7 +37,10 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         optimizer: OptimizerConfig::by_name("adam").unwrap(),
         learning_rate: 3e-3,
         weight_decay: 0.0,
-        schedule: Schedule::Cosine { warmup_epochs: 0, min_lr: 1e-4 },
+        schedule: Schedule::Cosine {
+            warmup_epochs: 0,
+            min_lr: 1e-4,
+        },
         batch_size: 32,
         epochs,
         seed: 7,
@@ -51,7 +58,10 @@ fn tiny_config(epochs: usize) -> TrainConfig {
 
 #[allow(dead_code)]
 fn quiet() -> RunOptions {
-    RunOptions { progress: false, ..RunOptions::default() }
+    RunOptions {
+        progress: false,
+        ..RunOptions::default()
+    }
 }
 
 #[test]
@@ -61,11 +71,21 @@ fn resume_gives_the_same_history() {
     let full = train(&cfg, a.path(), &quiet()).unwrap();
 
     let b = tempfile::tempdir().unwrap();
-    let first = train(&cfg, b.path(), &RunOptions { stop_after_epochs: Some(1), ..quiet() }).unwrap();
+    let first = train(
+        &cfg,
+        b.path(),
+        &RunOptions {
+            stop_after_epochs: Some(1),
+            ..quiet()
+        },
+    )
+    .unwrap();
     assert!(!first.finished);
     assert_eq!(first.history.epochs(), 1);
     let resumed = train(&cfg, b.path(), &quiet()).unwrap();
     assert!(resumed.finished);
-    assert_eq!(resumed.history.without_timing(), full.history.without_timing());
+    assert_eq!(
+        resumed.history.without_timing(),
+        full.history.without_timing()
+    );
 }
-

@@ -8,7 +8,11 @@ use emolens_train::{train, ClassWeights, OptimizerConfig, RunOptions, Schedule, 
 
 fn tiny_config(epochs: usize) -> TrainConfig {
     let data = fer2013_dir();
-    assert!(data.join("train").is_dir(), "FER2013 missing at {}", data.display());
+    assert!(
+        data.join("train").is_dir(),
+        "FER2013 missing at {}",
+        data.display()
+    );
     let arch = serde_json::json!({
         "name": "tiny",
         "layers": [
@@ -32,7 +36,10 @@ fn tiny_config(epochs: usize) -> TrainConfig {
         optimizer: OptimizerConfig::by_name("adam").unwrap(),
         learning_rate: 3e-3,
         weight_decay: 0.0,
-        schedule: Schedule::Cosine { warmup_epochs: 0, min_lr: 1e-4 },
+        schedule: Schedule::Cosine {
+            warmup_epochs: 0,
+            min_lr: 1e-4,
+        },
         batch_size: 32,
         epochs,
         seed: 7,
@@ -49,7 +56,10 @@ fn tiny_config(epochs: usize) -> TrainConfig {
 }
 
 fn quiet() -> RunOptions {
-    RunOptions { progress: false, ..RunOptions::default() }
+    RunOptions {
+        progress: false,
+        ..RunOptions::default()
+    }
 }
 
 #[test]
@@ -60,13 +70,24 @@ fn loss_goes_down_and_files_are_written() {
     assert!(out.finished);
     let h = &out.history;
     assert_eq!(h.epochs(), 4);
-    assert!(h.loss[3] < h.loss[0], "training loss should fall: {:?}", h.loss);
+    assert!(
+        h.loss[3] < h.loss[0],
+        "training loss should fall: {:?}",
+        h.loss
+    );
     let run = dir.path().join("tiny_adam_grayscale_32_augment");
-    for f in ["config.json", "history.json", "dataset.json", "best.emolens", "final.emolens"] {
+    for f in [
+        "config.json",
+        "history.json",
+        "dataset.json",
+        "best.emolens",
+        "final.emolens",
+    ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
     // The history is Keras-shaped.
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("history.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("history.json")).unwrap()).unwrap();
     assert_eq!(v["val_accuracy"].as_array().unwrap().len(), 4);
     // The best model loads and predicts with its own class list.
     let c = emolens_model::load_classifier(Some(&run.join("best.emolens"))).unwrap();
@@ -80,7 +101,15 @@ fn loss_goes_down_and_files_are_written() {
 fn a_changed_config_is_refused_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(1);
-    train(&cfg, dir.path(), &RunOptions { stop_after_epochs: Some(0), ..quiet() }).unwrap();
+    train(
+        &cfg,
+        dir.path(),
+        &RunOptions {
+            stop_after_epochs: Some(0),
+            ..quiet()
+        },
+    )
+    .unwrap();
     let mut other = cfg.clone();
     other.learning_rate = 0.5;
     let e = train(&other, dir.path(), &quiet()).unwrap_err().to_string();

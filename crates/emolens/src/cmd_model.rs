@@ -451,16 +451,16 @@ pub fn arch(c: ArchCommand) -> anyhow::Result<ExitCode> {
         } => {
             let im = read_architecture_file(&file)?;
             let mode: ColourMode = colour_mode.parse().map_err(anyhow::Error::msg)?;
-            let r = emolens_train::bench::speed(
-                &im.arch,
-                mode.channels(),
-                48,
+            let spec = emolens_train::bench::SpeedSpec {
+                channels: mode.channels(),
+                size: 48,
                 batch_size,
                 steps,
                 warmup,
                 infer_batch,
-                &emolens_model::inference_device(),
-            )?;
+            };
+            let r =
+                emolens_train::bench::speed(&im.arch, spec, &emolens_model::inference_device())?;
             println!("{}", serde_json::to_string(&r)?);
         }
         ArchCommand::Convert { file } => {

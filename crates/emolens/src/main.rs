@@ -18,7 +18,12 @@ struct Cli {
     #[arg(long, global = true, env = "EMOLENS_LOG", default_value = "info")]
     log: String,
     /// Log format: `text` or `json`.
-    #[arg(long, global = true, env = "EMOLENS_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "EMOLENS_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -12,7 +12,11 @@ fn emolens() -> Command {
 
 fn fer() -> std::path::PathBuf {
     let d = emolens_core::paths::fer2013_dir();
-    assert!(d.join("train").is_dir(), "FER2013 missing at {}", d.display());
+    assert!(
+        d.join("train").is_dir(),
+        "FER2013 missing at {}",
+        d.display()
+    );
     d
 }
 
@@ -23,12 +27,24 @@ fn repo() -> &'static Path {
 #[test]
 fn arch_summary_gives_keras_counts_for_the_original_files() {
     let f = emolens_core::paths::seed_reference_dir().join("architectures/model_2_best.json");
-    let out = emolens().args(["arch", "summary", "--colour-mode", "rgb", "--json"]).arg(&f).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = emolens()
+        .args(["arch", "summary", "--colour-mode", "rgb", "--json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["params"], 14_261_319);
     assert_eq!(v["format"], "original");
-    let out = emolens().args(["arch", "summary"]).arg(repo().join("architectures/vgg_xs.json")).output().unwrap();
+    let out = emolens()
+        .args(["arch", "summary"])
+        .arg(repo().join("architectures/vgg_xs.json"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("parameters: "));
 }
@@ -38,7 +54,13 @@ fn bad_flags_and_files_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"name":"x","layers":[{"type":"conv2d","filters":4,"kernel":3},{"type":"dense","units":7}]}"#).unwrap();
-    let out = emolens().args(["train", "--data"]).arg(fer()).arg("--arch").arg(&bad).output().unwrap();
+    let out = emolens()
+        .args(["train", "--data"])
+        .arg(fer())
+        .arg("--arch")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("layer 1 (dense)"), "{err}");
@@ -51,13 +73,34 @@ fn bad_flags_and_files_get_clear_errors() {
         ("--augment", "wild", "--augment `wild` is unknown"),
         ("--batch-size", "0", "--batch-size must be at least 1"),
     ] {
-        let out = emolens().args(["train", "--data"]).arg(fer()).arg("--arch").arg(&arch).args([flag, value]).output().unwrap();
+        let out = emolens()
+            .args(["train", "--data"])
+            .arg(fer())
+            .arg("--arch")
+            .arg(&arch)
+            .arg("--runs-dir")
+            .arg(dir.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{flag} {value} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{flag} {value}: {err}");
     }
-    let out = emolens().args(["train", "--arch"]).arg(&arch).arg("--data").arg(dir.path().join("nowhere")).output().unwrap();
+    let out = emolens()
+        .args(["train", "--arch"])
+        .arg(&arch)
+        .arg("--data")
+        .arg(dir.path().join("nowhere"))
+        .arg("--runs-dir")
+        .arg(dir.path().join("runs"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a failed start leaves no run folder"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 }
 
@@ -75,8 +118,24 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     .unwrap();
     let runs = dir.path().join("runs");
     let out = emolens()
-        .args(["sweep", "--optimizers", "sgd,adam", "--colour-modes", "grayscale", "--batch-sizes", "32", "--epochs", "1"])
-        .args(["--max-train-per-class", "20", "--max-valid-per-class", "5", "--quiet"])
+        .args([
+            "sweep",
+            "--optimizers",
+            "sgd,adam",
+            "--colour-modes",
+            "grayscale",
+            "--batch-sizes",
+            "32",
+            "--epochs",
+            "1",
+        ])
+        .args([
+            "--max-train-per-class",
+            "20",
+            "--max-valid-per-class",
+            "5",
+            "--quiet",
+        ])
         .arg("--archs")
         .arg(&arch)
         .arg("--data")
@@ -85,28 +144,79 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
         .arg(&runs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("micro_sgd_grayscale_32_augment") && stdout.contains("micro_adam_grayscale_32_augment"), "{stdout}");
+    assert!(
+        stdout.contains("micro_sgd_grayscale_32_augment")
+            && stdout.contains("micro_adam_grayscale_32_augment"),
+        "{stdout}"
+    );
     let best = runs.join("best_model/model.emolens");
     assert!(best.is_file());
     // A second sweep finds both runs done and trains nothing.
     let again = emolens()
-        .args(["sweep", "--optimizers", "sgd,adam", "--colour-modes", "grayscale", "--batch-sizes", "32", "--epochs", "1"])
-        .args(["--max-train-per-class", "20", "--max-valid-per-class", "5", "--quiet"])
-        .arg("--archs").arg(&arch).arg("--data").arg(fer()).arg("--runs-dir").arg(&runs)
+        .args([
+            "sweep",
+            "--optimizers",
+            "sgd,adam",
+            "--colour-modes",
+            "grayscale",
+            "--batch-sizes",
+            "32",
+            "--epochs",
+            "1",
+        ])
+        .args([
+            "--max-train-per-class",
+            "20",
+            "--max-valid-per-class",
+            "5",
+            "--quiet",
+        ])
+        .arg("--archs")
+        .arg(&arch)
+        .arg("--data")
+        .arg(fer())
+        .arg("--runs-dir")
+        .arg(&runs)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).matches("done (earlier)").count() == 2);
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .matches("done (earlier)")
+            .count()
+            == 2
+    );
 
     // predict: a real face crop, a folder, and a broken file in one batch.
     let crops = dir.path().join("crops");
     std::fs::create_dir_all(&crops).unwrap();
-    let happy = std::fs::read_dir(fer().join("test/happy")).unwrap().next().unwrap().unwrap().path();
+    let happy = std::fs::read_dir(fer().join("test/happy"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::copy(&happy, crops.join("a.jpg")).unwrap();
     std::fs::write(crops.join("broken.jpg"), b"not an image").unwrap();
-    let out = emolens().arg("predict").arg("--json").arg("--model").arg(&best).arg(&crops).arg(&happy).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "one bad file gives exit code 2, the rest is classified");
+    let out = emolens()
+        .arg("predict")
+        .arg("--json")
+        .arg("--model")
+        .arg(&best)
+        .arg(&crops)
+        .arg(&happy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "one bad file gives exit code 2, the rest is classified"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
