@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The README's main command: builds emolens and runs the main job.
+# The README's main command: builds emolens, then finds and classifies every face in the example
+# photos with the bundled model, printing per-face results and writing annotated copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p emolens
-./target/release/emolens data stats ../shared/data/fer2013
+mkdir -p out/annotated
+./target/release/emolens analyze assets/photos --annotate out/annotated
+echo "annotated copies: out/annotated/"
