@@ -18,9 +18,13 @@ from tensorflow import keras  # noqa: E402
 
 def original_layers(spec):
     out = []
-    for key, args in spec.items():
+    items = list(spec.items())
+    for i, (key, args) in enumerate(items):
         cls = key.split("_")[0]
         args = {k: v for k, v in args.items() if k != "input_shape"}
+        # Both sides train on logits: the final softmax goes into the loss, as in emolens.
+        if i == len(items) - 1 and args.get("activation") == "softmax":
+            args["activation"] = None
         out.append(getattr(keras.layers, cls)(**args))
     return out
 
