@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need, then runs every test of the workspace.
+# The README's test command: installs what the tests need, builds the release binary exactly as
+# the Dockerfile and scripts/main.sh do, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+cargo build --release -p emolens
 cargo test --release --workspace --no-fail-fast
