@@ -1,0 +1,62 @@
+//! Shared by the training test binaries: a tiny real training configuration on FER2013.
+
+use emolens_core::paths::fer2013_dir;
+use emolens_core::{ColourMode, Normalisation};
+use emolens_data::AugmentConfig;
+use emolens_train::{ClassWeights, OptimizerConfig, RunOptions, Schedule, TrainConfig};
+
+pub fn tiny_config(epochs: usize) -> TrainConfig {
+    let data = fer2013_dir();
+    assert!(
+        data.join("train").is_dir(),
+        "FER2013 missing at {}",
+        data.display()
+    );
+    let arch = serde_json::json!({
+        "name": "tiny",
+        "layers": [
+            {"type": "conv2d", "filters": 8, "kernel": 3, "stride": 2, "padding": "same", "bias": false},
+            {"type": "batch_norm"}, {"type": "activation", "function": "relu"},
+            {"type": "conv2d", "filters": 16, "kernel": 3, "stride": 2, "padding": "same", "bias": false},
+            {"type": "batch_norm"}, {"type": "activation", "function": "relu"},
+            {"type": "global_avg_pool"},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "units": 7}
+        ]
+    });
+    TrainConfig {
+        arch_name: "tiny".into(),
+        arch_source: "inline".into(),
+        architecture: arch,
+        data,
+        colour_mode: ColourMode::Grayscale,
+        input_size: 48,
+        normalisation: Normalisation::Unit,
+        optimizer: OptimizerConfig::by_name("adam").unwrap(),
+        learning_rate: 3e-3,
+        weight_decay: 0.0,
+        schedule: Schedule::Cosine {
+            warmup_epochs: 0,
+            min_lr: 1e-4,
+        },
+        batch_size: 32,
+        epochs,
+        seed: 7,
+        augment_preset: "standard".into(),
+        augment: AugmentConfig::standard(),
+        class_weights: ClassWeights::Balanced,
+        label_smoothing: 0.1,
+        early_stopping: None,
+        valid_fraction: 0.1,
+        max_train_per_class: Some(60),
+        max_valid_per_class: Some(20),
+        tag: "augment".into(),
+    }
+}
+
+pub fn quiet() -> RunOptions {
+    RunOptions {
+        progress: false,
+        ..RunOptions::default()
+    }
+}
