@@ -105,6 +105,34 @@ fn pad_cfg(padding: Padding, h: usize, w: usize, k: usize, s: usize) -> PaddingC
     }
 }
 
+/// The window of a convolution: kernel side, stride and padding.
+#[derive(Clone, Copy)]
+struct Window {
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+}
+
+/// A `kernel x kernel` convolution over an `h x w` input, and the output size it gives.
+fn conv2d(
+    channels: [usize; 2],
+    groups: usize,
+    bias: bool,
+    win: Window,
+    (h, w): (usize, usize),
+    device: &Device,
+) -> (Conv2d, usize, usize) {
+    let conv = Conv2dConfig::new(channels, [win.kernel, win.kernel])
+        .with_stride([win.stride, win.stride])
+        .with_padding(pad_cfg(win.padding, h, w, win.kernel, win.stride))
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device);
+    let oh = out_len(h, win.kernel, win.stride, win.padding).unwrap_or(0);
+    let ow = out_len(w, win.kernel, win.stride, win.padding).unwrap_or(0);
+    (conv, oh, ow)
+}
+
 fn build(
     layers: &[LayerSpec],
     mut shape: Shape,
@@ -124,13 +152,12 @@ fn build(
                 },
                 Shape::Image(c, h, w),
             ) => {
-                let conv = Conv2dConfig::new([c, *filters], [*kernel, *kernel])
-                    .with_stride([*stride, *stride])
-                    .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
-                    .with_bias(*bias)
-                    .init(device);
-                let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
-                let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
+                let win = Window {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let (conv, oh, ow) = conv2d([c, *filters], 1, *bias, win, (h, w), device);
                 (
                     Node::Conv(ConvNode {
                         conv,
@@ -151,17 +178,15 @@ fn build(
                 },
                 Shape::Image(c, h, w),
             ) => {
-                let conv = Conv2dConfig::new([c, c], [*kernel, *kernel])
-                    .with_stride([*stride, *stride])
-                    .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
-                    .with_groups(c)
-                    .with_bias(false)
-                    .init(device);
+                let win = Window {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let (conv, oh, ow) = conv2d([c, c], c, false, win, (h, w), device);
                 let pointwise = Conv2dConfig::new([c, *filters], [1, 1])
                     .with_bias(*bias)
                     .init(device);
-                let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
-                let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
                 (
                     Node::Conv(ConvNode {
                         conv,
@@ -181,14 +206,12 @@ fn build(
                 },
                 Shape::Image(c, h, w),
             ) => {
-                let conv = Conv2dConfig::new([c, c], [*kernel, *kernel])
-                    .with_stride([*stride, *stride])
-                    .with_padding(pad_cfg(*padding, h, w, *kernel, *stride))
-                    .with_groups(c)
-                    .with_bias(*bias)
-                    .init(device);
-                let oh = out_len(h, *kernel, *stride, *padding).unwrap_or(0);
-                let ow = out_len(w, *kernel, *stride, *padding).unwrap_or(0);
+                let win = Window {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding: *padding,
+                };
+                let (conv, oh, ow) = conv2d([c, c], c, *bias, win, (h, w), device);
                 (
                     Node::Conv(ConvNode {
                         conv,

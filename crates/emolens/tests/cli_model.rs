@@ -104,6 +104,28 @@ fn bad_flags_and_files_get_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 }
 
+/// The two-run grid of the sweep test (sgd and adam, one epoch on 20 images a class).
+fn sweep_micro(arch: &Path, runs: &Path) -> std::process::Output {
+    emolens()
+        .args([
+            "sweep",
+            "--optimizers",
+            "sgd,adam",
+            "--colour-modes",
+            "grayscale",
+        ])
+        .args(["--batch-sizes", "32", "--epochs", "1", "--quiet"])
+        .args(["--max-train-per-class", "20", "--max-valid-per-class", "5"])
+        .arg("--archs")
+        .arg(arch)
+        .arg("--data")
+        .arg(fer())
+        .arg("--runs-dir")
+        .arg(runs)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,33 +139,7 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     )
     .unwrap();
     let runs = dir.path().join("runs");
-    let out = emolens()
-        .args([
-            "sweep",
-            "--optimizers",
-            "sgd,adam",
-            "--colour-modes",
-            "grayscale",
-            "--batch-sizes",
-            "32",
-            "--epochs",
-            "1",
-        ])
-        .args([
-            "--max-train-per-class",
-            "20",
-            "--max-valid-per-class",
-            "5",
-            "--quiet",
-        ])
-        .arg("--archs")
-        .arg(&arch)
-        .arg("--data")
-        .arg(fer())
-        .arg("--runs-dir")
-        .arg(&runs)
-        .output()
-        .unwrap();
+    let out = sweep_micro(&arch, &runs);
     assert!(
         out.status.success(),
         "{}",
@@ -158,33 +154,7 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     let best = runs.join("best_model/model.emolens");
     assert!(best.is_file());
     // A second sweep finds both runs done and trains nothing.
-    let again = emolens()
-        .args([
-            "sweep",
-            "--optimizers",
-            "sgd,adam",
-            "--colour-modes",
-            "grayscale",
-            "--batch-sizes",
-            "32",
-            "--epochs",
-            "1",
-        ])
-        .args([
-            "--max-train-per-class",
-            "20",
-            "--max-valid-per-class",
-            "5",
-            "--quiet",
-        ])
-        .arg("--archs")
-        .arg(&arch)
-        .arg("--data")
-        .arg(fer())
-        .arg("--runs-dir")
-        .arg(&runs)
-        .output()
-        .unwrap();
+    let again = sweep_micro(&arch, &runs);
     assert!(
         String::from_utf8_lossy(&again.stdout)
             .matches("done (earlier)")
