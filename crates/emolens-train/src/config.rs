@@ -143,6 +143,17 @@ pub struct TrainConfig {
     pub max_valid_per_class: Option<usize>,
     /// Last part of the run name: `augment` or `balanced` in the original's convention.
     pub tag: String,
+    /// Start from the weights of this model file instead of a random initialisation
+    /// (fine-tuning, or a second schedule cycle); its SHA-256 is recorded beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+}
+
+/// A model file whose weights start a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    pub path: PathBuf,
+    pub sha256: String,
 }
 
 impl TrainConfig {

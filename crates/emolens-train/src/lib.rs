@@ -9,7 +9,7 @@ pub mod schedule;
 pub mod sweep;
 pub mod trainer;
 
-pub use config::{ClassWeights, OptimizerConfig, Schedule, TrainConfig};
+pub use config::{ClassWeights, InitFrom, OptimizerConfig, Schedule, TrainConfig};
 pub use error::TrainError;
 pub use history::History;
 pub use trainer::{evaluate, train, RunOptions, RunOutcome};

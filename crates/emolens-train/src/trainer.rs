@@ -364,6 +364,53 @@ pub fn input_spec(cfg: &TrainConfig) -> InputSpec {
     }
 }
 
+/// The network of a model file named by `--init-from`, checked against the run: the same
+/// file (by SHA-256) as when the run was configured, the same architecture and input.
+fn initial_weights(
+    init: &crate::config::InitFrom,
+    arch: &Architecture,
+    spec: &InputSpec,
+    device: &Device,
+) -> Result<Network, TrainError> {
+    let bytes = std::fs::read(&init.path).map_err(|e| TrainError::io(&init.path, e))?;
+    let sha = emolens_core::fingerprint::sha256_hex(&bytes);
+    if sha != init.sha256 {
+        return Err(TrainError::Config(format!(
+            "--init-from {}: the file changed since the run was configured (sha256 {sha}, expected {}); restore it or start a new run",
+            init.path.display(),
+            init.sha256
+        )));
+    }
+    let file = ModelFile::decode(&bytes, &init.path.display().to_string())?;
+    if &file.arch != arch {
+        return Err(TrainError::Config(format!(
+            "--init-from {}: its architecture `{}` differs from --arch `{}`; fine-tuning needs the same layers",
+            init.path.display(),
+            file.arch.name,
+            arch.name
+        )));
+    }
+    let m = &file.meta.input;
+    if (m.channels(), m.height, m.width) != (spec.channels(), spec.height, spec.width)
+        || m.normalisation != spec.normalisation
+    {
+        return Err(TrainError::Config(format!(
+            "--init-from {}: its input ({} channel(s), {}x{}, {:?}) differs from this run's ({} channel(s), {}x{}, {:?})",
+            init.path.display(),
+            m.channels(),
+            m.width,
+            m.height,
+            m.normalisation,
+            spec.channels(),
+            spec.width,
+            spec.height,
+            spec.normalisation
+        )));
+    }
+    info!(from = %init.path.display(), "initial weights from a model file");
+    Ok(file.network(device)?)
+}
+
 /// Trains (or resumes) the run described by `cfg` in `run_dir`.
 pub fn train(
     cfg: &TrainConfig,
@@ -465,6 +512,9 @@ pub fn train(
         &device,
     )
     .map_err(TrainError::Model)?;
+    if let Some(init) = &cfg.init_from {
+        model = initial_weights(init, &arch, &spec, &device)?;
+    }
     let mut optim = build_optimizer(cfg);
     let mut state = TrainerState {
         epochs_done: 0,

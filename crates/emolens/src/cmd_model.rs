@@ -87,6 +87,10 @@ pub struct CommonTrainArgs {
     /// Last part of the run name: `augment` or `balanced` (the original's convention).
     #[arg(long, env = "EMOLENS_TAG", default_value = "augment")]
     tag: String,
+    /// Start from this model file's weights (same architecture and input) instead of a random
+    /// initialisation: fine-tuning, or a second learning-rate cycle.
+    #[arg(long, env = "EMOLENS_INIT_FROM")]
+    init_from: Option<PathBuf>,
     /// Start over even if the run folder holds a resumable run.
     #[arg(long, env = "EMOLENS_NO_RESUME")]
     no_resume: bool,
@@ -321,6 +325,15 @@ fn build_config(
         max_train_per_class: c.max_train_per_class,
         max_valid_per_class: c.max_valid_per_class,
         tag: c.tag.clone(),
+        init_from: match &c.init_from {
+            None => None,
+            Some(p) => Some(emolens_train::InitFrom {
+                path: p.clone(),
+                sha256: emolens_core::fingerprint::sha256_hex(
+                    &std::fs::read(p).with_context(|| format!("--init-from {}", p.display()))?,
+                ),
+            }),
+        },
     };
     cfg.validate().map_err(anyhow::Error::msg)?;
     // Check the architecture against this input before any data is read.

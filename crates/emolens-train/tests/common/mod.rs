@@ -51,6 +51,7 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         max_train_per_class: Some(60),
         max_valid_per_class: Some(20),
         tag: "augment".into(),
+        init_from: None,
     }
 }
 
