@@ -7,6 +7,9 @@
 # The bundled default model (models/default.emolens) is embedded at build time when present.
 
 FROM rust:1.95-bookworm AS build
+# oneDNN: the CPU kernels for convolution, batch norm and pooling (see crates/emolens-model/src/onednn).
+RUN apt-get update && apt-get install -y --no-install-recommends libdnnl-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release -p emolens \
@@ -14,6 +17,8 @@ RUN cargo build --release -p emolens \
  && strip /emolens
 
 FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libdnnl2 \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home /data emolens \
  && mkdir -p /data && chown emolens /data
 COPY --from=build /emolens /usr/local/bin/emolens

@@ -7,6 +7,8 @@ need=()
 # chromium + node for the browser test (playwright-core drives Debian's chromium).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# emolens-model: oneDNN, the CPU convolution/batch-norm/pooling kernels (tests check parity with burn's).
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

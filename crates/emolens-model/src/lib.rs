@@ -8,6 +8,7 @@ pub mod error;
 pub mod file;
 pub mod import;
 pub mod net;
+pub mod onednn;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{inference_device, load_classifier, BurnClassifier, BUNDLED_MODEL};

@@ -78,6 +78,9 @@ pub struct Network {
 enum X {
     Image(Tensor<4>),
     Vector(Tensor<2>),
+    /// An image batch in channels-last layout `[N, H, W, C]` (the oneDNN path).
+    #[cfg_attr(not(emolens_onednn), allow(dead_code))]
+    Nhwc(Tensor<4>),
 }
 
 fn act<const D: usize>(a: Option<Act>, x: Tensor<D>) -> Tensor<D> {
@@ -341,56 +344,62 @@ fn build(
 
 fn run(nodes: &[Node], mut x: X) -> X {
     for node in nodes {
-        x = match (node, x) {
-            (Node::Conv(c), X::Image(t)) => {
-                let mut y = c.conv.forward(t);
-                if let Some(p) = &c.pointwise {
-                    y = p.forward(y);
-                }
-                X::Image(act(c.act, y))
-            }
-            (Node::Norm(bn), X::Image(t)) => X::Image(bn.forward(t)),
-            (Node::Norm(bn), X::Vector(t)) => X::Vector(bn.forward(t)),
-            (Node::Dense(d), X::Vector(t)) => X::Vector(act(d.act, d.linear.forward(t))),
-            (Node::MaxPool(p), X::Image(t)) => X::Image(p.forward(t)),
-            (Node::AvgPool(p), X::Image(t)) => X::Image(p.forward(t)),
-            (Node::Dropout(d), X::Image(t)) => X::Image(d.forward(t)),
-            (Node::Dropout(d), X::Vector(t)) => X::Vector(d.forward(t)),
-            (Node::Op(op), x) => match (op.op, x) {
-                (Op::Act(a), X::Image(t)) => X::Image(act(Some(a), t)),
-                (Op::Act(a), X::Vector(t)) => X::Vector(act(Some(a), t)),
-                (Op::GlobalAvg, X::Image(t)) => {
-                    let [n, c, _, _] = t.dims();
-                    X::Vector(t.mean_dim(3).mean_dim(2).reshape([n, c]))
-                }
-                (Op::GlobalMax, X::Image(t)) => {
-                    let [n, c, _, _] = t.dims();
-                    X::Vector(t.max_dim(3).max_dim(2).reshape([n, c]))
-                }
-                (Op::Flatten, X::Image(t)) => X::Vector(t.flatten(1, 3)),
-                (_, x) => x,
-            },
-            (Node::Residual(r), X::Image(t)) => {
-                let body = run(&r.body, X::Image(t.clone()));
-                let short = run(&r.shortcut, X::Image(t));
-                match (body, short) {
-                    (X::Image(a), X::Image(b)) => X::Image(act(r.act, a + b)),
-                    (X::Vector(a), X::Vector(b)) => X::Vector(act(r.act, a + b)),
-                    _ => unreachable!("residual branches were shape-checked at build time"),
-                }
-            }
-            (Node::Residual(r), X::Vector(t)) => {
-                let body = run(&r.body, X::Vector(t.clone()));
-                let short = run(&r.shortcut, X::Vector(t));
-                match (body, short) {
-                    (X::Vector(a), X::Vector(b)) => X::Vector(act(r.act, a + b)),
-                    _ => unreachable!("residual branches were shape-checked at build time"),
-                }
-            }
-            _ => unreachable!("node shapes were checked when the network was built"),
-        };
+        x = step(node, x);
     }
     x
+}
+
+/// One node on channels-first activations.
+fn step(node: &Node, x: X) -> X {
+    match (node, x) {
+        (node, X::Nhwc(t)) => step(node, X::Image(t.permute([0, 3, 1, 2]))),
+        (Node::Conv(c), X::Image(t)) => {
+            let mut y = c.conv.forward(t);
+            if let Some(p) = &c.pointwise {
+                y = p.forward(y);
+            }
+            X::Image(act(c.act, y))
+        }
+        (Node::Norm(bn), X::Image(t)) => X::Image(bn.forward(t)),
+        (Node::Norm(bn), X::Vector(t)) => X::Vector(bn.forward(t)),
+        (Node::Dense(d), X::Vector(t)) => X::Vector(act(d.act, d.linear.forward(t))),
+        (Node::MaxPool(p), X::Image(t)) => X::Image(p.forward(t)),
+        (Node::AvgPool(p), X::Image(t)) => X::Image(p.forward(t)),
+        (Node::Dropout(d), X::Image(t)) => X::Image(d.forward(t)),
+        (Node::Dropout(d), X::Vector(t)) => X::Vector(d.forward(t)),
+        (Node::Op(op), x) => match (op.op, x) {
+            (Op::Act(a), X::Image(t)) => X::Image(act(Some(a), t)),
+            (Op::Act(a), X::Vector(t)) => X::Vector(act(Some(a), t)),
+            (Op::GlobalAvg, X::Image(t)) => {
+                let [n, c, _, _] = t.dims();
+                X::Vector(t.mean_dim(3).mean_dim(2).reshape([n, c]))
+            }
+            (Op::GlobalMax, X::Image(t)) => {
+                let [n, c, _, _] = t.dims();
+                X::Vector(t.max_dim(3).max_dim(2).reshape([n, c]))
+            }
+            (Op::Flatten, X::Image(t)) => X::Vector(t.flatten(1, 3)),
+            (_, x) => x,
+        },
+        (Node::Residual(r), X::Image(t)) => {
+            let body = run(&r.body, X::Image(t.clone()));
+            let short = run(&r.shortcut, X::Image(t));
+            match (body, short) {
+                (X::Image(a), X::Image(b)) => X::Image(act(r.act, a + b)),
+                (X::Vector(a), X::Vector(b)) => X::Vector(act(r.act, a + b)),
+                _ => unreachable!("residual branches were shape-checked at build time"),
+            }
+        }
+        (Node::Residual(r), X::Vector(t)) => {
+            let body = run(&r.body, X::Vector(t.clone()));
+            let short = run(&r.shortcut, X::Vector(t));
+            match (body, short) {
+                (X::Vector(a), X::Vector(b)) => X::Vector(act(r.act, a + b)),
+                _ => unreachable!("residual branches were shape-checked at build time"),
+            }
+        }
+        _ => unreachable!("node shapes were checked when the network was built"),
+    }
 }
 
 impl Network {
@@ -408,11 +417,212 @@ impl Network {
         Ok(Network { nodes })
     }
 
-    /// Logits for a batch of images `[N, C, H, W]`.
+    /// Logits for a batch of images `[N, C, H, W]`. On the CPU with oneDNN built in, the
+    /// network runs channels-last on oneDNN's kernels (see [`crate::onednn`]).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        #[cfg(emolens_onednn)]
+        if crate::onednn::ops::applies(&images) {
+            let x = X::Nhwc(images.permute([0, 2, 3, 1]));
+            return match channels_last::run(&self.nodes, x) {
+                X::Vector(t) => t,
+                _ => unreachable!("architectures are checked to end in a vector"),
+            };
+        }
         match run(&self.nodes, X::Image(images)) {
             X::Vector(t) => t,
-            X::Image(_) => unreachable!("architectures are checked to end in a vector"),
+            _ => unreachable!("architectures are checked to end in a vector"),
         }
+    }
+}
+
+/// The network on channels-last activations with oneDNN's convolution, batch-norm and pooling
+/// kernels. Anything without a kernel here (or a shape oneDNN refuses) runs the channels-first
+/// burn path for that node, so every architecture still works.
+#[cfg(emolens_onednn)]
+mod channels_last {
+    use burn::nn::PaddingConfig2d;
+    use burn::tensor::Tensor;
+
+    use super::{act, step, Node, Op, OpNode, X};
+    use crate::arch::Act;
+    use crate::onednn::ops::{self, ConvSpec, PoolSpec};
+
+    fn nchw(t: Tensor<4>) -> Tensor<4> {
+        t.permute([0, 3, 1, 2])
+    }
+
+    fn nhwc(t: Tensor<4>) -> Tensor<4> {
+        t.permute([0, 2, 3, 1])
+    }
+
+    /// (top, left, bottom, right) padding; `None` for burn's `Same`, which we never build.
+    fn pads(p: &PaddingConfig2d) -> Option<([usize; 2], [usize; 2])> {
+        match *p {
+            PaddingConfig2d::Valid => Some(([0, 0], [0, 0])),
+            PaddingConfig2d::Explicit(t, l, b, r) => Some(([t, l], [b, r])),
+            PaddingConfig2d::Same => None,
+        }
+    }
+
+    fn conv(c: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
+        if c.dilation != [1, 1] {
+            return None;
+        }
+        let (pad_l, pad_r) = pads(&c.padding)?;
+        let spec = ConvSpec {
+            stride: c.stride,
+            pad_l,
+            pad_r,
+            groups: c.groups,
+        };
+        ops::conv2d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), spec)
+    }
+
+    /// Back to channels-first for one node, then channels-last again if it is still an image.
+    fn fallback(node: &Node, t: Tensor<4>) -> X {
+        match step(node, X::Image(nchw(t))) {
+            X::Image(y) => X::Nhwc(nhwc(y)),
+            other => other,
+        }
+    }
+
+    fn batch_norm(bn: &burn::nn::BatchNorm, x: Tensor<4>, relu: bool) -> Option<Tensor<4>> {
+        // Batch statistics exactly when burn's BatchNorm would use them.
+        let training = x.device().is_autodiff() && bn.training.is_enabled();
+        let gamma = bn.gamma.val();
+        let tracked = ops::is_tracked(&x) || ops::is_tracked(&gamma);
+        match (training, tracked) {
+            (true, _) => {
+                let (y, mean, var) =
+                    ops::batch_norm_train(x, gamma, bn.beta.val(), bn.epsilon, relu)?;
+                // Running statistics exactly as burn's BatchNorm keeps them.
+                let device = y.device();
+                let m = bn.momentum;
+                let running_mean = bn
+                    .running_mean
+                    .value_sync()
+                    .to_device(&device)
+                    .mul_scalar(1.0 - m)
+                    .add(mean.mul_scalar(m));
+                let running_var = bn
+                    .running_var
+                    .value_sync()
+                    .to_device(&device)
+                    .mul_scalar(1.0 - m)
+                    .add(var.mul_scalar(m));
+                bn.running_mean.update(running_mean.detach());
+                bn.running_var.update(running_var.detach());
+                Some(y)
+            }
+            (false, false) => ops::batch_norm_infer(
+                x,
+                gamma,
+                bn.beta.val(),
+                bn.running_mean.value(),
+                bn.running_var.value(),
+                bn.epsilon,
+                relu,
+            ),
+            // Running statistics with gradients (a frozen layer on the training device): burn's path.
+            (false, true) => None,
+        }
+    }
+
+    fn pool(
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: &PaddingConfig2d,
+        max: bool,
+        x: Tensor<4>,
+    ) -> Option<Tensor<4>> {
+        let (pad_l, pad_r) = pads(padding)?;
+        ops::pool2d(
+            x,
+            PoolSpec {
+                kernel,
+                stride,
+                pad_l,
+                pad_r,
+                max,
+            },
+        )
+    }
+
+    pub(super) fn run(nodes: &[Node], mut x: X) -> X {
+        let mut i = 0;
+        while i < nodes.len() {
+            let node = &nodes[i];
+            let relu_next = matches!(
+                nodes.get(i + 1),
+                Some(Node::Op(OpNode {
+                    op: Op::Act(Act::Relu)
+                }))
+            );
+            x = match (node, x) {
+                (Node::Conv(c), X::Nhwc(t)) => {
+                    let y = conv(&c.conv, t.clone()).and_then(|y| match &c.pointwise {
+                        None => Some(y),
+                        Some(p) => conv(p, y),
+                    });
+                    match y {
+                        Some(y) => X::Nhwc(act(c.act, y)),
+                        None => fallback(node, t),
+                    }
+                }
+                (Node::Norm(bn), X::Nhwc(t)) => {
+                    match batch_norm(bn, t.clone(), relu_next) {
+                        Some(y) => {
+                            if relu_next {
+                                i += 1; // the ReLU ran inside the batch norm
+                            }
+                            X::Nhwc(y)
+                        }
+                        None => fallback(node, t),
+                    }
+                }
+                (Node::MaxPool(p), X::Nhwc(t)) if p.dilation == [1, 1] && !p.ceil_mode => {
+                    match pool(p.kernel_size, p.stride, &p.padding, true, t.clone()) {
+                        Some(y) => X::Nhwc(y),
+                        None => fallback(node, t),
+                    }
+                }
+                (Node::AvgPool(p), X::Nhwc(t)) if !p.count_include_pad && !p.ceil_mode => {
+                    match pool(p.kernel_size, p.stride, &p.padding, false, t.clone()) {
+                        Some(y) => X::Nhwc(y),
+                        None => fallback(node, t),
+                    }
+                }
+                (Node::Dropout(d), X::Nhwc(t)) => X::Nhwc(d.forward(t)),
+                (Node::Op(op), X::Nhwc(t)) => match op.op {
+                    Op::Act(a) => X::Nhwc(act(Some(a), t)),
+                    Op::GlobalAvg => {
+                        let [n, _, _, c] = t.dims();
+                        X::Vector(t.mean_dim(2).mean_dim(1).reshape([n, c]))
+                    }
+                    Op::GlobalMax => {
+                        let [n, _, _, c] = t.dims();
+                        X::Vector(t.max_dim(2).max_dim(1).reshape([n, c]))
+                    }
+                    // Channels-first order, so dense weights mean the same on both paths.
+                    Op::Flatten => X::Vector(nchw(t).flatten(1, 3)),
+                },
+                (Node::Residual(r), X::Nhwc(t)) => {
+                    let body = run(&r.body, X::Nhwc(t.clone()));
+                    let short = run(&r.shortcut, X::Nhwc(t));
+                    match (body, short) {
+                        (X::Nhwc(a), X::Nhwc(b)) => X::Nhwc(act(r.act, a + b)),
+                        (X::Vector(a), X::Vector(b)) => X::Vector(act(r.act, a + b)),
+                        (X::Nhwc(a), X::Image(b)) => X::Nhwc(act(r.act, a + nhwc(b))),
+                        (X::Image(a), X::Nhwc(b)) => X::Nhwc(act(r.act, nhwc(a) + b)),
+                        (X::Image(a), X::Image(b)) => X::Nhwc(act(r.act, nhwc(a + b))),
+                        _ => unreachable!("residual branches were shape-checked at build time"),
+                    }
+                }
+                (node, X::Nhwc(t)) => fallback(node, t),
+                (node, x) => step(node, x),
+            };
+            i += 1;
+        }
+        x
     }
 }

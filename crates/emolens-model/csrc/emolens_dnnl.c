@@ -1,0 +1,524 @@
+/*
+ * A narrow C face over oneDNN (libdnnl 2.x) for emolens' CPU fast path.
+ *
+ * oneDNN's 2.x C API passes large descriptor structs by value; keeping them on this side means
+ * the Rust side only sees opaque handles and plain pointers, so no struct layout has to be
+ * mirrored in Rust. Activations are channels-last (NHWC), the layout oneDNN's AVX-512 kernels
+ * run fastest on without per-layer reorders; weights stay in burn's OIHW and are reordered to
+ * the kernel's preferred blocked layout on each call (they are small next to activations).
+ *
+ * Every function returns a dnnl_status_t (0 = success).
+ */
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dnnl_engine_t g_engine = NULL;
+static pthread_mutex_t g_engine_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define CHECK(x)                                                                              \
+    do {                                                                                      \
+        dnnl_status_t s_ = (x);                                                               \
+        if (s_ != dnnl_success) return s_;                                                    \
+    } while (0)
+
+int emo_dnnl_init(void) {
+    int status = 0;
+    pthread_mutex_lock(&g_engine_lock);
+    if (!g_engine) status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    pthread_mutex_unlock(&g_engine_lock);
+    return status;
+}
+
+/* A user buffer wrapped as oneDNN memory, destroyed after execution. */
+static dnnl_status_t wrap(dnnl_memory_t *m, const dnnl_memory_desc_t *md, const void *ptr) {
+    return dnnl_memory_create(m, md, g_engine, (void *)ptr);
+}
+
+typedef struct {
+    int n;
+    dnnl_exec_arg_t a[12];
+} args_t;
+
+static void arg(args_t *args, int which, dnnl_memory_t m) {
+    args->a[args->n].arg = which;
+    args->a[args->n].memory = m;
+    args->n++;
+}
+
+static void free_args(args_t *args) {
+    for (int i = 0; i < args->n; i++)
+        if (args->a[i].memory) dnnl_memory_destroy(args->a[i].memory);
+    args->n = 0;
+}
+
+static dnnl_status_t run(dnnl_primitive_t p, args_t *args) {
+    dnnl_stream_t stream;
+    dnnl_status_t s = dnnl_stream_create(&stream, g_engine, dnnl_stream_default_flags);
+    if (s == dnnl_success) {
+        s = dnnl_primitive_execute(p, stream, args->n, args->a);
+        if (s == dnnl_success) s = dnnl_stream_wait(stream);
+        dnnl_stream_destroy(stream);
+    }
+    free_args(args);
+    return s;
+}
+
+/* Reorder `from` (desc `from_md`) into `to` (desc `to_md`). */
+static dnnl_status_t reorder(const dnnl_memory_desc_t *from_md, const void *from,
+                             const dnnl_memory_desc_t *to_md, void *to) {
+    dnnl_primitive_desc_t pd;
+    CHECK(dnnl_reorder_primitive_desc_create(&pd, from_md, g_engine, to_md, g_engine, NULL));
+    dnnl_primitive_t p;
+    dnnl_status_t s = dnnl_primitive_create(&p, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (s != dnnl_success) return s;
+    args_t args = {0};
+    dnnl_memory_t a, b;
+    s = wrap(&a, from_md, from);
+    if (s == dnnl_success) {
+        arg(&args, DNNL_ARG_FROM, a);
+        s = wrap(&b, to_md, to);
+        if (s == dnnl_success) {
+            arg(&args, DNNL_ARG_TO, b);
+            s = run(p, &args);
+        }
+    }
+    free_args(&args);
+    dnnl_primitive_destroy(p);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Convolution                                                                                  */
+
+typedef struct {
+    dnnl_memory_desc_t src_md, dst_md, w_user_md, b_md;
+    dnnl_memory_desc_t w_fwd_md, w_bwd_md, dw_md;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    int has_bias;
+} emo_conv;
+
+void emo_conv_destroy(emo_conv *c) {
+    if (!c) return;
+    if (c->fwd) dnnl_primitive_destroy(c->fwd);
+    if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
+    if (c->bwd_weights) dnnl_primitive_destroy(c->bwd_weights);
+    free(c);
+}
+
+/*
+ * dims: n, ic, ih, iw, oc, oh, ow, kh, kw, groups; stride/pad as [h, w]. With groups > 1 the
+ * weights are [oc, ic/groups, kh, kw] as burn stores them. `training` also builds the backward
+ * primitives.
+ */
+int emo_conv_create(emo_conv **out, const int64_t *d, const int64_t *stride,
+                    const int64_t *pad_l, const int64_t *pad_r, int has_bias, int training) {
+    *out = NULL;
+    int64_t n = d[0], ic = d[1], ih = d[2], iw = d[3], oc = d[4], oh = d[5], ow = d[6],
+            kh = d[7], kw = d[8], g = d[9];
+    emo_conv *c = calloc(1, sizeof(emo_conv));
+    if (!c) return dnnl_out_of_memory;
+    c->has_bias = has_bias;
+    dnnl_dims_t src_dims = {n, ic, ih, iw}, dst_dims = {n, oc, oh, ow}, b_dims = {oc};
+    CHECK(dnnl_memory_desc_init_by_tag(&c->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc));
+    CHECK(dnnl_memory_desc_init_by_tag(&c->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc));
+    CHECK(dnnl_memory_desc_init_by_tag(&c->b_md, 1, b_dims, dnnl_f32, dnnl_a));
+    dnnl_memory_desc_t w_any;
+    if (g == 1) {
+        dnnl_dims_t w_dims = {oc, ic, kh, kw};
+        CHECK(dnnl_memory_desc_init_by_tag(&c->w_user_md, 4, w_dims, dnnl_f32, dnnl_oihw));
+        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
+    } else {
+        dnnl_dims_t w_dims = {g, oc / g, ic / g, kh, kw};
+        CHECK(dnnl_memory_desc_init_by_tag(&c->w_user_md, 5, w_dims, dnnl_f32, dnnl_goihw));
+        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any));
+    }
+    dnnl_dims_t st = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
+
+    dnnl_convolution_desc_t fd;
+    CHECK(dnnl_convolution_forward_desc_init(
+        &fd, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
+        &c->src_md, &w_any, has_bias ? &c->b_md : NULL, &c->dst_md, st, pl, pr));
+    dnnl_primitive_desc_t fpd;
+    CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
+    c->w_fwd_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    dnnl_status_t s = dnnl_primitive_create(&c->fwd, fpd);
+    if (s != dnnl_success) {
+        dnnl_primitive_desc_destroy(fpd);
+        emo_conv_destroy(c);
+        return s;
+    }
+    if (training) {
+        dnnl_convolution_desc_t bd;
+        dnnl_primitive_desc_t bpd = NULL, wpd = NULL;
+        s = dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &c->src_md,
+                                                     &w_any, &c->dst_md, st, pl, pr);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd);
+        if (s == dnnl_success) {
+            c->w_bwd_md = *dnnl_primitive_desc_query_md(bpd, dnnl_query_weights_md, 0);
+            s = dnnl_primitive_create(&c->bwd_data, bpd);
+        }
+        dnnl_convolution_desc_t wd;
+        if (s == dnnl_success)
+            s = dnnl_convolution_backward_weights_desc_init(
+                &wd, dnnl_convolution_direct, &c->src_md, &w_any, has_bias ? &c->b_md : NULL,
+                &c->dst_md, st, pl, pr);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&wpd, &wd, NULL, g_engine, fpd);
+        if (s == dnnl_success) {
+            c->dw_md = *dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
+            s = dnnl_primitive_create(&c->bwd_weights, wpd);
+        }
+        if (bpd) dnnl_primitive_desc_destroy(bpd);
+        if (wpd) dnnl_primitive_desc_destroy(wpd);
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    if (s != dnnl_success) {
+        emo_conv_destroy(c);
+        return s;
+    }
+    *out = c;
+    return dnnl_success;
+}
+
+/* Weights in the layout `md` wants: the user buffer itself, or a reordered copy in `*tmp`. */
+static dnnl_status_t weights_for(const emo_conv *c, const dnnl_memory_desc_t *md,
+                                 const float *w, const void **use, void **tmp) {
+    *tmp = NULL;
+    if (dnnl_memory_desc_equal(md, &c->w_user_md)) {
+        *use = w;
+        return dnnl_success;
+    }
+    *tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64);
+    if (!*tmp) return dnnl_out_of_memory;
+    *use = *tmp;
+    return reorder(&c->w_user_md, w, md, *tmp);
+}
+
+int emo_conv_forward(const emo_conv *c, const float *src, const float *w, const float *bias,
+                     float *dst) {
+    const void *wu;
+    void *tmp;
+    dnnl_status_t s = weights_for(c, &c->w_fwd_md, w, &wu, &tmp);
+    args_t args = {0};
+    dnnl_memory_t m;
+    if (s == dnnl_success && (s = wrap(&m, &c->src_md, src)) == dnnl_success)
+        arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->w_fwd_md, wu)) == dnnl_success)
+        arg(&args, DNNL_ARG_WEIGHTS, m);
+    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, bias)) == dnnl_success)
+        arg(&args, DNNL_ARG_BIAS, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DST, m);
+    if (s == dnnl_success) s = run(c->fwd, &args);
+    free_args(&args);
+    free(tmp);
+    return s;
+}
+
+int emo_conv_backward_data(const emo_conv *c, const float *diff_dst, const float *w,
+                           float *diff_src) {
+    if (!c->bwd_data) return dnnl_invalid_arguments;
+    const void *wu;
+    void *tmp;
+    dnnl_status_t s = weights_for(c, &c->w_bwd_md, w, &wu, &tmp);
+    args_t args = {0};
+    dnnl_memory_t m;
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->w_bwd_md, wu)) == dnnl_success)
+        arg(&args, DNNL_ARG_WEIGHTS, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->src_md, diff_src)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SRC, m);
+    if (s == dnnl_success) s = run(c->bwd_data, &args);
+    free_args(&args);
+    free(tmp);
+    return s;
+}
+
+/* diff_w comes back in the user's OIHW layout; diff_bias may be NULL when there is no bias. */
+int emo_conv_backward_weights(const emo_conv *c, const float *src, const float *diff_dst,
+                              float *diff_w, float *diff_bias) {
+    if (!c->bwd_weights) return dnnl_invalid_arguments;
+    int same = dnnl_memory_desc_equal(&c->dw_md, &c->w_user_md);
+    void *tmp = NULL;
+    if (!same) {
+        tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(&c->dw_md) + 63) / 64 * 64);
+        if (!tmp) return dnnl_out_of_memory;
+    }
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &c->src_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success &&
+        (s = wrap(&m, &c->dw_md, same ? (void *)diff_w : tmp)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_WEIGHTS, m);
+    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, diff_bias)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_BIAS, m);
+    if (s == dnnl_success) s = run(c->bwd_weights, &args);
+    free_args(&args);
+    if (s == dnnl_success && !same) s = reorder(&c->dw_md, tmp, &c->w_user_md, diff_w);
+    free(tmp);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batch normalisation over the channels of an NHWC tensor (or of an [N, C] matrix: h = w = 1). */
+
+typedef struct {
+    dnnl_memory_desc_t data_md, stat_md;
+    dnnl_primitive_t fwd_train, fwd_infer, bwd;
+    size_t ws_bytes;
+    dnnl_memory_desc_t ws_md;
+    int relu;
+} emo_bn;
+
+void emo_bn_destroy(emo_bn *b) {
+    if (!b) return;
+    if (b->fwd_train) dnnl_primitive_destroy(b->fwd_train);
+    if (b->fwd_infer) dnnl_primitive_destroy(b->fwd_infer);
+    if (b->bwd) dnnl_primitive_destroy(b->bwd);
+    free(b);
+}
+
+/* With `relu`, a ReLU is fused after the normalisation (training keeps a bit mask). */
+int emo_bn_create(emo_bn **out, int64_t n, int64_t c, int64_t h, int64_t w, float eps,
+                  int relu, int training) {
+    *out = NULL;
+    emo_bn *b = calloc(1, sizeof(emo_bn));
+    if (!b) return dnnl_out_of_memory;
+    b->relu = relu;
+    dnnl_dims_t dims = {n, c, h, w}, sdims = {c};
+    CHECK(dnnl_memory_desc_init_by_tag(&b->data_md, 4, dims, dnnl_f32, dnnl_nhwc));
+    CHECK(dnnl_memory_desc_init_by_tag(&b->stat_md, 1, sdims, dnnl_f32, dnnl_a));
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
+    dnnl_batch_normalization_desc_t d;
+    dnnl_primitive_desc_t ipd = NULL, tpd = NULL, bpd = NULL;
+    dnnl_status_t s = dnnl_batch_normalization_forward_desc_init(
+        &d, dnnl_forward_inference, &b->data_md, eps, flags | dnnl_use_global_stats);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&ipd, &d, NULL, g_engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(&b->fwd_infer, ipd);
+    if (s == dnnl_success && training) {
+        s = dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_training, &b->data_md,
+                                                       eps, flags);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&tpd, &d, NULL, g_engine, NULL);
+        if (s == dnnl_success) {
+            s = dnnl_primitive_create(&b->fwd_train, tpd);
+            if (relu) {
+                b->ws_md = *dnnl_primitive_desc_query_md(tpd, dnnl_query_workspace_md, 0);
+                b->ws_bytes = dnnl_memory_desc_get_size(&b->ws_md);
+            }
+        }
+        dnnl_batch_normalization_desc_t bd;
+        if (s == dnnl_success)
+            s = dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &b->data_md,
+                                                            &b->data_md, eps, flags);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, tpd);
+        if (s == dnnl_success) s = dnnl_primitive_create(&b->bwd, bpd);
+    }
+    if (ipd) dnnl_primitive_desc_destroy(ipd);
+    if (tpd) dnnl_primitive_desc_destroy(tpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (s != dnnl_success) {
+        emo_bn_destroy(b);
+        return s;
+    }
+    *out = b;
+    return dnnl_success;
+}
+
+size_t emo_bn_workspace_bytes(const emo_bn *b) { return b->ws_bytes; }
+
+/* Batch statistics: writes dst, and the batch mean and biased variance. */
+int emo_bn_forward_training(const emo_bn *b, const float *src, const float *scale,
+                            const float *shift, float *dst, float *mean, float *var, void *ws) {
+    if (!b->fwd_train) return dnnl_invalid_arguments;
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &b->data_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, scale)) == dnnl_success)
+        arg(&args, DNNL_ARG_SCALE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, shift)) == dnnl_success)
+        arg(&args, DNNL_ARG_SHIFT, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->data_md, dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DST, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, mean)) == dnnl_success)
+        arg(&args, DNNL_ARG_MEAN, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, var)) == dnnl_success)
+        arg(&args, DNNL_ARG_VARIANCE, m);
+    if (s == dnnl_success && b->relu && (s = wrap(&m, &b->ws_md, ws)) == dnnl_success)
+        arg(&args, DNNL_ARG_WORKSPACE, m);
+    if (s == dnnl_success) s = run(b->fwd_train, &args);
+    free_args(&args);
+    return s;
+}
+
+/* Given statistics (running ones at inference). */
+int emo_bn_forward_inference(const emo_bn *b, const float *src, const float *scale,
+                             const float *shift, const float *mean, const float *var,
+                             float *dst) {
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &b->data_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, scale)) == dnnl_success)
+        arg(&args, DNNL_ARG_SCALE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, shift)) == dnnl_success)
+        arg(&args, DNNL_ARG_SHIFT, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, mean)) == dnnl_success)
+        arg(&args, DNNL_ARG_MEAN, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, var)) == dnnl_success)
+        arg(&args, DNNL_ARG_VARIANCE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->data_md, dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DST, m);
+    if (s == dnnl_success) s = run(b->fwd_infer, &args);
+    free_args(&args);
+    return s;
+}
+
+/* oneDNN 2.x checks that the shift is passed to the backward pass too, though it is unused. */
+int emo_bn_backward(const emo_bn *b, const float *src, const float *mean, const float *var,
+                    const float *diff_dst, const float *scale, const float *shift,
+                    const void *ws, float *diff_src,
+                    float *diff_scale, float *diff_shift) {
+    if (!b->bwd) return dnnl_invalid_arguments;
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &b->data_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, mean)) == dnnl_success)
+        arg(&args, DNNL_ARG_MEAN, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, var)) == dnnl_success)
+        arg(&args, DNNL_ARG_VARIANCE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->data_md, diff_dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, scale)) == dnnl_success)
+        arg(&args, DNNL_ARG_SCALE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, shift)) == dnnl_success)
+        arg(&args, DNNL_ARG_SHIFT, m);
+    if (s == dnnl_success && b->relu && (s = wrap(&m, &b->ws_md, ws)) == dnnl_success)
+        arg(&args, DNNL_ARG_WORKSPACE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->data_md, diff_src)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, diff_scale)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SCALE, m);
+    if (s == dnnl_success && (s = wrap(&m, &b->stat_md, diff_shift)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SHIFT, m);
+    if (s == dnnl_success) s = run(b->bwd, &args);
+    free_args(&args);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pooling (max, or average excluding padding) over NHWC.                                       */
+
+typedef struct {
+    dnnl_memory_desc_t src_md, dst_md, ws_md;
+    dnnl_primitive_t fwd_train, fwd_infer, bwd;
+    size_t ws_bytes;
+} emo_pool;
+
+void emo_pool_destroy(emo_pool *p) {
+    if (!p) return;
+    if (p->fwd_train) dnnl_primitive_destroy(p->fwd_train);
+    if (p->fwd_infer) dnnl_primitive_destroy(p->fwd_infer);
+    if (p->bwd) dnnl_primitive_destroy(p->bwd);
+    free(p);
+}
+
+/* d: n, c, ih, iw, oh, ow; kernel/stride/pads as [h, w]. */
+int emo_pool_create(emo_pool **out, const int64_t *d, const int64_t *kernel,
+                    const int64_t *stride, const int64_t *pad_l, const int64_t *pad_r, int max,
+                    int training) {
+    *out = NULL;
+    emo_pool *p = calloc(1, sizeof(emo_pool));
+    if (!p) return dnnl_out_of_memory;
+    dnnl_dims_t sd = {d[0], d[1], d[2], d[3]}, dd = {d[0], d[1], d[4], d[5]};
+    CHECK(dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32, dnnl_nhwc));
+    CHECK(dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32, dnnl_nhwc));
+    dnnl_dims_t k = {kernel[0], kernel[1]}, st = {stride[0], stride[1]}, dil = {0, 0},
+                pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
+    dnnl_alg_kind_t alg = max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_v2_desc_t fd;
+    dnnl_primitive_desc_t ipd = NULL, tpd = NULL, bpd = NULL;
+    dnnl_status_t s = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_inference, alg,
+                                                        &p->src_md, &p->dst_md, st, k, dil, pl, pr);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&ipd, &fd, NULL, g_engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(&p->fwd_infer, ipd);
+    if (s == dnnl_success && training) {
+        s = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &p->src_md,
+                                              &p->dst_md, st, k, dil, pl, pr);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&tpd, &fd, NULL, g_engine, NULL);
+        if (s == dnnl_success) {
+            s = dnnl_primitive_create(&p->fwd_train, tpd);
+            if (max) {
+                p->ws_md = *dnnl_primitive_desc_query_md(tpd, dnnl_query_workspace_md, 0);
+                p->ws_bytes = dnnl_memory_desc_get_size(&p->ws_md);
+            }
+        }
+        dnnl_pooling_v2_desc_t bd;
+        if (s == dnnl_success)
+            s = dnnl_pooling_v2_backward_desc_init(&bd, alg, &p->src_md, &p->dst_md, st, k, dil,
+                                                   pl, pr);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, tpd);
+        if (s == dnnl_success) s = dnnl_primitive_create(&p->bwd, bpd);
+    }
+    if (ipd) dnnl_primitive_desc_destroy(ipd);
+    if (tpd) dnnl_primitive_desc_destroy(tpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (s != dnnl_success) {
+        emo_pool_destroy(p);
+        return s;
+    }
+    *out = p;
+    return dnnl_success;
+}
+
+size_t emo_pool_workspace_bytes(const emo_pool *p) { return p->ws_bytes; }
+
+/* `ws` (emo_pool_workspace_bytes) is written in training for max pooling; NULL otherwise. */
+int emo_pool_forward(const emo_pool *p, const float *src, float *dst, void *ws, int training) {
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    const dnnl_primitive_t prim = training ? p->fwd_train : p->fwd_infer;
+    if (!prim) return dnnl_invalid_arguments;
+    if ((s = wrap(&m, &p->src_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &p->dst_md, dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DST, m);
+    if (s == dnnl_success && training && p->ws_bytes &&
+        (s = wrap(&m, &p->ws_md, ws)) == dnnl_success)
+        arg(&args, DNNL_ARG_WORKSPACE, m);
+    if (s == dnnl_success) s = run(prim, &args);
+    free_args(&args);
+    return s;
+}
+
+int emo_pool_backward(const emo_pool *p, const float *diff_dst, const void *ws, float *diff_src) {
+    if (!p->bwd) return dnnl_invalid_arguments;
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &p->dst_md, diff_dst)) == dnnl_success) arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success && p->ws_bytes && (s = wrap(&m, &p->ws_md, ws)) == dnnl_success)
+        arg(&args, DNNL_ARG_WORKSPACE, m);
+    if (s == dnnl_success && (s = wrap(&m, &p->src_md, diff_src)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SRC, m);
+    if (s == dnnl_success) s = run(p->bwd, &args);
+    free_args(&args);
+    return s;
+}
+
+/* The name of the kernel oneDNN picked for a convolution's forward pass (for logs/benches). */
+const char *emo_conv_impl(const emo_conv *c) {
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(c->fwd, &pd) != dnnl_success) return "?";
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success)
+        return "?";
+    return name;
+}

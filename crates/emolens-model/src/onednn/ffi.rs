@@ -1,0 +1,125 @@
+//! Declarations of the C shim in `csrc/emolens_dnnl.c` (built and linked by `build.rs` when
+//! oneDNN's headers are present). Handles are opaque; every call returns a `dnnl_status_t`.
+
+use std::ffi::c_char;
+
+#[repr(C)]
+pub struct EmoConv {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct EmoBn {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct EmoPool {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    pub fn emo_dnnl_init() -> i32;
+
+    pub fn emo_conv_create(
+        out: *mut *mut EmoConv,
+        dims: *const i64,
+        stride: *const i64,
+        pad_l: *const i64,
+        pad_r: *const i64,
+        has_bias: i32,
+        training: i32,
+    ) -> i32;
+    pub fn emo_conv_destroy(c: *mut EmoConv);
+    pub fn emo_conv_forward(
+        c: *const EmoConv,
+        src: *const f32,
+        w: *const f32,
+        bias: *const f32,
+        dst: *mut f32,
+    ) -> i32;
+    pub fn emo_conv_backward_data(
+        c: *const EmoConv,
+        diff_dst: *const f32,
+        w: *const f32,
+        diff_src: *mut f32,
+    ) -> i32;
+    pub fn emo_conv_backward_weights(
+        c: *const EmoConv,
+        src: *const f32,
+        diff_dst: *const f32,
+        diff_w: *mut f32,
+        diff_bias: *mut f32,
+    ) -> i32;
+    pub fn emo_conv_impl(c: *const EmoConv) -> *const c_char;
+
+    pub fn emo_bn_create(
+        out: *mut *mut EmoBn,
+        n: i64,
+        c: i64,
+        h: i64,
+        w: i64,
+        eps: f32,
+        relu: i32,
+        training: i32,
+    ) -> i32;
+    pub fn emo_bn_destroy(b: *mut EmoBn);
+    pub fn emo_bn_workspace_bytes(b: *const EmoBn) -> usize;
+    pub fn emo_bn_forward_training(
+        b: *const EmoBn,
+        src: *const f32,
+        scale: *const f32,
+        shift: *const f32,
+        dst: *mut f32,
+        mean: *mut f32,
+        var: *mut f32,
+        ws: *mut u8,
+    ) -> i32;
+    pub fn emo_bn_forward_inference(
+        b: *const EmoBn,
+        src: *const f32,
+        scale: *const f32,
+        shift: *const f32,
+        mean: *const f32,
+        var: *const f32,
+        dst: *mut f32,
+    ) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn emo_bn_backward(
+        b: *const EmoBn,
+        src: *const f32,
+        mean: *const f32,
+        var: *const f32,
+        diff_dst: *const f32,
+        scale: *const f32,
+        shift: *const f32,
+        ws: *const u8,
+        diff_src: *mut f32,
+        diff_scale: *mut f32,
+        diff_shift: *mut f32,
+    ) -> i32;
+
+    pub fn emo_pool_create(
+        out: *mut *mut EmoPool,
+        dims: *const i64,
+        kernel: *const i64,
+        stride: *const i64,
+        pad_l: *const i64,
+        pad_r: *const i64,
+        max: i32,
+        training: i32,
+    ) -> i32;
+    pub fn emo_pool_destroy(p: *mut EmoPool);
+    pub fn emo_pool_workspace_bytes(p: *const EmoPool) -> usize;
+    pub fn emo_pool_forward(
+        p: *const EmoPool,
+        src: *const f32,
+        dst: *mut f32,
+        ws: *mut u8,
+        training: i32,
+    ) -> i32;
+    pub fn emo_pool_backward(
+        p: *const EmoPool,
+        diff_dst: *const f32,
+        ws: *const u8,
+        diff_src: *mut f32,
+    ) -> i32;
+}

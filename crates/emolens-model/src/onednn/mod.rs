@@ -1,0 +1,35 @@
+//! The CPU fast path: convolution, batch norm and pooling on oneDNN (the library TensorFlow and
+//! PyTorch use on x86), in channels-last layout, plugged into burn's Flex backend and its
+//! autodiff. Built when oneDNN's headers are found at build time (Debian: `libdnnl-dev`);
+//! `EMOLENS_KERNELS=flex` switches it off at run time. The network keeps burn's parameter
+//! layout, so model files do not depend on which kernels trained them.
+
+#[cfg(emolens_onednn)]
+mod ffi;
+#[cfg(emolens_onednn)]
+pub mod kernels;
+#[cfg(emolens_onednn)]
+pub mod ops;
+
+/// Which kernels run convolutions on the CPU, for logs and benchmarks.
+pub fn cpu_kernels() -> &'static str {
+    #[cfg(emolens_onednn)]
+    {
+        if kernels::ready() {
+            return "onednn";
+        }
+    }
+    "flex"
+}
+
+/// Turns the oneDNN kernels off (`false`) or back on for this process; without oneDNN built in
+/// this does nothing. For parity tests and benchmarks that compare both paths in one run.
+pub fn set_enabled(on: bool) {
+    #[cfg(emolens_onednn)]
+    kernels::set_enabled(on);
+    #[cfg(not(emolens_onednn))]
+    let _ = on;
+}
+
+/// Whether this build has the oneDNN kernels at all.
+pub const BUILT_IN: bool = cfg!(emolens_onednn);
