@@ -89,7 +89,11 @@ echo "== speed: $rounds rounds, emolens and fer alternating, ${seconds}s each" >
 record() { # record ROUND LOAD_BEFORE COMMAND...: runs the command, adds round and load to its JSON line
   local r="$1" before="$2"; shift 2
   local line
-  line="$("$@" 2>/dev/null | tail -n 1)"
+  if ! line="$("$@" 2> "$out/last-timing-stderr.txt" | tail -n 1)" || [ -z "$line" ]; then
+    echo "error: timing command failed: $*" >&2
+    tail -n 5 "$out/last-timing-stderr.txt" >&2
+    exit 1
+  fi
   "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d["round"]=int(sys.argv[2]); d["loadavg_before"]=sys.argv[3]; d["loadavg_after"]=sys.argv[4]; print(json.dumps(d))' \
     "$line" "$r" "$before" "$(loadavg)" >> "$out/speed.jsonl"
 }
@@ -117,7 +121,8 @@ for r in $(seq 1 "$rounds"); do
     before="$(loadavg)"
     if [ "$what" = one ]; then files=("${speed_files[0]}"); else files=("${speed_files[@]}"); fi
     t0=$(date +%s%N)
-    "$emolens" predict "${model_args[@]}" --json "${files[@]}" > "$out/predict-$what.json" 2> /dev/null
+    "$emolens" predict "${model_args[@]}" --json "${files[@]}" > "$out/predict-$what.json" 2> "$out/predict-$what.stderr" \
+      || { echo "error: emolens predict failed, see $out/predict-$what.stderr" >&2; exit 1; }
     t1=$(date +%s%N)
     echo "{\"round\": $r, \"images\": ${#files[@]}, \"seconds\": $(( (t1 - t0) / 1000 )).0e-6, \"loadavg_before\": \"$before\"}" >> "$out/predict-path.jsonl"
   done

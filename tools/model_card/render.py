@@ -173,7 +173,8 @@ def fill(head, eval_report, cmp):
         try:
             return format(lookup(key, eval_report, cmp), fmt)
         except (KeyError, ValueError, IndexError, StopIteration) as e:
-            sys.exit(f"error: card_head.md placeholder {{{{{m.group(0)[2:-2]}}}}}: {e}")
+            detail = e.args[0] if isinstance(e, KeyError) and e.args else e
+            sys.exit(f"error: card_head.md placeholder {m.group(0)}: {detail}")
 
     return re.sub(r"\{\{([^}:]+)(?::([^}]*))?\}\}", sub, head)
 
