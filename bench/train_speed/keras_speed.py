@@ -4,9 +4,12 @@ Builds the same network as emolens from the same architecture file (the original
 layer-name format, or emolens' own format for the layers it uses), then times, on synthetic
 data: SGD training steps (forward + backward + update) at a batch size, inference at batch 64,
 and latency at batch 1. Prints one JSON line, the same fields as `emolens arch bench`.
+usage: keras_speed.py ARCH_FILE CHANNELS BATCH STEPS WARMUP [INFER_BATCH] [THREADS]
+THREADS (0 = TensorFlow's default, all cores) sets both of TensorFlow's thread pools.
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -58,6 +61,11 @@ def emolens_layers(spec):
 
 def main():
     path, channels, batch, steps, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    infer_batch = int(sys.argv[6]) if len(sys.argv) > 6 else 64
+    threads = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     spec = json.load(open(path))
     layers = emolens_layers(spec) if "layers" in spec else original_layers(spec)
     model = keras.Sequential([keras.Input((48, 48, channels))] + layers)
@@ -72,13 +80,13 @@ def main():
         model.train_on_batch(x, y)
         if i >= warmup:
             times.append(batch / (time.perf_counter() - t))
-    xi = rng.random((64, 48, 48, channels), dtype=np.float32)
+    xi = rng.random((infer_batch, 48, 48, channels), dtype=np.float32)
     thr = []
     for i in range(warmup + steps):
         t = time.perf_counter()
         model.predict_on_batch(xi)
         if i >= warmup:
-            thr.append(64 / (time.perf_counter() - t))
+            thr.append(infer_batch / (time.perf_counter() - t))
     x1 = xi[:1]
     lat = []
     for i in range((warmup + steps) * 10):
@@ -88,8 +96,10 @@ def main():
             lat.append((time.perf_counter() - t) * 1000)
     print(json.dumps({
         "arch": os.path.splitext(os.path.basename(path))[0], "channels": channels, "batch_size": batch,
-        "train_steps": steps, "train_images_per_s": float(np.median(times)), "infer_batch": 64,
+        "train_steps": steps, "train_images_per_s": float(np.median(times)), "infer_batch": infer_batch,
         "infer_images_per_s": float(np.median(thr)), "infer_latency_ms": float(np.median(lat)),
+        "kernels": "tensorflow (oneDNN)", "threads": threads or os.cpu_count(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "framework": f"keras {keras.__version__} / tensorflow {tf.__version__}",
     }))
 

@@ -1,42 +1,80 @@
 #!/usr/bin/env bash
 # Training and inference speed, emolens vs Keras (TensorFlow CPU), on the same architectures,
-# batch size and synthetic data, alternating runs in one script. A benchmark, not a test.
-#   bench/train_speed/run.sh [ROUNDS] [STEPS]
+# batch sizes and synthetic data, alternating runs in one script. A benchmark, not a test.
+#
+#   bench/train_speed/run.sh [ROUNDS] [STEPS]   the comparison at batch 64, all cores: emolens
+#                                               with oneDNN kernels, emolens with burn's flex
+#                                               kernels (EMOLENS_KERNELS=flex), Keras; medians
+#   bench/train_speed/run.sh scaling [STEPS]    batch 16/64/256 x 1/2 threads, emolens and Keras:
+#                                               train and inference img/s, peak memory
+#
 # Needs the peer environment: scripts/setup-peers.sh (tensorflow-cpu in .venv-peers).
+# EMOLENS_BENCH_NO_BUILD=1 uses the binary already in target/release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+mode=main
+if [ "${1:-}" = scaling ]; then mode=scaling; shift; fi
 rounds=${1:-3}
 steps=${2:-5}
+[ "$mode" = scaling ] && { steps=${1:-3}; rounds=1; }
 [ -x .venv-peers/bin/python ] || scripts/setup-peers.sh
-cargo build --release -q -p emolens
+[ -n "${EMOLENS_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p emolens
 bin=target/release/emolens
 archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_xs.json:1")
 out=$(mktemp)
+
+emolens_run() { # label file mode batch infer_batch threads
+  local env=(EMOLENS_LOG=warn)
+  [ "$1" = emolens-flex ] && env+=(EMOLENS_KERNELS=flex)
+  [ "$6" != 0 ] && env+=(OMP_NUM_THREADS="$6" RAYON_NUM_THREADS="$6")
+  echo "$1 $(env "${env[@]}" $bin arch bench "$2" --colour-mode "$3" --batch-size "$4" --infer-batch "$5" --steps "$steps" --warmup 2)" >> "$out"
+}
+keras_run() { # file channels batch infer_batch threads
+  echo "keras $(.venv-peers/bin/python bench/train_speed/keras_speed.py "$1" "$2" "$3" "$steps" 2 "$4" "$5" 2>/dev/null)" >> "$out"
+}
+
 for r in $(seq "$rounds"); do
   for a in "${archs[@]}"; do
     file=${a%%:*}; ch=${a##*:}
-    mode=$([ "$ch" = 3 ] && echo rgb || echo grayscale)
-    echo "emolens $($bin --log warn arch bench "$file" --colour-mode "$mode" --batch-size 64 --steps "$steps" --warmup 2)" >> "$out"
-    echo "keras $(.venv-peers/bin/python bench/train_speed/keras_speed.py "$file" "$ch" 64 "$steps" 2)" >> "$out"
+    cm=$([ "$ch" = 3 ] && echo rgb || echo grayscale)
+    if [ "$mode" = main ]; then
+      emolens_run emolens "$file" "$cm" 64 64 0
+      keras_run "$file" "$ch" 64 64 0
+      emolens_run emolens-flex "$file" "$cm" 64 64 0
+    else
+      for t in 1 2; do
+        for b in 16 64 256; do
+          emolens_run emolens "$file" "$cm" "$b" "$b" "$t"
+          keras_run "$file" "$ch" "$b" "$b" "$t"
+        done
+      done
+    fi
   done
 done
-python3 - "$out" <<'PY'
+python3 - "$out" "$mode" <<'PY'
 import json, sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
     who, js = line.split(" ", 1)
     d = json.loads(js)
-    rows.setdefault((d["arch"], who), []).append(d)
-print(f"{'architecture':<16} {'stack':<8} {'train img/s':>12} {'infer img/s (b64)':>18} {'latency ms (b1)':>16}   (medians over rounds)")
-for arch in sorted({a for a, _ in rows}):
-    med = {}
-    for who in ("emolens", "keras"):
-        r = rows.get((arch, who), [])
+    rows.setdefault((d["arch"], d["batch_size"], d["threads"], who), []).append(d)
+keys = ("train_images_per_s", "infer_images_per_s", "infer_latency_ms", "peak_rss_mib")
+def med(r):
+    return [st.median(x[k] for x in r) for k in keys]
+stacks = ("emolens", "emolens-flex", "keras")
+print(f"{'architecture':<14} {'batch':>5} {'thr':>3} {'stack':<13} {'kernels':<20} {'train img/s':>11} {'infer img/s':>11} {'b1 ms':>7} {'peak MiB':>8}")
+groups = sorted({(a, b, t) for a, b, t, _ in rows}, key=lambda g: (g[0], g[2], g[1]))
+for arch, b, t in groups:
+    m = {}
+    for who in stacks:
+        r = rows.get((arch, b, t, who))
         if not r:
             continue
-        med[who] = [st.median(x[k] for x in r) for k in ("train_images_per_s", "infer_images_per_s", "infer_latency_ms")]
-        print(f"{arch:<16} {who:<8} {med[who][0]:>12.1f} {med[who][1]:>18.1f} {med[who][2]:>16.2f}")
-    if len(med) == 2:
-        e, k = med["emolens"], med["keras"]
-        print(f"{arch:<16} {'ratio':<8} {e[0]/k[0]:>11.2f}x {e[1]/k[1]:>17.2f}x {k[2]/e[2]:>15.2f}x   (emolens / keras; latency: keras / emolens)")
+        m[who] = med(r)
+        e = m[who]
+        print(f"{arch:<14} {b:>5} {t:>3} {who:<13} {r[0]['kernels']:<20} {e[0]:>11.1f} {e[1]:>11.1f} {e[2]:>7.2f} {e[3]:>8.0f}")
+    if "emolens" in m and "keras" in m:
+        e, k = m["emolens"], m["keras"]
+        print(f"{arch:<14} {b:>5} {t:>3} {'ratio':<13} {'emolens / keras':<20} {e[0]/k[0]:>10.2f}x {e[1]/k[1]:>10.2f}x {k[2]/e[2]:>6.2f}x   (latency: keras / emolens)")
+print(f"(medians over rounds; {'batch 64, all cores' if sys.argv[2] == 'main' else 'one round per cell'}; inference img/s at the training batch size in scaling mode, at 64 otherwise)")
 PY

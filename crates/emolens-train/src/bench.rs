@@ -26,6 +26,30 @@ pub struct SpeedReport {
     pub infer_images_per_s: f64,
     /// Median latency of one image, batch 1, in milliseconds.
     pub infer_latency_ms: f64,
+    /// Which CPU kernels ran the convolutions (`onednn` or `flex`).
+    pub kernels: String,
+    /// Worker threads of the kernels (rayon for flex, OpenMP for oneDNN).
+    pub threads: usize,
+    /// Peak resident memory of the process, in MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The process's peak resident set size (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Threads the convolution kernels use: OpenMP's for oneDNN, rayon's for flex.
+fn kernel_threads(kernels: &str) -> usize {
+    let from_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match kernels {
+        "onednn" => from_env("OMP_NUM_THREADS").unwrap_or(cores),
+        _ => from_env("RAYON_NUM_THREADS").unwrap_or(cores),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -134,5 +158,8 @@ pub fn speed(
         infer_batch,
         infer_images_per_s: median(thr),
         infer_latency_ms: median(lat),
+        kernels: emolens_model::onednn::cpu_kernels().to_string(),
+        threads: kernel_threads(emolens_model::onednn::cpu_kernels()),
+        peak_rss_mib: peak_rss_mib(),
     })
 }

@@ -553,6 +553,10 @@ pub fn train(
         info!(epochs_done = state.epochs_done, "resuming run");
     }
 
+    info!(
+        kernels = emolens_model::onednn::cpu_kernels(),
+        "CPU kernels for convolution, batch norm and pooling"
+    );
     let weights = class_weights(cfg, &train_cache, classes.len())?;
     let mut loss_cfg = CrossEntropyLossConfig::new();
     if let Some(w) = &weights {
