@@ -86,31 +86,43 @@ done
 
 echo "== speed: $rounds rounds, emolens and fer alternating, ${seconds}s each" >&2
 : > "$out/speed.jsonl"
-record() { # record ROUND LOAD_BEFORE COMMAND...: runs the command, adds round and load to its JSON line
-  local r="$1" before="$2"; shift 2
-  local line
+record() { # record SETTING ROUND COMMAND...: runs the command, adds setting, round and load to its JSON line
+  local setting="$1" r="$2" before line
+  shift 2
+  before="$(loadavg)"
   if ! line="$("$@" 2> "$out/last-timing-stderr.txt" | tail -n 1)" || [ -z "$line" ]; then
     echo "error: timing command failed: $*" >&2
     tail -n 5 "$out/last-timing-stderr.txt" >&2
     exit 1
   fi
-  "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d["round"]=int(sys.argv[2]); d["loadavg_before"]=sys.argv[3]; d["loadavg_after"]=sys.argv[4]; print(json.dumps(d))' \
-    "$line" "$r" "$before" "$(loadavg)" >> "$out/speed.jsonl"
+  "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d["setting"]=sys.argv[2]; d["round"]=int(sys.argv[3]); d["loadavg_before"]=sys.argv[4]; d["loadavg_after"]=sys.argv[5]; print(json.dumps(d))' \
+    "$line" "$setting" "$r" "$before" "$(loadavg)" >> "$out/speed.jsonl"
 }
 one_thread=(env RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 taskset -c 0)
-emolens_lat() { record "$1" "$(loadavg)" "${one_thread[@]}" "$speed" "${model_args[@]}" --list "$out/speed-files.txt" --mode latency --seconds "$seconds"; }
-emolens_thr() { record "$1" "$(loadavg)" "$speed" "${model_args[@]}" --list "$out/speed-files.txt" --mode throughput --batch 64 --seconds "$seconds"; }
-fer_lat() { record "$1" "$(loadavg)" "${one_thread[@]}" "$py" "$repo/bench/accuracy/fer_side.py" speed --variant "$2" --files "$out/speed-files.txt" --mode latency --threads 1 --seconds "$seconds"; }
-fer_thr() { record "$1" "$(loadavg)" "$py" "$repo/bench/accuracy/fer_side.py" speed --variant "$2" --files "$out/speed-files.txt" --mode throughput --batch 64 --seconds "$seconds"; }
+fer_py=("$py" "$repo/bench/accuracy/fer_side.py" speed --files "$out/speed-files.txt" --seconds "$seconds")
+emolens_speed=("$speed" "${model_args[@]}" --list "$out/speed-files.txt" --seconds "$seconds")
+# One measurement of one tool in one setting:
+#   latency_1thread     batch 1, one thread, one core
+#   throughput_all      batch 64, all threads (library defaults)
+#   throughput_1thread  batch 64, one thread, one core (on a loaded machine, threads contend)
+measure() { # measure ROUND SETTING TOOL
+  local r="$1" setting="$2" tool="$3"
+  case "$setting/$tool" in
+    latency_1thread/emolens) record "$setting" "$r" "${one_thread[@]}" "${emolens_speed[@]}" --mode latency ;;
+    throughput_all/emolens) record "$setting" "$r" "${emolens_speed[@]}" --mode throughput --batch 64 ;;
+    throughput_1thread/emolens) record "$setting" "$r" "${one_thread[@]}" "${emolens_speed[@]}" --mode throughput --batch 64 ;;
+    latency_1thread/*) record "$setting" "$r" "${one_thread[@]}" "${fer_py[@]}" --variant "$tool" --mode latency --threads 1 ;;
+    throughput_all/*) record "$setting" "$r" "${fer_py[@]}" --variant "$tool" --mode throughput --batch 64 ;;
+    throughput_1thread/*) record "$setting" "$r" "${one_thread[@]}" "${fer_py[@]}" --variant "$tool" --mode throughput --batch 64 --threads 1 ;;
+  esac
+}
 for r in $(seq 1 "$rounds"); do
   echo "   round $r/$rounds (load $(loadavg))" >&2
-  if [ $((r % 2)) = 1 ]; then
-    emolens_lat "$r"; fer_lat "$r" keras; fer_lat "$r" tflite
-    emolens_thr "$r"; fer_thr "$r" keras; fer_thr "$r" tflite
-  else
-    fer_lat "$r" tflite; fer_lat "$r" keras; emolens_lat "$r"
-    fer_thr "$r" tflite; fer_thr "$r" keras; emolens_thr "$r"
-  fi
+  # Alternate the order each round so neither tool always runs first.
+  if [ $((r % 2)) = 1 ]; then tools=(emolens keras tflite); else tools=(tflite keras emolens); fi
+  for setting in latency_1thread throughput_all throughput_1thread; do
+    for tool in "${tools[@]}"; do measure "$r" "$setting" "$tool"; done
+  done
 done
 
 echo "== the whole emolens predict path (process start, model load, decode, preprocess, classify, JSON)" >&2

