@@ -30,6 +30,7 @@ impl BrightnessClassifier {
     fn new(peak: f32) -> Arc<Self> {
         Arc::new(BrightnessClassifier {
             meta: ModelMeta {
+                flip_tta: false,
                 format_version: ModelMeta::FORMAT_VERSION,
                 name: "brightness".into(),
                 // Model order differs from the alphabetical one on purpose: results must follow it.
@@ -229,6 +230,96 @@ fn composite_recall_and_boxes_are_exact() {
     // Two of these twelve crops are turned or covered too far for a frontal cascade (measured:
     // 10/12 here, 106/120 = 88% over 120 FER2013 test crops at 144 px).
     assert!(hits >= 10, "recall {hits}/12 under 10/12");
+}
+
+#[test]
+fn downscaled_detection_finds_the_composite_faces_at_full_resolution_boxes() {
+    // A 2,880 x 2,224 photo of twelve 400 px faces: detected on a copy 1,024 px wide (scale
+    // 0.36, faces 142 px there), boxes mapped back to the photo's pixels.
+    let faces = fer_crops("happy", 12);
+    let (photo, truth) = composite(&faces, 400, 4, 256);
+    assert_eq!(photo.dimensions(), (2880, 2224));
+    let bytes = encode(&DynamicImage::ImageRgb8(photo), ImageFormat::Jpeg);
+    let mut config = AnalyzerConfig::default();
+    config.detector.max_side = 1024;
+    let (a, c) = analyzer(0.9, config);
+    assert_eq!(a.detector().detection_size(2880, 2224), (1024, 791));
+    let r = a.analyze_bytes(&bytes, "big.jpg").unwrap();
+    let (hits, fp) = score_boxes(&r, &truth);
+    eprintln!("downscaled: {hits}/12 faces, {fp} false positives");
+    assert_eq!(fp, 0, "{:?}", r.faces);
+    // The same ten of twelve as at full size (see composite_recall_and_boxes_are_exact).
+    assert!(hits >= 10, "recall {hits}/12 under 10/12");
+    for f in &r.faces {
+        // Full-resolution boxes and crops: the classifier saw 400 px faces, not 142 px ones.
+        assert!(
+            (300.0..=520.0).contains(&f.bbox.width),
+            "box not mapped back to the photo: {:?}",
+            f.bbox
+        );
+        assert!(f.quality.face_px >= 300.0 && f.classified, "{f:?}");
+    }
+    assert_eq!(c.images.load(Ordering::SeqCst), r.faces.len());
+}
+
+#[test]
+fn colour_photos_detect_like_their_grayscale_copy() {
+    // The detector shrinks a colour photo (any pixel type) before taking its luma; that must
+    // find the faces that shrinking the luma finds (the two steps commute up to rounding, so
+    // a detection near the cascade's threshold may come and go, but not a face).
+    let (photo, truth) = composite(&fer_crops("neutral", 6), 144, 3, 72);
+    let colour = DynamicImage::ImageRgb8(photo);
+    let detector = emolens_faces::FaceDetector::new(Default::default()).unwrap();
+    let hits = |found: Vec<emolens_faces::Detection>| {
+        let boxes: Vec<FaceBox> = found
+            .iter()
+            .map(|d| FaceBox {
+                x: d.x,
+                y: d.y,
+                width: d.width,
+                height: d.height,
+            })
+            .collect();
+        truth
+            .iter()
+            .filter(|t| boxes.iter().any(|b| iou(b, t) >= 0.5))
+            .count()
+    };
+    let from_gray = hits(detector.detect(&colour.to_luma8()));
+    assert!(
+        from_gray >= 4,
+        "{from_gray}/6 faces from the grayscale copy"
+    );
+    for (kind, img) in [
+        ("rgb8", colour.clone()),
+        ("rgba8", DynamicImage::ImageRgba8(colour.to_rgba8())),
+        ("rgb16", DynamicImage::ImageRgb16(colour.to_rgb16())),
+        (
+            "luma_alpha8",
+            DynamicImage::ImageLumaA8(colour.to_luma_alpha8()),
+        ),
+    ] {
+        let n = hits(detector.detect_image(&img));
+        assert!(
+            n + 1 >= from_gray,
+            "{kind}: {n}/6 faces, grayscale copy {from_gray}/6"
+        );
+    }
+}
+
+#[test]
+fn warm_up_runs_the_classifier_once_and_changes_no_result() {
+    let (a, c) = analyzer(0.9, AnalyzerConfig::default());
+    let before = a
+        .analyze_bytes(&read_asset("astronaut.png"), "astronaut.png")
+        .unwrap();
+    a.warm_up().unwrap();
+    assert_eq!(c.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(c.images.load(Ordering::SeqCst), 2);
+    let after = a
+        .analyze_bytes(&read_asset("astronaut.png"), "astronaut.png")
+        .unwrap();
+    assert_eq!(before, after);
 }
 
 #[test]
