@@ -130,6 +130,11 @@ pub struct ModelMeta {
     /// Headline metrics (e.g. val_accuracy, test accuracy), name to value.
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// Test-time augmentation: the model's answer for an image is the mean of its probabilities
+    /// for the image and for its mirror image. Part of the model, so every consumer (predict,
+    /// analyze, eval, serve) answers the same way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flip_tta: bool,
 }
 
 impl ModelMeta {
@@ -210,6 +215,7 @@ mod tests {
     #[test]
     fn validate_rejects_duplicate_classes() {
         let m = ModelMeta {
+            flip_tta: false,
             format_version: 1,
             name: "x".into(),
             classes: vec!["a".into(), "a".into()],

@@ -27,6 +27,7 @@ fn main() {
         std::process::exit(1)
     });
     let meta = ModelMeta {
+        flip_tta: false,
         format_version: ModelMeta::FORMAT_VERSION,
         name: format!("{}-untrained", imported.arch.name),
         // FER2013's folder order, as a model trained on it by emolens would list them.

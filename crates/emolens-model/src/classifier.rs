@@ -75,6 +75,15 @@ impl BurnClassifier {
     }
 }
 
+/// Planar (CHW) images, each row reversed: the mirror images.
+fn mirror(inputs: &[f32], width: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for row in inputs.chunks(width) {
+        out.extend(row.iter().rev());
+    }
+    out
+}
+
 impl EmotionClassifier for BurnClassifier {
     fn meta(&self) -> &ModelMeta {
         &self.meta
@@ -84,16 +93,34 @@ impl EmotionClassifier for BurnClassifier {
         if n == 0 {
             return Ok(Vec::new());
         }
+        // With flip TTA the mirror images ride in the same batch, and each answer is the mean
+        // of an image's two probability vectors.
+        let batch = if self.meta.flip_tta {
+            let mut both = inputs.to_vec();
+            both.extend(mirror(inputs, self.meta.input.width as usize));
+            std::borrow::Cow::Owned(both)
+        } else {
+            std::borrow::Cow::Borrowed(inputs)
+        };
+        let rows = if self.meta.flip_tta { 2 * n } else { n };
         let logits = self
-            .logits(inputs, n)
+            .logits(&batch, rows)
             .map_err(|e| CoreError::Inference(e.to_string()))?;
         let probs = softmax(logits, 1).into_data();
         let flat: Vec<f32> = probs
             .try_to_vec::<f32>()
             .map_err(|e| CoreError::Inference(format!("reading probabilities: {e:?}")))?;
-        Ok(flat
-            .chunks(self.meta.classes.len())
-            .map(|c| c.to_vec())
+        let k = self.meta.classes.len();
+        Ok((0..n)
+            .map(|i| {
+                let p = &flat[i * k..(i + 1) * k];
+                if self.meta.flip_tta {
+                    let q = &flat[(n + i) * k..(n + i + 1) * k];
+                    p.iter().zip(q).map(|(a, b)| (a + b) / 2.0).collect()
+                } else {
+                    p.to_vec()
+                }
+            })
             .collect())
     }
 }

@@ -54,6 +54,31 @@ impl ModelFile {
         Ok(out)
     }
 
+    /// The same weights with new metadata (e.g. a changed name, metrics or `flip_tta`); the
+    /// metadata must still describe the weights.
+    pub fn reencode(&self, meta: &ModelMeta) -> Result<Vec<u8>, ModelError> {
+        if meta.input != self.meta.input
+            || meta.classes != self.meta.classes
+            || meta.architecture != self.meta.architecture
+        {
+            return Err(ModelError::Inference(
+                "new metadata must keep the classes, input and architecture of the weights".into(),
+            ));
+        }
+        let meta_json =
+            serde_json::to_vec(meta).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let mut out = Vec::with_capacity(64 + meta_json.len() + self.weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&CONTAINER_VERSION.to_le_bytes());
+        out.extend_from_slice(&(meta_json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&meta_json);
+        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.weights);
+        let digest = Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        Ok(out)
+    }
+
     /// Parses and checks a model file. `source_name` names it in errors.
     pub fn decode(bytes: &[u8], source_name: &str) -> Result<Self, ModelError> {
         let err = |detail: String| ModelError::ModelFile {

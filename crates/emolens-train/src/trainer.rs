@@ -344,6 +344,7 @@ pub fn model_meta(
     name: &str,
 ) -> ModelMeta {
     ModelMeta {
+        flip_tta: false,
         format_version: ModelMeta::FORMAT_VERSION,
         name: name.to_string(),
         classes: classes.to_vec(),

@@ -159,6 +159,90 @@ pub struct SweepArgs {
 }
 
 #[derive(clap::Subcommand)]
+pub enum ModelCommand {
+    /// Prints a model file's metadata (classes, input, normalisation, metrics, training) as JSON.
+    Info {
+        /// Model file; the bundled model when omitted.
+        file: Option<PathBuf>,
+    },
+    /// Writes a copy of a model file with changed metadata (the weights stay as they are).
+    Set {
+        /// Model file to read.
+        file: PathBuf,
+        /// Where to write the new file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Flip test-time augmentation: answer with the mean of the image's and its mirror's
+        /// probabilities, in every command that uses the model.
+        #[arg(long)]
+        flip_tta: Option<bool>,
+        /// A new model name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A headline metric to record, `name=value` (repeatable).
+        #[arg(long = "metric", value_parser = parse_metric)]
+        metrics: Vec<(String, f64)>,
+    },
+}
+
+fn parse_metric(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write NAME=VALUE, e.g. test_accuracy=0.68"))?;
+    let v: f64 = v
+        .parse()
+        .map_err(|_| format!("`{s}`: `{v}` is not a number"))?;
+    Ok((k.to_string(), v))
+}
+
+pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        ModelCommand::Info { file } => {
+            let (bytes, name) = match &file {
+                Some(p) => (
+                    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
+                    p.display().to_string(),
+                ),
+                None => (
+                    emolens_model::BUNDLED_MODEL
+                        .context("this build has no bundled model; give a model file")?
+                        .to_vec(),
+                    "bundled".to_string(),
+                ),
+            };
+            let f = emolens_model::ModelFile::decode(&bytes, &name)?;
+            println!("{}", serde_json::to_string_pretty(&f.meta)?);
+        }
+        ModelCommand::Set {
+            file,
+            out,
+            flip_tta,
+            name,
+            metrics,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let f = emolens_model::ModelFile::decode(&bytes, &file.display().to_string())?;
+            let mut meta = f.meta.clone();
+            if let Some(t) = flip_tta {
+                meta.flip_tta = t;
+            }
+            if let Some(n) = name {
+                meta.name = n;
+            }
+            for (k, v) in metrics {
+                meta.metrics.insert(k, v);
+            }
+            let new = f.reencode(&meta)?;
+            std::fs::write(&out, new)
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Subcommand)]
 pub enum ArchCommand {
     /// Layers, output shapes, parameters (Keras' count) and multiply-accumulates of an architecture.
     Summary {

@@ -41,6 +41,9 @@ enum Command {
     /// Architecture tools: summary and parameter counts.
     #[command(subcommand)]
     Arch(cmd_model::ArchCommand),
+    /// Model file tools: show metadata, change it (e.g. flip test-time augmentation).
+    #[command(subcommand)]
+    Model(cmd_model::ModelCommand),
     /// Classify face crops with the bundled or a given model.
     Predict(cmd_model::PredictArgs),
     /// Evaluate a model on a labelled dataset and write a report.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_model::train(a),
         Command::Sweep(a) => cmd_model::sweep(a),
         Command::Arch(c) => cmd_model::arch(c),
+        Command::Model(c) => cmd_model::model(c),
         Command::Predict(a) => cmd_model::predict(a),
         Command::Eval(a) => cmd_eval::eval(a),
         Command::Experiments(a) => cmd_eval::experiments(a),

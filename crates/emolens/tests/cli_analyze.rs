@@ -39,6 +39,7 @@ fn model_args(dir: &Path) -> Vec<String> {
     let device = emolens_model::inference_device();
     let net = emolens_model::Network::new(&arch, 1, 48, 48, &device).unwrap();
     let meta = ModelMeta {
+        flip_tta: false,
         format_version: ModelMeta::FORMAT_VERSION,
         name: "cli-test-untrained".into(),
         // Not alphabetical, so the output must follow the file's order.

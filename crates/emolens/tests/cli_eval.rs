@@ -29,6 +29,7 @@ fn write_model(dir: &Path) -> PathBuf {
     let device = Device::flex();
     let net = Network::new(&im.arch, 1, 48, 48, &device).unwrap();
     let meta = ModelMeta {
+        flip_tta: false,
         format_version: ModelMeta::FORMAT_VERSION,
         name: "model_1_concept_untrained".into(),
         classes: [

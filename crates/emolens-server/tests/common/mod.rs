@@ -37,6 +37,7 @@ pub fn classifier() -> Arc<dyn EmotionClassifier> {
         let net =
             emolens_model::Network::new(&imp.arch, 1, 48, 48, &device).expect("network builds");
         let meta = ModelMeta {
+            flip_tta: false,
             format_version: ModelMeta::FORMAT_VERSION,
             name: "tiny-untrained-test-model".into(),
             classes: [
