@@ -86,8 +86,23 @@ fn openmp_wait_policy() {
         .exec();
 }
 
+/// Training allocates and frees activation-sized buffers (megabytes) at every layer of every
+/// step. glibc serves those with fresh mmap'd pages that the kernel must fault in and zero each
+/// time (about 15% of a model_2_best training step in a profile); keeping freed memory in the
+/// heap for reuse instead made training about 10% faster.
+fn reuse_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() -> ExitCode {
     openmp_wait_policy();
+    reuse_freed_memory();
     let cli = Cli::parse();
     logging::init(&cli.log, cli.log_format);
     let result = match cli.command {
