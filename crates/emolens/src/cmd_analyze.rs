@@ -1,11 +1,11 @@
 //! `emolens analyze PHOTO|DIR...`: find every face in photos and classify each one.
 //!
 //! Photos are streamed in batches (`--batch-size`): each batch is read, decoded and detected in
-//! parallel, classified in one model call, written out, and dropped, so memory stays flat over
-//! folders of thousands of photos.
+//! parallel, classified in one model call (while the next batch is being detected), written
+//! out, and dropped, so memory stays flat over folders of thousands of photos.
 
 use anyhow::Context;
-use emolens_faces::{Analyzer, AnalyzerConfig, FacesError, PhotoResult};
+use emolens_faces::{Analyzer, AnalyzerConfig, FacesError, PhotoResult, PreparedBatch};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;
@@ -133,30 +133,35 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .expect("static template")
         .progress_chars("=> "),
     );
+    // The classifier's first call is slow; pay it before the clock that measures the photos.
+    analyzer.warm_up()?;
     let started = std::time::Instant::now();
     let mut annotated_names = HashSet::new();
     let (mut ok, mut failed, mut faces) = (0usize, 0usize, 0usize);
-    for chunk in photos.chunks(a.batch_size) {
-        // Read errors keep their place in the output order.
-        let mut reads = Vec::with_capacity(chunk.len());
-        let mut items = Vec::with_capacity(chunk.len());
-        for path in chunk {
-            let name = path.display().to_string();
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    reads.push((name.clone(), None));
-                    items.push((name, bytes));
-                }
-                Err(e) => {
-                    let err = FacesError::Io {
-                        path: path.clone(),
-                        detail: format!("cannot read photo: {e}"),
-                    };
-                    reads.push((name, Some(err)));
-                }
-            }
+    // Batch N is classified and written while batch N+1 is read, decoded and detected.
+    let mut chunks = photos.chunks(a.batch_size);
+    let mut in_flight: Option<(Vec<ReadStatus>, PreparedBatch)> = None;
+    loop {
+        let next = chunks.next();
+        if next.is_none() && in_flight.is_none() {
+            break;
         }
-        let mut results = analyzer.analyze_batch(items).into_iter();
+        let (reads, batch) = match in_flight.take() {
+            Some((reads, batch)) => (Some(reads), Some(batch)),
+            None => (None, None),
+        };
+        let (classified, prepared) = analyzer.classify_while(batch, || {
+            next.map(|chunk| {
+                let (reads, items) = read_chunk(chunk);
+                (reads, analyzer.prepare_batch(items))
+            })
+        });
+        in_flight = prepared;
+        let (Some(reads), Some(results)) = (reads, classified) else {
+            continue;
+        };
+        let mut results = results.into_iter();
+        let n = reads.len();
         for (name, read_error) in reads {
             let r = match read_error {
                 Some(e) => Err(e),
@@ -187,7 +192,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        bar.inc(chunk.len() as u64);
+        bar.inc(n as u64);
         bar.set_message(format!("{faces} faces"));
     }
     bar.finish_and_clear();
@@ -209,6 +214,32 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(SOME_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A photo's name and, when it could not be read, why (its place in the output is kept).
+type ReadStatus = (String, Option<FacesError>);
+
+/// Reads a batch of photos: the status of each, in order, and the bytes of those read.
+fn read_chunk(chunk: &[PathBuf]) -> (Vec<ReadStatus>, Vec<(String, Vec<u8>)>) {
+    let mut reads = Vec::with_capacity(chunk.len());
+    let mut items = Vec::with_capacity(chunk.len());
+    for path in chunk {
+        let name = path.display().to_string();
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                reads.push((name.clone(), None));
+                items.push((name, bytes));
+            }
+            Err(e) => {
+                let err = FacesError::Io {
+                    path: path.clone(),
+                    detail: format!("cannot read photo: {e}"),
+                };
+                reads.push((name, Some(err)));
+            }
+        }
+    }
+    (reads, items)
 }
 
 /// Files named directly, plus photo files found under named folders (sorted, recursive).
