@@ -44,5 +44,7 @@ fn onednn(manifest: &Path) {
         .warnings(true)
         .compile("emolens_dnnl");
     println!("cargo::rustc-link-lib=dylib=dnnl");
+    // Debian's oneDNN runs on GNU OpenMP; the shim sets its per-thread thread count.
+    println!("cargo::rustc-link-lib=dylib=gomp");
     println!("cargo::rustc-cfg=emolens_onednn");
 }

@@ -23,6 +23,13 @@ static pthread_mutex_t g_engine_lock = PTHREAD_MUTEX_INITIALIZER;
         if (s_ != dnnl_success) return s_;                                                    \
     } while (0)
 
+/* OpenMP's per-thread thread count: oneDNN sizes a primitive's parallel work when it is
+ * created, so a primitive made (and run) under 1 runs single-threaded, with no barriers. */
+extern int omp_get_max_threads(void);
+extern void omp_set_num_threads(int n);
+int emo_get_threads(void) { return omp_get_max_threads(); }
+void emo_set_threads(int n) { omp_set_num_threads(n); }
+
 int emo_dnnl_init(void) {
     int status = 0;
     pthread_mutex_lock(&g_engine_lock);

@@ -72,6 +72,9 @@ pub enum Node {
 #[derive(Module, Debug)]
 pub struct Network {
     nodes: Vec<Node>,
+    /// Forward multiply-accumulates per image: small passes run on one thread.
+    #[module(skip)]
+    macs_per_image: u64,
 }
 
 /// Activations flowing between nodes.
@@ -412,9 +415,12 @@ impl Network {
         width: usize,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        arch.summarise(channels, height, width)?;
+        let summary = arch.summarise(channels, height, width)?;
         let (nodes, _) = build(&arch.layers, Shape::Image(channels, height, width), device)?;
-        Ok(Network { nodes })
+        Ok(Network {
+            nodes,
+            macs_per_image: summary.macs,
+        })
     }
 
     /// Logits for a batch of images `[N, C, H, W]`. On the CPU with oneDNN built in, the
@@ -422,11 +428,14 @@ impl Network {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         #[cfg(emolens_onednn)]
         if crate::onednn::ops::applies(&images) {
+            let work = images.dims()[0] as u64 * self.macs_per_image;
             let x = X::Nhwc(images.permute([0, 2, 3, 1]));
-            return match channels_last::run(&self.nodes, x) {
-                X::Vector(t) => t,
-                _ => unreachable!("architectures are checked to end in a vector"),
-            };
+            return crate::onednn::kernels::threads_for_work(work, || {
+                match channels_last::run(&self.nodes, x) {
+                    X::Vector(t) => t,
+                    _ => unreachable!("architectures are checked to end in a vector"),
+                }
+            });
         }
         match run(&self.nodes, X::Image(images)) {
             X::Vector(t) => t,

@@ -18,6 +18,8 @@ pub struct EmoPool {
 
 extern "C" {
     pub fn emo_dnnl_init() -> i32;
+    pub fn emo_get_threads() -> i32;
+    pub fn emo_set_threads(n: i32);
 
     pub fn emo_conv_create(
         out: *mut *mut EmoConv,
