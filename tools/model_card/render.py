@@ -46,7 +46,7 @@ def section(title, m):
 
 def measured(r):
     out = ["## Measured performance (FER2013 test split)", ""]
-    out.append(f"Model `{r['model_name']}`, data `{r['data_dir']}`, flip TTA {r['flip_tta']}, "
+    out.append(f"Model `{r['model_name']}`, data `{r['data_dir']}`, `emolens eval --flip-tta` {r['flip_tta']} (the model file's own `flip_tta` applies either way), "
                f"{r['images_per_second']:.0f} images/s over {r['seconds']:.1f} s.\n")
     for s in r["sections"]:
         out.append(section(s["title"], s["report"]))
@@ -80,7 +80,8 @@ def comparison(c):
         "`FER._classify_emotions`; its class names are matched to emolens' by name. Two fer variants: "
         "the Keras float model (`FER(use_tflite=False)`, `emotion_model.hdf5`) and fer's default, the "
         "quantized TFLite model (`FER()`). emolens + flip TTA averages each image's probabilities with "
-        "its mirror's (`emolens eval --flip-tta`).")
+        "its mirror's (`emolens eval --flip-tta`); for a model file that sets `flip_tta` itself, as the "
+        "bundled one does, the two emolens rows are the same.")
     out.append("")
     for key, title in (("all", "full test split"), ("dedup", "without train duplicates")):
         sec = acc[key]
