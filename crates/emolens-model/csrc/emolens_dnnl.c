@@ -520,6 +520,161 @@ int emo_pool_backward(const emo_pool *p, const float *diff_dst, const void *ws, 
     return s;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Inner product (dense layer): y[n, oc] = x[n, ic] . w[ic, oc] + b, weights in burn's [in, out]
+ * layout, which is oneDNN's `io` tag. */
+
+typedef struct {
+    dnnl_memory_desc_t src_md, dst_md, w_user_md, b_md;
+    dnnl_memory_desc_t w_fwd_md, w_bwd_md, dw_md;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    int has_bias;
+} emo_dense;
+
+void emo_dense_destroy(emo_dense *c) {
+    if (!c) return;
+    if (c->fwd) dnnl_primitive_destroy(c->fwd);
+    if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
+    if (c->bwd_weights) dnnl_primitive_destroy(c->bwd_weights);
+    free(c);
+}
+
+int emo_dense_create(emo_dense **out, int64_t n, int64_t ic, int64_t oc, int has_bias,
+                     int training) {
+    *out = NULL;
+    emo_dense *c = calloc(1, sizeof(emo_dense));
+    if (!c) return dnnl_out_of_memory;
+    c->has_bias = has_bias;
+    dnnl_dims_t sd = {n, ic}, dd = {n, oc}, wd = {oc, ic}, bd = {oc};
+    dnnl_memory_desc_t w_any;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&c->src_md, 2, sd, dnnl_f32, dnnl_nc);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->dst_md, 2, dd, dnnl_f32, dnnl_nc);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->w_user_md, 2, wd, dnnl_f32, dnnl_io);
+    /* Dense weights are large (model_2_best: 9.4 M) and a reorder per call would cost more
+     * than the product itself, so the kernel takes them in burn's layout. */
+    if (s == dnnl_success) w_any = c->w_user_md;
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->b_md, 1, bd, dnnl_f32, dnnl_a);
+    dnnl_inner_product_desc_t fd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL, wpd = NULL;
+    if (s == dnnl_success)
+        s = dnnl_inner_product_forward_desc_init(
+            &fd, training ? dnnl_forward_training : dnnl_forward_inference, &c->src_md, &w_any,
+            has_bias ? &c->b_md : NULL, &c->dst_md);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL);
+    if (s == dnnl_success) {
+        c->w_fwd_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+        s = dnnl_primitive_create(&c->fwd, fpd);
+    }
+    if (s == dnnl_success && training) {
+        dnnl_inner_product_desc_t b;
+        s = dnnl_inner_product_backward_data_desc_init(&b, &c->src_md, &w_any, &c->dst_md);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &b, NULL, g_engine, fpd);
+        if (s == dnnl_success) {
+            c->w_bwd_md = *dnnl_primitive_desc_query_md(bpd, dnnl_query_weights_md, 0);
+            s = dnnl_primitive_create(&c->bwd_data, bpd);
+        }
+        dnnl_inner_product_desc_t w;
+        if (s == dnnl_success)
+            s = dnnl_inner_product_backward_weights_desc_init(
+                &w, &c->src_md, &w_any, has_bias ? &c->b_md : NULL, &c->dst_md);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(&wpd, &w, NULL, g_engine, fpd);
+        if (s == dnnl_success) {
+            c->dw_md = *dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
+            s = dnnl_primitive_create(&c->bwd_weights, wpd);
+        }
+    }
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (wpd) dnnl_primitive_desc_destroy(wpd);
+    if (s != dnnl_success) {
+        emo_dense_destroy(c);
+        return s;
+    }
+    *out = c;
+    return dnnl_success;
+}
+
+static dnnl_status_t dense_weights_for(const emo_dense *c, const dnnl_memory_desc_t *md,
+                                       const float *w, const void **use, void **tmp) {
+    *tmp = NULL;
+    if (dnnl_memory_desc_equal(md, &c->w_user_md)) {
+        *use = w;
+        return dnnl_success;
+    }
+    *tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64);
+    if (!*tmp) return dnnl_out_of_memory;
+    *use = *tmp;
+    return reorder(&c->w_user_md, w, md, *tmp);
+}
+
+int emo_dense_forward(const emo_dense *c, const float *src, const float *w, const float *bias,
+                      float *dst) {
+    const void *wu;
+    void *tmp;
+    dnnl_status_t s = dense_weights_for(c, &c->w_fwd_md, w, &wu, &tmp);
+    args_t args = {0};
+    dnnl_memory_t m;
+    if (s == dnnl_success && (s = wrap(&m, &c->src_md, src)) == dnnl_success)
+        arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->w_fwd_md, wu)) == dnnl_success)
+        arg(&args, DNNL_ARG_WEIGHTS, m);
+    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, bias)) == dnnl_success)
+        arg(&args, DNNL_ARG_BIAS, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DST, m);
+    if (s == dnnl_success) s = run(c->fwd, &args);
+    free_args(&args);
+    free(tmp);
+    return s;
+}
+
+int emo_dense_backward_data(const emo_dense *c, const float *diff_dst, const float *w,
+                            float *diff_src) {
+    if (!c->bwd_data) return dnnl_invalid_arguments;
+    const void *wu;
+    void *tmp;
+    dnnl_status_t s = dense_weights_for(c, &c->w_bwd_md, w, &wu, &tmp);
+    args_t args = {0};
+    dnnl_memory_t m;
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->w_bwd_md, wu)) == dnnl_success)
+        arg(&args, DNNL_ARG_WEIGHTS, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->src_md, diff_src)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_SRC, m);
+    if (s == dnnl_success) s = run(c->bwd_data, &args);
+    free_args(&args);
+    free(tmp);
+    return s;
+}
+
+int emo_dense_backward_weights(const emo_dense *c, const float *src, const float *diff_dst,
+                               float *diff_w, float *diff_bias) {
+    if (!c->bwd_weights) return dnnl_invalid_arguments;
+    int same = dnnl_memory_desc_equal(&c->dw_md, &c->w_user_md);
+    void *tmp = NULL;
+    if (!same) {
+        tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(&c->dw_md) + 63) / 64 * 64);
+        if (!tmp) return dnnl_out_of_memory;
+    }
+    args_t args = {0};
+    dnnl_memory_t m;
+    dnnl_status_t s;
+    if ((s = wrap(&m, &c->src_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
+    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_DST, m);
+    if (s == dnnl_success &&
+        (s = wrap(&m, &c->dw_md, same ? (void *)diff_w : tmp)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_WEIGHTS, m);
+    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, diff_bias)) == dnnl_success)
+        arg(&args, DNNL_ARG_DIFF_BIAS, m);
+    if (s == dnnl_success) s = run(c->bwd_weights, &args);
+    free_args(&args);
+    if (s == dnnl_success && !same) s = reorder(&c->dw_md, tmp, &c->w_user_md, diff_w);
+    free(tmp);
+    return s;
+}
+
 /* The name of the kernel oneDNN picked for a convolution's forward pass (for logs/benches). */
 const char *emo_conv_impl(const emo_conv *c) {
     const_dnnl_primitive_desc_t pd;

@@ -601,6 +601,13 @@ mod channels_last {
                         None => fallback(node, t),
                     }
                 }
+                (Node::Dense(d), X::Vector(t)) => {
+                    let l = &d.linear;
+                    match ops::dense(t.clone(), l.weight.val(), l.bias.as_ref().map(|b| b.val())) {
+                        Some(y) => X::Vector(act(d.act, y)),
+                        None => step(node, X::Vector(t)),
+                    }
+                }
                 (Node::Dropout(d), X::Nhwc(t)) => X::Nhwc(d.forward(t)),
                 (Node::Op(op), X::Nhwc(t)) => match op.op {
                     Op::Act(a) => X::Nhwc(act(Some(a), t)),

@@ -12,6 +12,10 @@ pub struct EmoBn {
     _private: [u8; 0],
 }
 #[repr(C)]
+pub struct EmoDense {
+    _private: [u8; 0],
+}
+#[repr(C)]
 pub struct EmoPool {
     _private: [u8; 0],
 }
@@ -123,5 +127,35 @@ extern "C" {
         diff_dst: *const f32,
         ws: *const u8,
         diff_src: *mut f32,
+    ) -> i32;
+
+    pub fn emo_dense_create(
+        out: *mut *mut EmoDense,
+        n: i64,
+        ic: i64,
+        oc: i64,
+        has_bias: i32,
+        training: i32,
+    ) -> i32;
+    pub fn emo_dense_destroy(c: *mut EmoDense);
+    pub fn emo_dense_forward(
+        c: *const EmoDense,
+        src: *const f32,
+        w: *const f32,
+        bias: *const f32,
+        dst: *mut f32,
+    ) -> i32;
+    pub fn emo_dense_backward_data(
+        c: *const EmoDense,
+        diff_dst: *const f32,
+        w: *const f32,
+        diff_src: *mut f32,
+    ) -> i32;
+    pub fn emo_dense_backward_weights(
+        c: *const EmoDense,
+        src: *const f32,
+        diff_dst: *const f32,
+        diff_w: *mut f32,
+        diff_bias: *mut f32,
     ) -> i32;
 }

@@ -158,6 +158,74 @@ impl Conv {
     }
 }
 
+/// A dense layer `y[n, oc] = x[n, ic] . w[ic, oc] + b` (burn's weight layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DenseGeom {
+    pub n: usize,
+    pub ic: usize,
+    pub oc: usize,
+    pub bias: bool,
+}
+
+pub struct Dense {
+    raw: *mut ffi::EmoDense,
+    pub geom: DenseGeom,
+}
+
+// SAFETY: as for `Conv`.
+unsafe impl Send for Dense {}
+unsafe impl Sync for Dense {}
+
+impl Drop for Dense {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from emo_dense_create and is dropped once.
+        unsafe { ffi::emo_dense_destroy(self.raw) }
+    }
+}
+
+impl std::fmt::Debug for Dense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dense({:?})", self.geom)
+    }
+}
+
+impl Dense {
+    pub fn forward(&self, src: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let g = &self.geom;
+        assert_eq!((src.len(), w.len()), (g.n * g.ic, g.ic * g.oc));
+        let b = bias.map_or(std::ptr::null(), |b| {
+            assert_eq!(b.len(), g.oc);
+            b.as_ptr()
+        });
+        filled(g.n * g.oc, "dense forward", |dst| unsafe {
+            ffi::emo_dense_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
+        })
+    }
+
+    pub fn backward_data(&self, diff_dst: &[f32], w: &[f32]) -> Vec<f32> {
+        let g = &self.geom;
+        assert_eq!((diff_dst.len(), w.len()), (g.n * g.oc, g.ic * g.oc));
+        filled(g.n * g.ic, "dense backward (data)", |ds| unsafe {
+            ffi::emo_dense_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
+        })
+    }
+
+    pub fn backward_weights(&self, src: &[f32], diff_dst: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
+        let g = &self.geom;
+        assert_eq!((src.len(), diff_dst.len()), (g.n * g.ic, g.n * g.oc));
+        let mut db = g.bias.then(|| Vec::<f32>::with_capacity(g.oc));
+        let dbp = db.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
+        let dw = filled(g.ic * g.oc, "dense backward (weights)", |dw| unsafe {
+            ffi::emo_dense_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
+        });
+        if let Some(v) = db.as_mut() {
+            // SAFETY: the primitive wrote all `oc` bias gradients with the weights.
+            unsafe { v.set_len(g.oc) };
+        }
+        (dw, db)
+    }
+}
+
 pub struct BatchNorm {
     raw: *mut ffi::EmoBn,
     /// Elements of the activation: n * h * w * c.
@@ -361,6 +429,7 @@ impl Pool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Conv(ConvGeom, bool),
+    Dense(DenseGeom, bool),
     Bn([usize; 4], u32, bool, bool),
     Pool(PoolGeom, bool),
 }
@@ -400,6 +469,7 @@ pub fn threads_for_work<T>(macs: u64, f: impl FnOnce() -> T) -> T {
 #[derive(Clone)]
 enum Cached {
     Conv(Arc<Conv>),
+    Dense(Arc<Dense>),
     Bn(Arc<BatchNorm>),
     Pool(Arc<Pool>),
 }
@@ -462,6 +532,31 @@ pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Conv>, i32> {
         Ok(Cached::Conv(Arc::new(Conv { raw, geom })))
     })? {
         Cached::Conv(c) => Ok(c),
+        _ => unreachable!("keys are typed"),
+    }
+}
+
+/// The dense-layer primitive for `geom` (`training` adds the backward passes).
+pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Dense>, i32> {
+    match cached(Kind::Dense(geom, training), || {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: plain values and an out-pointer.
+        let s = unsafe {
+            ffi::emo_dense_create(
+                &mut raw,
+                geom.n as i64,
+                geom.ic as i64,
+                geom.oc as i64,
+                geom.bias as i32,
+                training as i32,
+            )
+        };
+        if s != 0 {
+            return Err(s);
+        }
+        Ok(Cached::Dense(Arc::new(Dense { raw, geom })))
+    })? {
+        Cached::Dense(d) => Ok(d),
         _ => unreachable!("keys are typed"),
     }
 }

@@ -13,7 +13,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 
-use super::kernels::{self, BnSaved, ConvGeom, PoolGeom};
+use super::kernels::{self, BnSaved, ConvGeom, DenseGeom, PoolGeom};
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
 type AdTensor = FloatTensor<Ad>;
@@ -219,6 +219,131 @@ pub fn conv2d(
                     let bp = contiguous(ba.primitive().clone());
                     let y = flex(&out_shape, k.forward(data(&xp), data(&wp), Some(data(&bp))));
                     match ConvBiasBackward
+                        .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
+                        .compute_bound()
+                        .stateful()
+                    {
+                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
+                        OpsKind::UnTracked(prep) => prep.finish(y),
+                    }
+                }
+            };
+            Tensor::from_primitive::<Ad>(result)
+        }
+    })
+}
+
+// --------------------------------------------------------------------------------------------
+// Dense
+
+#[derive(Debug)]
+struct DenseBackward;
+
+#[derive(Debug)]
+struct DenseBiasBackward;
+
+type DenseState = (FlexTensor, FlexTensor, Arc<kernels::Dense>);
+
+fn dense_grads(
+    state: DenseState,
+    node_x: Option<burn::backend::autodiff::NodeId>,
+    node_w: Option<burn::backend::autodiff::NodeId>,
+    node_b: Option<burn::backend::autodiff::NodeId>,
+    grad: FlexTensor,
+    grads: &mut Gradients,
+) {
+    let (x, w, k) = state;
+    let g = contiguous(grad);
+    if let Some(id) = node_x {
+        let dx = k.backward_data(data(&g), data(&w));
+        grads.register::<Flex>(id, flex(&shape_of(&x), dx));
+    }
+    if node_w.is_some() || node_b.is_some() {
+        let (dw, db) = k.backward_weights(data(&x), data(&g));
+        if let Some(id) = node_w {
+            grads.register::<Flex>(id, flex(&shape_of(&w), dw));
+        }
+        if let (Some(id), Some(db)) = (node_b, db) {
+            grads.register::<Flex>(id, flex(&[k.geom.oc], db));
+        }
+    }
+}
+
+impl Backward<Flex, 2> for DenseBackward {
+    type State = DenseState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        dense_grads(
+            ops.state,
+            nx.map(|n| n.id),
+            nw.map(|n| n.id),
+            None,
+            grad,
+            grads,
+        );
+    }
+}
+
+impl Backward<Flex, 3> for DenseBiasBackward {
+    type State = DenseState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        dense_grads(
+            ops.state,
+            nx.map(|n| n.id),
+            nw.map(|n| n.id),
+            nb.map(|n| n.id),
+            grad,
+            grads,
+        );
+    }
+}
+
+/// `x` `[N, in]`, `w` `[in, out]` (burn's Linear layout), `b` `[out]` -> `[N, out]`.
+pub fn dense(x: Tensor<2>, w: Tensor<2>, b: Option<Tensor<1>>) -> Option<Tensor<2>> {
+    let [n, ic] = x.dims();
+    let [_, oc] = w.dims();
+    let geom = DenseGeom {
+        n,
+        ic,
+        oc,
+        bias: b.is_some(),
+    };
+    let training = is_tracked(&x) || is_tracked(&w) || b.as_ref().is_some_and(is_tracked);
+    let k = kernels::dense(geom, training).ok()?;
+    let out_shape = [n, oc];
+    Some(match training {
+        false => {
+            let (xp, wp) = (plain(x), plain(w));
+            let bp = b.map(plain);
+            let y = k.forward(data(&xp), data(&wp), bp.as_ref().map(data));
+            Tensor::from_primitive::<Flex>(flex(&out_shape, y))
+        }
+        true => {
+            let (xa, wa) = (tracked(x), tracked(w));
+            let xp = contiguous(xa.primitive().clone());
+            let wp = contiguous(wa.primitive().clone());
+            let result = match b {
+                None => {
+                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), None));
+                    match DenseBackward
+                        .prepare::<NoCheckpointing>([xa.node(), wa.node()])
+                        .compute_bound()
+                        .stateful()
+                    {
+                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
+                        OpsKind::UnTracked(prep) => prep.finish(y),
+                    }
+                }
+                Some(b) => {
+                    let ba = tracked(b);
+                    let bp = contiguous(ba.primitive().clone());
+                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), Some(data(&bp))));
+                    match DenseBiasBackward
                         .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
                         .compute_bound()
                         .stateful()
