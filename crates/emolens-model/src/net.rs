@@ -487,6 +487,52 @@ mod channels_last {
         ops::conv2d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), spec)
     }
 
+    /// splitmix64: a counter-based hash, so mask element `i` depends only on the seed and `i`
+    /// (the same mask on any number of threads).
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Dropout as burn's (`x * mask / keep` in training, identity otherwise), with the mask
+    /// drawn on all cores: burn draws it on one thread, about 4 % of a model_2_best training
+    /// step. The mask's seed comes from burn's device RNG, so runs stay reproducible from
+    /// `--seed` and resume exactly.
+    pub(super) fn dropout<const D: usize>(d: &burn::nn::Dropout, x: Tensor<D>) -> Tensor<D> {
+        use burn::tensor::{Distribution, TensorData};
+        use rayon::prelude::*;
+        if !d.training.is_enabled() || !x.device().is_autodiff() || d.prob == 0.0 {
+            return x;
+        }
+        let device = x.device();
+        let draw = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>();
+        let Ok(draw) = draw else {
+            return d.forward(x);
+        };
+        let seed = (u64::from(draw[0].to_bits()) << 32) | u64::from(draw[1].to_bits());
+        let keep = 1.0 - d.prob;
+        let scale = (1.0 / keep) as f32;
+        // Keep when a uniform 24-bit draw falls under `keep`.
+        let threshold = (keep * f64::from(1u32 << 24)) as u64;
+        let shape = x.shape();
+        let mut mask = vec![0f32; shape.num_elements()];
+        mask.par_chunks_mut(1 << 16)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let base = (c as u64) << 16;
+                for (j, m) in chunk.iter_mut().enumerate() {
+                    let r = mix(seed ^ mix(base + j as u64)) >> 40;
+                    *m = if r < threshold { scale } else { 0.0 };
+                }
+            });
+        x * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
+    }
+
     /// Back to channels-first for one node, then channels-last again if it is still an image.
     fn fallback(node: &Node, t: Tensor<4>) -> X {
         match step(node, X::Image(nchw(t))) {
@@ -608,7 +654,8 @@ mod channels_last {
                         None => step(node, X::Vector(t)),
                     }
                 }
-                (Node::Dropout(d), X::Nhwc(t)) => X::Nhwc(d.forward(t)),
+                (Node::Dropout(d), X::Nhwc(t)) => X::Nhwc(dropout(d, t)),
+                (Node::Dropout(d), X::Vector(t)) => X::Vector(dropout(d, t)),
                 (Node::Op(op), X::Nhwc(t)) => match op.op {
                     Op::Act(a) => X::Nhwc(act(Some(a), t)),
                     Op::GlobalAvg => {
@@ -640,5 +687,38 @@ mod channels_last {
             i += 1;
         }
         x
+    }
+}
+
+#[cfg(all(test, emolens_onednn))]
+mod tests {
+    use burn::nn::DropoutConfig;
+    use burn::tensor::{Device, Tensor};
+
+    #[test]
+    fn dropout_keeps_the_expected_share_scaled_and_is_seeded() {
+        let d = DropoutConfig::new(0.3).init();
+        let device = Device::flex().autodiff();
+        let run = |seed| {
+            device.seed(seed);
+            let x = Tensor::<4>::ones([4, 32, 32, 16], &device);
+            super::channels_last::dropout(&d, x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let a = run(5);
+        let zeros = a.iter().filter(|v| **v == 0.0).count() as f64 / a.len() as f64;
+        assert!((zeros - 0.3).abs() < 0.01, "dropped share {zeros}");
+        assert!(a.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.7).abs() < 1e-6));
+        assert_eq!(a, run(5), "same seed, same mask");
+        assert_ne!(a, run(6));
+        // Outside training the layer is the identity.
+        let plain = Tensor::<4>::ones([1, 2, 2, 3], &Device::flex());
+        let y = super::channels_last::dropout(&d, plain)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(y.iter().all(|v| *v == 1.0));
     }
 }
