@@ -98,16 +98,18 @@ static dnnl_status_t reorder(const dnnl_memory_desc_t *from_md, const void *from
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Convolution                                                                                  */
+/* Layers with weights: convolution and inner product (dense). Both keep the same descriptors
+ * and primitives and run through the same forward/backward functions; only their creation
+ * differs. */
 
 typedef struct {
     dnnl_memory_desc_t src_md, dst_md, w_user_md, b_md;
     dnnl_memory_desc_t w_fwd_md, w_bwd_md, dw_md;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     int has_bias;
-} emo_conv;
+} emo_layer;
 
-void emo_conv_destroy(emo_conv *c) {
+void emo_layer_destroy(emo_layer *c) {
     if (!c) return;
     if (c->fwd) dnnl_primitive_destroy(c->fwd);
     if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
@@ -115,82 +117,130 @@ void emo_conv_destroy(emo_conv *c) {
     free(c);
 }
 
-/*
- * dims: n, ic, ih, iw, oc, oh, ow, kh, kw, groups; stride/pad as [h, w]. With groups > 1 the
- * weights are [oc, ic/groups, kh, kw] as burn stores them. `training` also builds the backward
- * primitives.
- */
-int emo_conv_create(emo_conv **out, const int64_t *d, const int64_t *stride,
-                    const int64_t *pad_l, const int64_t *pad_r, int has_bias, int training) {
-    *out = NULL;
-    int64_t n = d[0], ic = d[1], ih = d[2], iw = d[3], oc = d[4], oh = d[5], ow = d[6],
-            kh = d[7], kw = d[8], g = d[9];
-    emo_conv *c = calloc(1, sizeof(emo_conv));
-    if (!c) return dnnl_out_of_memory;
-    c->has_bias = has_bias;
-    dnnl_dims_t src_dims = {n, ic, ih, iw}, dst_dims = {n, oc, oh, ow}, b_dims = {oc};
-    CHECK(dnnl_memory_desc_init_by_tag(&c->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc));
-    CHECK(dnnl_memory_desc_init_by_tag(&c->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc));
-    CHECK(dnnl_memory_desc_init_by_tag(&c->b_md, 1, b_dims, dnnl_f32, dnnl_a));
-    dnnl_memory_desc_t w_any;
-    if (g == 1) {
-        dnnl_dims_t w_dims = {oc, ic, kh, kw};
-        CHECK(dnnl_memory_desc_init_by_tag(&c->w_user_md, 4, w_dims, dnnl_f32, dnnl_oihw));
-        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any));
-    } else {
-        dnnl_dims_t w_dims = {g, oc / g, ic / g, kh, kw};
-        CHECK(dnnl_memory_desc_init_by_tag(&c->w_user_md, 5, w_dims, dnnl_f32, dnnl_goihw));
-        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any));
+/* The primitives of a layer from its operation descriptors; `bwd_data`/`bwd_weights` are NULL
+ * for inference. On success `*out` owns `c`; on failure `c` is freed. */
+static dnnl_status_t layer_primitives(emo_layer **out, emo_layer *c, const_dnnl_op_desc_t fwd,
+                                      const_dnnl_op_desc_t bwd_data,
+                                      const_dnnl_op_desc_t bwd_weights) {
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL, wpd = NULL;
+    dnnl_status_t s = dnnl_primitive_desc_create(&fpd, fwd, NULL, g_engine, NULL);
+    if (s == dnnl_success) {
+        c->w_fwd_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+        s = dnnl_primitive_create(&c->fwd, fpd);
     }
-    dnnl_dims_t st = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
-
-    dnnl_convolution_desc_t fd;
-    CHECK(dnnl_convolution_forward_desc_init(
-        &fd, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
-        &c->src_md, &w_any, has_bias ? &c->b_md : NULL, &c->dst_md, st, pl, pr));
-    dnnl_primitive_desc_t fpd;
-    CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL));
-    c->w_fwd_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
-    dnnl_status_t s = dnnl_primitive_create(&c->fwd, fpd);
+    if (s == dnnl_success && bwd_data)
+        s = dnnl_primitive_desc_create(&bpd, bwd_data, NULL, g_engine, fpd);
+    if (s == dnnl_success && bpd) {
+        c->w_bwd_md = *dnnl_primitive_desc_query_md(bpd, dnnl_query_weights_md, 0);
+        s = dnnl_primitive_create(&c->bwd_data, bpd);
+    }
+    if (s == dnnl_success && bwd_weights)
+        s = dnnl_primitive_desc_create(&wpd, bwd_weights, NULL, g_engine, fpd);
+    if (s == dnnl_success && wpd) {
+        c->dw_md = *dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
+        s = dnnl_primitive_create(&c->bwd_weights, wpd);
+    }
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (wpd) dnnl_primitive_desc_destroy(wpd);
     if (s != dnnl_success) {
-        dnnl_primitive_desc_destroy(fpd);
-        emo_conv_destroy(c);
-        return s;
-    }
-    if (training) {
-        dnnl_convolution_desc_t bd;
-        dnnl_primitive_desc_t bpd = NULL, wpd = NULL;
-        s = dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &c->src_md,
-                                                     &w_any, &c->dst_md, st, pl, pr);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &bd, NULL, g_engine, fpd);
-        if (s == dnnl_success) {
-            c->w_bwd_md = *dnnl_primitive_desc_query_md(bpd, dnnl_query_weights_md, 0);
-            s = dnnl_primitive_create(&c->bwd_data, bpd);
-        }
-        dnnl_convolution_desc_t wd;
-        if (s == dnnl_success)
-            s = dnnl_convolution_backward_weights_desc_init(
-                &wd, dnnl_convolution_direct, &c->src_md, &w_any, has_bias ? &c->b_md : NULL,
-                &c->dst_md, st, pl, pr);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&wpd, &wd, NULL, g_engine, fpd);
-        if (s == dnnl_success) {
-            c->dw_md = *dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
-            s = dnnl_primitive_create(&c->bwd_weights, wpd);
-        }
-        if (bpd) dnnl_primitive_desc_destroy(bpd);
-        if (wpd) dnnl_primitive_desc_destroy(wpd);
-    }
-    dnnl_primitive_desc_destroy(fpd);
-    if (s != dnnl_success) {
-        emo_conv_destroy(c);
+        emo_layer_destroy(c);
         return s;
     }
     *out = c;
     return dnnl_success;
 }
 
+/*
+ * Convolution over NHWC. dims: n, ic, ih, iw, oc, oh, ow, kh, kw, groups; stride/pad as
+ * [h, w]. With groups > 1 the weights are [oc, ic/groups, kh, kw] as burn stores them.
+ * `training` also builds the backward primitives.
+ */
+int emo_conv_create(emo_layer **out, const int64_t *d, const int64_t *stride,
+                    const int64_t *pad_l, const int64_t *pad_r, int has_bias, int training) {
+    *out = NULL;
+    int64_t n = d[0], ic = d[1], ih = d[2], iw = d[3], oc = d[4], oh = d[5], ow = d[6],
+            kh = d[7], kw = d[8], g = d[9];
+    emo_layer *c = calloc(1, sizeof(emo_layer));
+    if (!c) return dnnl_out_of_memory;
+    c->has_bias = has_bias;
+    dnnl_dims_t src_dims = {n, ic, ih, iw}, dst_dims = {n, oc, oh, ow}, b_dims = {oc};
+    dnnl_memory_desc_t w_any;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&c->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&c->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->b_md, 1, b_dims, dnnl_f32, dnnl_a);
+    if (s == dnnl_success && g == 1) {
+        dnnl_dims_t w_dims = {oc, ic, kh, kw};
+        s = dnnl_memory_desc_init_by_tag(&c->w_user_md, 4, w_dims, dnnl_f32, dnnl_oihw);
+        if (s == dnnl_success)
+            s = dnnl_memory_desc_init_by_tag(&w_any, 4, w_dims, dnnl_f32, dnnl_format_tag_any);
+    } else if (s == dnnl_success) {
+        dnnl_dims_t w_dims = {g, oc / g, ic / g, kh, kw};
+        s = dnnl_memory_desc_init_by_tag(&c->w_user_md, 5, w_dims, dnnl_f32, dnnl_goihw);
+        if (s == dnnl_success)
+            s = dnnl_memory_desc_init_by_tag(&w_any, 5, w_dims, dnnl_f32, dnnl_format_tag_any);
+    }
+    dnnl_dims_t st = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
+    const dnnl_memory_desc_t *b = has_bias ? &c->b_md : NULL;
+    dnnl_convolution_desc_t fd, bd, wd;
+    if (s == dnnl_success)
+        s = dnnl_convolution_forward_desc_init(
+            &fd, training ? dnnl_forward_training : dnnl_forward_inference,
+            dnnl_convolution_direct, &c->src_md, &w_any, b, &c->dst_md, st, pl, pr);
+    if (s == dnnl_success && training)
+        s = dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &c->src_md,
+                                                     &w_any, &c->dst_md, st, pl, pr);
+    if (s == dnnl_success && training)
+        s = dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct,
+                                                        &c->src_md, &w_any, b, &c->dst_md, st,
+                                                        pl, pr);
+    if (s != dnnl_success) {
+        emo_layer_destroy(c);
+        return s;
+    }
+    return layer_primitives(out, c, &fd, training ? &bd : NULL, training ? &wd : NULL);
+}
+
+/*
+ * Inner product (dense layer): y[n, oc] = x[n, ic] . w[ic, oc] + b, weights in burn's [in, out]
+ * layout, which is oneDNN's `io` tag. Dense weights are large (model_2_best: 9.4 M) and a
+ * reorder per call would cost more than the product itself, so the kernel takes them as they are.
+ */
+int emo_dense_create(emo_layer **out, int64_t n, int64_t ic, int64_t oc, int has_bias,
+                     int training) {
+    *out = NULL;
+    emo_layer *c = calloc(1, sizeof(emo_layer));
+    if (!c) return dnnl_out_of_memory;
+    c->has_bias = has_bias;
+    dnnl_dims_t sd = {n, ic}, dd = {n, oc}, wd_dims = {oc, ic}, bd_dims = {oc};
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&c->src_md, 2, sd, dnnl_f32, dnnl_nc);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->dst_md, 2, dd, dnnl_f32, dnnl_nc);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&c->w_user_md, 2, wd_dims, dnnl_f32, dnnl_io);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&c->b_md, 1, bd_dims, dnnl_f32, dnnl_a);
+    const dnnl_memory_desc_t *b = has_bias ? &c->b_md : NULL;
+    dnnl_inner_product_desc_t fd, bd, wd;
+    if (s == dnnl_success)
+        s = dnnl_inner_product_forward_desc_init(
+            &fd, training ? dnnl_forward_training : dnnl_forward_inference, &c->src_md,
+            &c->w_user_md, b, &c->dst_md);
+    if (s == dnnl_success && training)
+        s = dnnl_inner_product_backward_data_desc_init(&bd, &c->src_md, &c->w_user_md,
+                                                       &c->dst_md);
+    if (s == dnnl_success && training)
+        s = dnnl_inner_product_backward_weights_desc_init(&wd, &c->src_md, &c->w_user_md, b,
+                                                          &c->dst_md);
+    if (s != dnnl_success) {
+        emo_layer_destroy(c);
+        return s;
+    }
+    return layer_primitives(out, c, &fd, training ? &bd : NULL, training ? &wd : NULL);
+}
+
 /* Weights in the layout `md` wants: the user buffer itself, or a reordered copy in `*tmp`. */
-static dnnl_status_t weights_for(const emo_conv *c, const dnnl_memory_desc_t *md,
+static dnnl_status_t weights_for(const emo_layer *c, const dnnl_memory_desc_t *md,
                                  const float *w, const void **use, void **tmp) {
     *tmp = NULL;
     if (dnnl_memory_desc_equal(md, &c->w_user_md)) {
@@ -203,7 +253,7 @@ static dnnl_status_t weights_for(const emo_conv *c, const dnnl_memory_desc_t *md
     return reorder(&c->w_user_md, w, md, *tmp);
 }
 
-int emo_conv_forward(const emo_conv *c, const float *src, const float *w, const float *bias,
+int emo_layer_forward(const emo_layer *c, const float *src, const float *w, const float *bias,
                      float *dst) {
     const void *wu;
     void *tmp;
@@ -224,7 +274,7 @@ int emo_conv_forward(const emo_conv *c, const float *src, const float *w, const 
     return s;
 }
 
-int emo_conv_backward_data(const emo_conv *c, const float *diff_dst, const float *w,
+int emo_layer_backward_data(const emo_layer *c, const float *diff_dst, const float *w,
                            float *diff_src) {
     if (!c->bwd_data) return dnnl_invalid_arguments;
     const void *wu;
@@ -245,7 +295,7 @@ int emo_conv_backward_data(const emo_conv *c, const float *diff_dst, const float
 }
 
 /* diff_w comes back in the user's OIHW layout; diff_bias may be NULL when there is no bias. */
-int emo_conv_backward_weights(const emo_conv *c, const float *src, const float *diff_dst,
+int emo_layer_backward_weights(const emo_layer *c, const float *src, const float *diff_dst,
                               float *diff_w, float *diff_bias) {
     if (!c->bwd_weights) return dnnl_invalid_arguments;
     int same = dnnl_memory_desc_equal(&c->dw_md, &c->w_user_md);
@@ -520,163 +570,8 @@ int emo_pool_backward(const emo_pool *p, const float *diff_dst, const void *ws, 
     return s;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Inner product (dense layer): y[n, oc] = x[n, ic] . w[ic, oc] + b, weights in burn's [in, out]
- * layout, which is oneDNN's `io` tag. */
-
-typedef struct {
-    dnnl_memory_desc_t src_md, dst_md, w_user_md, b_md;
-    dnnl_memory_desc_t w_fwd_md, w_bwd_md, dw_md;
-    dnnl_primitive_t fwd, bwd_data, bwd_weights;
-    int has_bias;
-} emo_dense;
-
-void emo_dense_destroy(emo_dense *c) {
-    if (!c) return;
-    if (c->fwd) dnnl_primitive_destroy(c->fwd);
-    if (c->bwd_data) dnnl_primitive_destroy(c->bwd_data);
-    if (c->bwd_weights) dnnl_primitive_destroy(c->bwd_weights);
-    free(c);
-}
-
-int emo_dense_create(emo_dense **out, int64_t n, int64_t ic, int64_t oc, int has_bias,
-                     int training) {
-    *out = NULL;
-    emo_dense *c = calloc(1, sizeof(emo_dense));
-    if (!c) return dnnl_out_of_memory;
-    c->has_bias = has_bias;
-    dnnl_dims_t sd = {n, ic}, dd = {n, oc}, wd = {oc, ic}, bd = {oc};
-    dnnl_memory_desc_t w_any;
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&c->src_md, 2, sd, dnnl_f32, dnnl_nc);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->dst_md, 2, dd, dnnl_f32, dnnl_nc);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->w_user_md, 2, wd, dnnl_f32, dnnl_io);
-    /* Dense weights are large (model_2_best: 9.4 M) and a reorder per call would cost more
-     * than the product itself, so the kernel takes them in burn's layout. */
-    if (s == dnnl_success) w_any = c->w_user_md;
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&c->b_md, 1, bd, dnnl_f32, dnnl_a);
-    dnnl_inner_product_desc_t fd;
-    dnnl_primitive_desc_t fpd = NULL, bpd = NULL, wpd = NULL;
-    if (s == dnnl_success)
-        s = dnnl_inner_product_forward_desc_init(
-            &fd, training ? dnnl_forward_training : dnnl_forward_inference, &c->src_md, &w_any,
-            has_bias ? &c->b_md : NULL, &c->dst_md);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(&fpd, &fd, NULL, g_engine, NULL);
-    if (s == dnnl_success) {
-        c->w_fwd_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
-        s = dnnl_primitive_create(&c->fwd, fpd);
-    }
-    if (s == dnnl_success && training) {
-        dnnl_inner_product_desc_t b;
-        s = dnnl_inner_product_backward_data_desc_init(&b, &c->src_md, &w_any, &c->dst_md);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&bpd, &b, NULL, g_engine, fpd);
-        if (s == dnnl_success) {
-            c->w_bwd_md = *dnnl_primitive_desc_query_md(bpd, dnnl_query_weights_md, 0);
-            s = dnnl_primitive_create(&c->bwd_data, bpd);
-        }
-        dnnl_inner_product_desc_t w;
-        if (s == dnnl_success)
-            s = dnnl_inner_product_backward_weights_desc_init(
-                &w, &c->src_md, &w_any, has_bias ? &c->b_md : NULL, &c->dst_md);
-        if (s == dnnl_success) s = dnnl_primitive_desc_create(&wpd, &w, NULL, g_engine, fpd);
-        if (s == dnnl_success) {
-            c->dw_md = *dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
-            s = dnnl_primitive_create(&c->bwd_weights, wpd);
-        }
-    }
-    if (fpd) dnnl_primitive_desc_destroy(fpd);
-    if (bpd) dnnl_primitive_desc_destroy(bpd);
-    if (wpd) dnnl_primitive_desc_destroy(wpd);
-    if (s != dnnl_success) {
-        emo_dense_destroy(c);
-        return s;
-    }
-    *out = c;
-    return dnnl_success;
-}
-
-static dnnl_status_t dense_weights_for(const emo_dense *c, const dnnl_memory_desc_t *md,
-                                       const float *w, const void **use, void **tmp) {
-    *tmp = NULL;
-    if (dnnl_memory_desc_equal(md, &c->w_user_md)) {
-        *use = w;
-        return dnnl_success;
-    }
-    *tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64);
-    if (!*tmp) return dnnl_out_of_memory;
-    *use = *tmp;
-    return reorder(&c->w_user_md, w, md, *tmp);
-}
-
-int emo_dense_forward(const emo_dense *c, const float *src, const float *w, const float *bias,
-                      float *dst) {
-    const void *wu;
-    void *tmp;
-    dnnl_status_t s = dense_weights_for(c, &c->w_fwd_md, w, &wu, &tmp);
-    args_t args = {0};
-    dnnl_memory_t m;
-    if (s == dnnl_success && (s = wrap(&m, &c->src_md, src)) == dnnl_success)
-        arg(&args, DNNL_ARG_SRC, m);
-    if (s == dnnl_success && (s = wrap(&m, &c->w_fwd_md, wu)) == dnnl_success)
-        arg(&args, DNNL_ARG_WEIGHTS, m);
-    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, bias)) == dnnl_success)
-        arg(&args, DNNL_ARG_BIAS, m);
-    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, dst)) == dnnl_success)
-        arg(&args, DNNL_ARG_DST, m);
-    if (s == dnnl_success) s = run(c->fwd, &args);
-    free_args(&args);
-    free(tmp);
-    return s;
-}
-
-int emo_dense_backward_data(const emo_dense *c, const float *diff_dst, const float *w,
-                            float *diff_src) {
-    if (!c->bwd_data) return dnnl_invalid_arguments;
-    const void *wu;
-    void *tmp;
-    dnnl_status_t s = dense_weights_for(c, &c->w_bwd_md, w, &wu, &tmp);
-    args_t args = {0};
-    dnnl_memory_t m;
-    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
-        arg(&args, DNNL_ARG_DIFF_DST, m);
-    if (s == dnnl_success && (s = wrap(&m, &c->w_bwd_md, wu)) == dnnl_success)
-        arg(&args, DNNL_ARG_WEIGHTS, m);
-    if (s == dnnl_success && (s = wrap(&m, &c->src_md, diff_src)) == dnnl_success)
-        arg(&args, DNNL_ARG_DIFF_SRC, m);
-    if (s == dnnl_success) s = run(c->bwd_data, &args);
-    free_args(&args);
-    free(tmp);
-    return s;
-}
-
-int emo_dense_backward_weights(const emo_dense *c, const float *src, const float *diff_dst,
-                               float *diff_w, float *diff_bias) {
-    if (!c->bwd_weights) return dnnl_invalid_arguments;
-    int same = dnnl_memory_desc_equal(&c->dw_md, &c->w_user_md);
-    void *tmp = NULL;
-    if (!same) {
-        tmp = aligned_alloc(64, (dnnl_memory_desc_get_size(&c->dw_md) + 63) / 64 * 64);
-        if (!tmp) return dnnl_out_of_memory;
-    }
-    args_t args = {0};
-    dnnl_memory_t m;
-    dnnl_status_t s;
-    if ((s = wrap(&m, &c->src_md, src)) == dnnl_success) arg(&args, DNNL_ARG_SRC, m);
-    if (s == dnnl_success && (s = wrap(&m, &c->dst_md, diff_dst)) == dnnl_success)
-        arg(&args, DNNL_ARG_DIFF_DST, m);
-    if (s == dnnl_success &&
-        (s = wrap(&m, &c->dw_md, same ? (void *)diff_w : tmp)) == dnnl_success)
-        arg(&args, DNNL_ARG_DIFF_WEIGHTS, m);
-    if (s == dnnl_success && c->has_bias && (s = wrap(&m, &c->b_md, diff_bias)) == dnnl_success)
-        arg(&args, DNNL_ARG_DIFF_BIAS, m);
-    if (s == dnnl_success) s = run(c->bwd_weights, &args);
-    free_args(&args);
-    if (s == dnnl_success && !same) s = reorder(&c->dw_md, tmp, &c->w_user_md, diff_w);
-    free(tmp);
-    return s;
-}
-
-/* The name of the kernel oneDNN picked for a convolution's forward pass (for logs/benches). */
-const char *emo_conv_impl(const emo_conv *c) {
+/* The name of the kernel oneDNN picked for a layer's forward pass (for logs/benches). */
+const char *emo_layer_impl(const emo_layer *c) {
     const_dnnl_primitive_desc_t pd;
     if (dnnl_primitive_get_primitive_desc(c->fwd, &pd) != dnnl_success) return "?";
     const char *name = NULL;

@@ -3,16 +3,13 @@
 
 use std::ffi::c_char;
 
+/// A convolution or inner-product (dense) layer.
 #[repr(C)]
-pub struct EmoConv {
+pub struct EmoLayer {
     _private: [u8; 0],
 }
 #[repr(C)]
 pub struct EmoBn {
-    _private: [u8; 0],
-}
-#[repr(C)]
-pub struct EmoDense {
     _private: [u8; 0],
 }
 #[repr(C)]
@@ -26,7 +23,7 @@ extern "C" {
     pub fn emo_set_threads(n: i32);
 
     pub fn emo_conv_create(
-        out: *mut *mut EmoConv,
+        out: *mut *mut EmoLayer,
         dims: *const i64,
         stride: *const i64,
         pad_l: *const i64,
@@ -34,28 +31,36 @@ extern "C" {
         has_bias: i32,
         training: i32,
     ) -> i32;
-    pub fn emo_conv_destroy(c: *mut EmoConv);
-    pub fn emo_conv_forward(
-        c: *const EmoConv,
+    pub fn emo_dense_create(
+        out: *mut *mut EmoLayer,
+        n: i64,
+        ic: i64,
+        oc: i64,
+        has_bias: i32,
+        training: i32,
+    ) -> i32;
+    pub fn emo_layer_destroy(c: *mut EmoLayer);
+    pub fn emo_layer_forward(
+        c: *const EmoLayer,
         src: *const f32,
         w: *const f32,
         bias: *const f32,
         dst: *mut f32,
     ) -> i32;
-    pub fn emo_conv_backward_data(
-        c: *const EmoConv,
+    pub fn emo_layer_backward_data(
+        c: *const EmoLayer,
         diff_dst: *const f32,
         w: *const f32,
         diff_src: *mut f32,
     ) -> i32;
-    pub fn emo_conv_backward_weights(
-        c: *const EmoConv,
+    pub fn emo_layer_backward_weights(
+        c: *const EmoLayer,
         src: *const f32,
         diff_dst: *const f32,
         diff_w: *mut f32,
         diff_bias: *mut f32,
     ) -> i32;
-    pub fn emo_conv_impl(c: *const EmoConv) -> *const c_char;
+    pub fn emo_layer_impl(c: *const EmoLayer) -> *const c_char;
 
     pub fn emo_bn_create(
         out: *mut *mut EmoBn,
@@ -127,35 +132,5 @@ extern "C" {
         diff_dst: *const f32,
         ws: *const u8,
         diff_src: *mut f32,
-    ) -> i32;
-
-    pub fn emo_dense_create(
-        out: *mut *mut EmoDense,
-        n: i64,
-        ic: i64,
-        oc: i64,
-        has_bias: i32,
-        training: i32,
-    ) -> i32;
-    pub fn emo_dense_destroy(c: *mut EmoDense);
-    pub fn emo_dense_forward(
-        c: *const EmoDense,
-        src: *const f32,
-        w: *const f32,
-        bias: *const f32,
-        dst: *mut f32,
-    ) -> i32;
-    pub fn emo_dense_backward_data(
-        c: *const EmoDense,
-        diff_dst: *const f32,
-        w: *const f32,
-        diff_src: *mut f32,
-    ) -> i32;
-    pub fn emo_dense_backward_weights(
-        c: *const EmoDense,
-        src: *const f32,
-        diff_dst: *const f32,
-        diff_w: *mut f32,
-        diff_bias: *mut f32,
     ) -> i32;
 }

@@ -78,35 +78,49 @@ fn check(status: i32, what: &str) {
     );
 }
 
-pub struct Conv {
-    raw: *mut ffi::EmoConv,
-    pub geom: ConvGeom,
+/// A layer with weights (convolution or dense) and its primitives. Sizes are element counts of
+/// the source, destination and weights, in the layouts the caller passes.
+pub struct Layer {
+    raw: *mut ffi::EmoLayer,
+    pub src_len: usize,
+    pub dst_len: usize,
+    pub weight_len: usize,
+    /// Output channels (the bias length).
+    pub oc: usize,
+    pub bias: bool,
 }
 
 // SAFETY: oneDNN primitives are immutable after creation and may be executed from several
 // threads at once; the handle is only destroyed on drop.
-unsafe impl Send for Conv {}
-unsafe impl Sync for Conv {}
+unsafe impl Send for Layer {}
+unsafe impl Sync for Layer {}
 
-impl Drop for Conv {
+impl Drop for Layer {
     fn drop(&mut self) {
-        // SAFETY: `raw` came from emo_conv_create and is dropped once.
-        unsafe { ffi::emo_conv_destroy(self.raw) }
+        // SAFETY: `raw` came from emo_conv_create or emo_dense_create and is dropped once.
+        unsafe { ffi::emo_layer_destroy(self.raw) }
     }
 }
 
-impl std::fmt::Debug for Conv {
+impl std::fmt::Debug for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Conv({:?}, {})", self.geom, self.implementation())
+        write!(
+            f,
+            "Layer(src {}, dst {}, weights {}, {})",
+            self.src_len,
+            self.dst_len,
+            self.weight_len,
+            self.implementation()
+        )
     }
 }
 
-impl Conv {
+impl Layer {
     /// The kernel oneDNN chose (e.g. `brgconv:avx512_core`).
     pub fn implementation(&self) -> String {
         // SAFETY: the shim returns a static or primitive-owned C string.
         unsafe {
-            let p = ffi::emo_conv_impl(self.raw);
+            let p = ffi::emo_layer_impl(self.raw);
             if p.is_null() {
                 return "?".into();
             }
@@ -115,44 +129,34 @@ impl Conv {
     }
 
     pub fn forward(&self, src: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-        let g = &self.geom;
-        assert_eq!(src.len(), g.src_len());
-        assert_eq!(w.len(), g.weight_len());
+        assert_eq!((src.len(), w.len()), (self.src_len, self.weight_len));
         let b = bias.map_or(std::ptr::null(), |b| {
-            assert_eq!(b.len(), g.oc);
+            assert_eq!(b.len(), self.oc);
             b.as_ptr()
         });
-        filled(g.dst_len(), "convolution forward", |dst| unsafe {
-            ffi::emo_conv_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
+        filled(self.dst_len, "forward pass", |dst| unsafe {
+            ffi::emo_layer_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
         })
     }
 
     pub fn backward_data(&self, diff_dst: &[f32], w: &[f32]) -> Vec<f32> {
-        let g = &self.geom;
-        assert_eq!(diff_dst.len(), g.dst_len());
-        assert_eq!(w.len(), g.weight_len());
-        filled(g.src_len(), "convolution backward (data)", |ds| unsafe {
-            ffi::emo_conv_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
+        assert_eq!((diff_dst.len(), w.len()), (self.dst_len, self.weight_len));
+        filled(self.src_len, "backward pass (data)", |ds| unsafe {
+            ffi::emo_layer_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
         })
     }
 
-    /// Gradients of the weights (OIHW) and, with a bias, of the bias.
+    /// Gradients of the weights (in the caller's layout) and, with a bias, of the bias.
     pub fn backward_weights(&self, src: &[f32], diff_dst: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
-        let g = &self.geom;
-        assert_eq!(src.len(), g.src_len());
-        assert_eq!(diff_dst.len(), g.dst_len());
-        let mut db = g.bias.then(|| Vec::<f32>::with_capacity(g.oc));
+        assert_eq!((src.len(), diff_dst.len()), (self.src_len, self.dst_len));
+        let mut db = self.bias.then(|| Vec::<f32>::with_capacity(self.oc));
         let dbp = db.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
-        let dw = filled(
-            g.weight_len(),
-            "convolution backward (weights)",
-            |dw| unsafe {
-                ffi::emo_conv_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
-            },
-        );
+        let dw = filled(self.weight_len, "backward pass (weights)", |dw| unsafe {
+            ffi::emo_layer_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
+        });
         if let Some(v) = db.as_mut() {
             // SAFETY: the primitive wrote all `oc` bias gradients with the weights.
-            unsafe { v.set_len(g.oc) };
+            unsafe { v.set_len(self.oc) };
         }
         (dw, db)
     }
@@ -167,65 +171,6 @@ pub struct DenseGeom {
     pub bias: bool,
 }
 
-pub struct Dense {
-    raw: *mut ffi::EmoDense,
-    pub geom: DenseGeom,
-}
-
-// SAFETY: as for `Conv`.
-unsafe impl Send for Dense {}
-unsafe impl Sync for Dense {}
-
-impl Drop for Dense {
-    fn drop(&mut self) {
-        // SAFETY: `raw` came from emo_dense_create and is dropped once.
-        unsafe { ffi::emo_dense_destroy(self.raw) }
-    }
-}
-
-impl std::fmt::Debug for Dense {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Dense({:?})", self.geom)
-    }
-}
-
-impl Dense {
-    pub fn forward(&self, src: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-        let g = &self.geom;
-        assert_eq!((src.len(), w.len()), (g.n * g.ic, g.ic * g.oc));
-        let b = bias.map_or(std::ptr::null(), |b| {
-            assert_eq!(b.len(), g.oc);
-            b.as_ptr()
-        });
-        filled(g.n * g.oc, "dense forward", |dst| unsafe {
-            ffi::emo_dense_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
-        })
-    }
-
-    pub fn backward_data(&self, diff_dst: &[f32], w: &[f32]) -> Vec<f32> {
-        let g = &self.geom;
-        assert_eq!((diff_dst.len(), w.len()), (g.n * g.oc, g.ic * g.oc));
-        filled(g.n * g.ic, "dense backward (data)", |ds| unsafe {
-            ffi::emo_dense_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
-        })
-    }
-
-    pub fn backward_weights(&self, src: &[f32], diff_dst: &[f32]) -> (Vec<f32>, Option<Vec<f32>>) {
-        let g = &self.geom;
-        assert_eq!((src.len(), diff_dst.len()), (g.n * g.ic, g.n * g.oc));
-        let mut db = g.bias.then(|| Vec::<f32>::with_capacity(g.oc));
-        let dbp = db.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
-        let dw = filled(g.ic * g.oc, "dense backward (weights)", |dw| unsafe {
-            ffi::emo_dense_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
-        });
-        if let Some(v) = db.as_mut() {
-            // SAFETY: the primitive wrote all `oc` bias gradients with the weights.
-            unsafe { v.set_len(g.oc) };
-        }
-        (dw, db)
-    }
-}
-
 pub struct BatchNorm {
     raw: *mut ffi::EmoBn,
     /// Elements of the activation: n * h * w * c.
@@ -235,7 +180,7 @@ pub struct BatchNorm {
     workspace: usize,
 }
 
-// SAFETY: as for `Conv`.
+// SAFETY: as for `Layer`.
 unsafe impl Send for BatchNorm {}
 unsafe impl Sync for BatchNorm {}
 
@@ -371,7 +316,7 @@ pub struct Pool {
     workspace: usize,
 }
 
-// SAFETY: as for `Conv`.
+// SAFETY: as for `Layer`.
 unsafe impl Send for Pool {}
 unsafe impl Sync for Pool {}
 
@@ -468,8 +413,7 @@ pub fn threads_for_work<T>(macs: u64, f: impl FnOnce() -> T) -> T {
 
 #[derive(Clone)]
 enum Cached {
-    Conv(Arc<Conv>),
-    Dense(Arc<Dense>),
+    Layer(Arc<Layer>),
     Bn(Arc<BatchNorm>),
     Pool(Arc<Pool>),
 }
@@ -499,7 +443,7 @@ fn cached(kind: Kind, make: impl FnOnce() -> Result<Cached, i32>) -> Result<Cach
 }
 
 /// The convolution primitive for `geom` (`training` adds the backward passes).
-pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Conv>, i32> {
+pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Layer>, i32> {
     match cached(Kind::Conv(geom, training), || {
         let d = dims(&[
             geom.n,
@@ -529,15 +473,22 @@ pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Conv>, i32> {
         if s != 0 {
             return Err(s);
         }
-        Ok(Cached::Conv(Arc::new(Conv { raw, geom })))
+        Ok(Cached::Layer(Arc::new(Layer {
+            raw,
+            src_len: geom.src_len(),
+            dst_len: geom.dst_len(),
+            weight_len: geom.weight_len(),
+            oc: geom.oc,
+            bias: geom.bias,
+        })))
     })? {
-        Cached::Conv(c) => Ok(c),
+        Cached::Layer(c) => Ok(c),
         _ => unreachable!("keys are typed"),
     }
 }
 
 /// The dense-layer primitive for `geom` (`training` adds the backward passes).
-pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Dense>, i32> {
+pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Layer>, i32> {
     match cached(Kind::Dense(geom, training), || {
         let mut raw = std::ptr::null_mut();
         // SAFETY: plain values and an out-pointer.
@@ -554,9 +505,16 @@ pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Dense>, i32> {
         if s != 0 {
             return Err(s);
         }
-        Ok(Cached::Dense(Arc::new(Dense { raw, geom })))
+        Ok(Cached::Layer(Arc::new(Layer {
+            raw,
+            src_len: geom.n * geom.ic,
+            dst_len: geom.n * geom.oc,
+            weight_len: geom.ic * geom.oc,
+            oc: geom.oc,
+            bias: geom.bias,
+        })))
     })? {
-        Cached::Dense(d) => Ok(d),
+        Cached::Layer(d) => Ok(d),
         _ => unreachable!("keys are typed"),
     }
 }

@@ -82,19 +82,19 @@ fn shape_of(t: &FlexTensor) -> Vec<usize> {
 }
 
 // --------------------------------------------------------------------------------------------
-// Convolution
+// Layers with weights: convolution and dense share the forward and backward plumbing.
 
 #[derive(Debug)]
-struct ConvBackward;
+struct LayerBackward;
 
 #[derive(Debug)]
-struct ConvBiasBackward;
+struct LayerBiasBackward;
 
-/// Inputs and primitive a convolution's backward pass needs.
-type ConvState = (FlexTensor, FlexTensor, Arc<kernels::Conv>);
+/// Input, weights and primitive a layer's backward pass needs.
+type LayerState = (FlexTensor, FlexTensor, Arc<kernels::Layer>);
 
-fn conv_grads(
-    state: ConvState,
+fn layer_grads(
+    state: LayerState,
     node_x: Option<burn::backend::autodiff::NodeId>,
     node_w: Option<burn::backend::autodiff::NodeId>,
     node_b: Option<burn::backend::autodiff::NodeId>,
@@ -113,18 +113,18 @@ fn conv_grads(
             grads.register::<Flex>(id, flex(&shape_of(&w), dw));
         }
         if let (Some(id), Some(db)) = (node_b, db) {
-            grads.register::<Flex>(id, flex(&[k.geom.oc], db));
+            grads.register::<Flex>(id, flex(&[k.oc], db));
         }
     }
 }
 
-impl Backward<Flex, 2> for ConvBackward {
-    type State = ConvState;
+impl Backward<Flex, 2> for LayerBackward {
+    type State = LayerState;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [nx, nw] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        conv_grads(
+        layer_grads(
             ops.state,
             nx.map(|n| n.id),
             nw.map(|n| n.id),
@@ -135,13 +135,13 @@ impl Backward<Flex, 2> for ConvBackward {
     }
 }
 
-impl Backward<Flex, 3> for ConvBiasBackward {
-    type State = ConvState;
+impl Backward<Flex, 3> for LayerBiasBackward {
+    type State = LayerState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [nx, nw, nb] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        conv_grads(
+        layer_grads(
             ops.state,
             nx.map(|n| n.id),
             nw.map(|n| n.id),
@@ -150,6 +150,67 @@ impl Backward<Flex, 3> for ConvBiasBackward {
             grads,
         );
     }
+}
+
+fn any_tracked<const D: usize, const W: usize>(
+    x: &Tensor<D>,
+    w: &Tensor<W>,
+    b: &Option<Tensor<1>>,
+) -> bool {
+    is_tracked(x) || is_tracked(w) || b.as_ref().is_some_and(is_tracked)
+}
+
+/// Runs `k` on `x`, `w` and `b` into a tensor of `out_shape`, recording the backward pass when
+/// `training` (any input tracked).
+fn run_layer<const D: usize, const W: usize>(
+    k: Arc<kernels::Layer>,
+    x: Tensor<D>,
+    w: Tensor<W>,
+    b: Option<Tensor<1>>,
+    out_shape: [usize; D],
+    training: bool,
+) -> Tensor<D> {
+    if !training {
+        let (xp, wp) = (plain(x), plain(w));
+        let bp = b.map(plain);
+        let y = k.forward(data(&xp), data(&wp), bp.as_ref().map(data));
+        return Tensor::from_primitive::<Flex>(flex(&out_shape, y));
+    }
+    let (xa, wa) = (tracked(x), tracked(w));
+    let xp = contiguous(xa.primitive().clone());
+    let wp = contiguous(wa.primitive().clone());
+    let result = match b {
+        None => {
+            let y = flex(&out_shape, k.forward(data(&xp), data(&wp), None));
+            match LayerBackward
+                .prepare::<NoCheckpointing>([xa.node(), wa.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
+        }
+        Some(b) => {
+            let ba = tracked(b);
+            let bp = contiguous(ba.primitive().clone());
+            let y = flex(&out_shape, k.forward(data(&xp), data(&wp), Some(data(&bp))));
+            match LayerBiasBackward
+                .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
+        }
+    };
+    Tensor::from_primitive::<Ad>(result)
+}
+
+/// Output length of a window sliding with `stride` over `input` padded by `pad` on both ends.
+fn window_out(input: usize, kernel: usize, stride: usize, pad: (usize, usize)) -> usize {
+    (input + pad.0 + pad.1 - kernel) / stride + 1
 }
 
 /// Convolution geometry apart from the input's own sizes.
@@ -171,15 +232,14 @@ pub fn conv2d(
 ) -> Option<Tensor<4>> {
     let [n, ih, iw, ic] = x.dims();
     let [oc, _, kh, kw] = w.dims();
-    let out = |i: usize, k: usize, s: usize, pl: usize, pr: usize| (i + pl + pr - k) / s + 1;
     let geom = ConvGeom {
         n,
         ic,
         ih,
         iw,
         oc,
-        oh: out(ih, kh, spec.stride[0], spec.pad_l[0], spec.pad_r[0]),
-        ow: out(iw, kw, spec.stride[1], spec.pad_l[1], spec.pad_r[1]),
+        oh: window_out(ih, kh, spec.stride[0], (spec.pad_l[0], spec.pad_r[0])),
+        ow: window_out(iw, kw, spec.stride[1], (spec.pad_l[1], spec.pad_r[1])),
         kh,
         kw,
         groups: spec.groups,
@@ -188,119 +248,9 @@ pub fn conv2d(
         pad_r: spec.pad_r,
         bias: b.is_some(),
     };
-    let training = is_tracked(&x) || is_tracked(&w) || b.as_ref().is_some_and(is_tracked);
+    let training = any_tracked(&x, &w, &b);
     let k = kernels::conv(geom, training).ok()?;
-    let out_shape = [n, geom.oh, geom.ow, oc];
-    Some(match training {
-        false => {
-            let (xp, wp) = (plain(x), plain(w));
-            let bp = b.map(plain);
-            let y = k.forward(data(&xp), data(&wp), bp.as_ref().map(data));
-            Tensor::from_primitive::<Flex>(flex(&out_shape, y))
-        }
-        true => {
-            let (xa, wa) = (tracked(x), tracked(w));
-            let xp = contiguous(xa.primitive().clone());
-            let wp = contiguous(wa.primitive().clone());
-            let result = match b {
-                None => {
-                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), None));
-                    match ConvBackward
-                        .prepare::<NoCheckpointing>([xa.node(), wa.node()])
-                        .compute_bound()
-                        .stateful()
-                    {
-                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
-                        OpsKind::UnTracked(prep) => prep.finish(y),
-                    }
-                }
-                Some(b) => {
-                    let ba = tracked(b);
-                    let bp = contiguous(ba.primitive().clone());
-                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), Some(data(&bp))));
-                    match ConvBiasBackward
-                        .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
-                        .compute_bound()
-                        .stateful()
-                    {
-                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
-                        OpsKind::UnTracked(prep) => prep.finish(y),
-                    }
-                }
-            };
-            Tensor::from_primitive::<Ad>(result)
-        }
-    })
-}
-
-// --------------------------------------------------------------------------------------------
-// Dense
-
-#[derive(Debug)]
-struct DenseBackward;
-
-#[derive(Debug)]
-struct DenseBiasBackward;
-
-type DenseState = (FlexTensor, FlexTensor, Arc<kernels::Dense>);
-
-fn dense_grads(
-    state: DenseState,
-    node_x: Option<burn::backend::autodiff::NodeId>,
-    node_w: Option<burn::backend::autodiff::NodeId>,
-    node_b: Option<burn::backend::autodiff::NodeId>,
-    grad: FlexTensor,
-    grads: &mut Gradients,
-) {
-    let (x, w, k) = state;
-    let g = contiguous(grad);
-    if let Some(id) = node_x {
-        let dx = k.backward_data(data(&g), data(&w));
-        grads.register::<Flex>(id, flex(&shape_of(&x), dx));
-    }
-    if node_w.is_some() || node_b.is_some() {
-        let (dw, db) = k.backward_weights(data(&x), data(&g));
-        if let Some(id) = node_w {
-            grads.register::<Flex>(id, flex(&shape_of(&w), dw));
-        }
-        if let (Some(id), Some(db)) = (node_b, db) {
-            grads.register::<Flex>(id, flex(&[k.geom.oc], db));
-        }
-    }
-}
-
-impl Backward<Flex, 2> for DenseBackward {
-    type State = DenseState;
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [nx, nw] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        dense_grads(
-            ops.state,
-            nx.map(|n| n.id),
-            nw.map(|n| n.id),
-            None,
-            grad,
-            grads,
-        );
-    }
-}
-
-impl Backward<Flex, 3> for DenseBiasBackward {
-    type State = DenseState;
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [nx, nw, nb] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        dense_grads(
-            ops.state,
-            nx.map(|n| n.id),
-            nw.map(|n| n.id),
-            nb.map(|n| n.id),
-            grad,
-            grads,
-        );
-    }
+    Some(run_layer(k, x, w, b, [n, geom.oh, geom.ow, oc], training))
 }
 
 /// `x` `[N, in]`, `w` `[in, out]` (burn's Linear layout), `b` `[out]` -> `[N, out]`.
@@ -313,49 +263,9 @@ pub fn dense(x: Tensor<2>, w: Tensor<2>, b: Option<Tensor<1>>) -> Option<Tensor<
         oc,
         bias: b.is_some(),
     };
-    let training = is_tracked(&x) || is_tracked(&w) || b.as_ref().is_some_and(is_tracked);
+    let training = any_tracked(&x, &w, &b);
     let k = kernels::dense(geom, training).ok()?;
-    let out_shape = [n, oc];
-    Some(match training {
-        false => {
-            let (xp, wp) = (plain(x), plain(w));
-            let bp = b.map(plain);
-            let y = k.forward(data(&xp), data(&wp), bp.as_ref().map(data));
-            Tensor::from_primitive::<Flex>(flex(&out_shape, y))
-        }
-        true => {
-            let (xa, wa) = (tracked(x), tracked(w));
-            let xp = contiguous(xa.primitive().clone());
-            let wp = contiguous(wa.primitive().clone());
-            let result = match b {
-                None => {
-                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), None));
-                    match DenseBackward
-                        .prepare::<NoCheckpointing>([xa.node(), wa.node()])
-                        .compute_bound()
-                        .stateful()
-                    {
-                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
-                        OpsKind::UnTracked(prep) => prep.finish(y),
-                    }
-                }
-                Some(b) => {
-                    let ba = tracked(b);
-                    let bp = contiguous(ba.primitive().clone());
-                    let y = flex(&out_shape, k.forward(data(&xp), data(&wp), Some(data(&bp))));
-                    match DenseBiasBackward
-                        .prepare::<NoCheckpointing>([xa.node(), wa.node(), ba.node()])
-                        .compute_bound()
-                        .stateful()
-                    {
-                        OpsKind::Tracked(prep) => prep.finish((xp, wp, k), y),
-                        OpsKind::UnTracked(prep) => prep.finish(y),
-                    }
-                }
-            };
-            Tensor::from_primitive::<Ad>(result)
-        }
-    })
+    Some(run_layer(k, x, w, b, [n, oc], training))
 }
 
 // --------------------------------------------------------------------------------------------
@@ -475,25 +385,22 @@ pub struct PoolSpec {
 /// Max or average (padding excluded) pooling over `[N, H, W, C]`.
 pub fn pool2d(x: Tensor<4>, spec: PoolSpec) -> Option<Tensor<4>> {
     let [n, ih, iw, c] = x.dims();
-    let out = |i: usize, k: usize, s: usize, pl: usize, pr: usize| (i + pl + pr - k) / s + 1;
     let geom = PoolGeom {
         n,
         c,
         ih,
         iw,
-        oh: out(
+        oh: window_out(
             ih,
             spec.kernel[0],
             spec.stride[0],
-            spec.pad_l[0],
-            spec.pad_r[0],
+            (spec.pad_l[0], spec.pad_r[0]),
         ),
-        ow: out(
+        ow: window_out(
             iw,
             spec.kernel[1],
             spec.stride[1],
-            spec.pad_l[1],
-            spec.pad_r[1],
+            (spec.pad_l[1], spec.pad_r[1]),
         ),
         kernel: spec.kernel,
         stride: spec.stride,
