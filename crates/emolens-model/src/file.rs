@@ -33,25 +33,29 @@ pub struct ModelFile {
     weights: Vec<u8>,
 }
 
+/// The container: magic, version, metadata JSON, weights, SHA-256 of everything before it.
+fn container(meta: &ModelMeta, weights: &[u8]) -> Vec<u8> {
+    let meta_json = serde_json::to_vec(meta).expect("model metadata serialises to JSON");
+    let mut out = Vec::with_capacity(64 + meta_json.len() + weights.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&CONTAINER_VERSION.to_le_bytes());
+    out.extend_from_slice(&(meta_json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&meta_json);
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
+    out.extend_from_slice(weights);
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
 impl ModelFile {
     /// Serialises a trained network with its metadata.
     pub fn encode(meta: &ModelMeta, net: Network) -> Result<Vec<u8>, ModelError> {
-        let meta_json =
-            serde_json::to_vec(meta).map_err(|e| ModelError::Inference(e.to_string()))?;
         let weights = net
             .into_record()
             .into_bytes()
             .map_err(|e| ModelError::Inference(format!("could not serialise weights: {e}")))?;
-        let mut out = Vec::with_capacity(64 + meta_json.len() + weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&CONTAINER_VERSION.to_le_bytes());
-        out.extend_from_slice(&(meta_json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&meta_json);
-        out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&weights);
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        Ok(out)
+        Ok(container(meta, &weights))
     }
 
     /// The same weights with new metadata (e.g. a changed name, metrics or `flip_tta`); the
@@ -65,18 +69,7 @@ impl ModelFile {
                 "new metadata must keep the classes, input and architecture of the weights".into(),
             ));
         }
-        let meta_json =
-            serde_json::to_vec(meta).map_err(|e| ModelError::Inference(e.to_string()))?;
-        let mut out = Vec::with_capacity(64 + meta_json.len() + self.weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&CONTAINER_VERSION.to_le_bytes());
-        out.extend_from_slice(&(meta_json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&meta_json);
-        out.extend_from_slice(&(self.weights.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.weights);
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        Ok(out)
+        Ok(container(meta, &self.weights))
     }
 
     /// Parses and checks a model file. `source_name` names it in errors.
