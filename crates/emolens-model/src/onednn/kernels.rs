@@ -88,6 +88,9 @@ pub struct Layer {
     /// Output channels (the bias length).
     pub oc: usize,
     pub bias: bool,
+    /// Held while a primitive runs: with the library-managed scratchpad (Debian's build),
+    /// one primitive must not run on two threads at once.
+    exclusive: Mutex<()>,
 }
 
 // SAFETY: oneDNN primitives are immutable after creation and may be executed from several
@@ -134,6 +137,7 @@ impl Layer {
             assert_eq!(b.len(), self.oc);
             b.as_ptr()
         });
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         filled(self.dst_len, "forward pass", |dst| unsafe {
             ffi::emo_layer_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
         })
@@ -141,6 +145,7 @@ impl Layer {
 
     pub fn backward_data(&self, diff_dst: &[f32], w: &[f32]) -> Vec<f32> {
         assert_eq!((diff_dst.len(), w.len()), (self.dst_len, self.weight_len));
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         filled(self.src_len, "backward pass (data)", |ds| unsafe {
             ffi::emo_layer_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
         })
@@ -151,6 +156,7 @@ impl Layer {
         assert_eq!((src.len(), diff_dst.len()), (self.src_len, self.dst_len));
         let mut db = self.bias.then(|| Vec::<f32>::with_capacity(self.oc));
         let dbp = db.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         let dw = filled(self.weight_len, "backward pass (weights)", |dw| unsafe {
             ffi::emo_layer_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
         });
@@ -178,6 +184,8 @@ pub struct BatchNorm {
     pub channels: usize,
     pub relu: bool,
     workspace: usize,
+    /// See `Layer::exclusive`.
+    exclusive: Mutex<()>,
 }
 
 // SAFETY: as for `Layer`.
@@ -223,6 +231,7 @@ impl BatchNorm {
         let mut mean = Vec::<f32>::with_capacity(self.channels);
         let mut var = Vec::<f32>::with_capacity(self.channels);
         let mut workspace = Vec::<u8>::with_capacity(self.workspace);
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         let dst = filled(self.len, "batch norm forward", |dst| unsafe {
             ffi::emo_bn_forward_training(
                 self.raw,
@@ -261,6 +270,7 @@ impl BatchNorm {
         var: &[f32],
     ) -> Vec<f32> {
         assert_eq!(src.len(), self.len);
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         filled(self.len, "batch norm inference", |dst| unsafe {
             ffi::emo_bn_forward_inference(
                 self.raw,
@@ -286,6 +296,7 @@ impl BatchNorm {
         assert_eq!((src.len(), diff_dst.len()), (self.len, self.len));
         let mut ds = Vec::<f32>::with_capacity(self.channels);
         let mut dh = Vec::<f32>::with_capacity(self.channels);
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         let dx = filled(self.len, "batch norm backward", |dx| unsafe {
             ffi::emo_bn_backward(
                 self.raw,
@@ -314,6 +325,8 @@ pub struct Pool {
     raw: *mut ffi::EmoPool,
     pub geom: PoolGeom,
     workspace: usize,
+    /// See `Layer::exclusive`.
+    exclusive: Mutex<()>,
 }
 
 // SAFETY: as for `Layer`.
@@ -348,6 +361,7 @@ impl Pool {
         assert_eq!(src.len(), self.src_len());
         let ws_len = if training { self.workspace } else { 0 };
         let mut ws = Vec::<u8>::with_capacity(ws_len);
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         let dst = filled(self.dst_len(), "pooling forward", |dst| unsafe {
             ffi::emo_pool_forward(
                 self.raw,
@@ -365,6 +379,7 @@ impl Pool {
     pub fn backward(&self, diff_dst: &[f32], workspace: &[u8]) -> Vec<f32> {
         assert_eq!(diff_dst.len(), self.dst_len());
         assert_eq!(workspace.len(), self.workspace);
+        let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
         filled(self.src_len(), "pooling backward", |ds| unsafe {
             ffi::emo_pool_backward(self.raw, diff_dst.as_ptr(), workspace.as_ptr(), ds)
         })
@@ -480,6 +495,7 @@ pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Layer>, i32> {
             weight_len: geom.weight_len(),
             oc: geom.oc,
             bias: geom.bias,
+            exclusive: Mutex::new(()),
         })))
     })? {
         Cached::Layer(c) => Ok(c),
@@ -512,6 +528,7 @@ pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Layer>, i32> {
             weight_len: geom.ic * geom.oc,
             oc: geom.oc,
             bias: geom.bias,
+            exclusive: Mutex::new(()),
         })))
     })? {
         Cached::Layer(d) => Ok(d),
@@ -553,6 +570,7 @@ pub fn batch_norm(
             channels: c,
             relu,
             workspace,
+            exclusive: Mutex::new(()),
         })))
     })? {
         Cached::Bn(b) => Ok(b),
@@ -586,6 +604,7 @@ pub fn pool(geom: PoolGeom, training: bool) -> Result<Arc<Pool>, i32> {
             raw,
             geom,
             workspace,
+            exclusive: Mutex::new(()),
         })))
     })? {
         Cached::Pool(p) => Ok(p),
