@@ -579,3 +579,406 @@ const char *emo_layer_impl(const emo_layer *c) {
         return "?";
     return name;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inference plans: a whole frozen network for one batch size, compiled once and then run as a
+ * plain loop of primitive executions. Compared with running layer by layer:
+ *   - weights are reordered into each kernel's preferred layout once, when the plan is built;
+ *   - batch norms arrive folded into the layer before them, or as per-channel post-ops when a
+ *     ReLU sits between (Keras-style conv -> ReLU -> BN), and ReLU itself is a post-op, so no
+ *     pass over memory is spent on them;
+ *   - activations live in two buffers that the steps take turns writing, allocated once, and
+ *     every oneDNN memory object is made once, so a run allocates nothing.
+ * A plan is not safe to run on two threads at once (buffers and library-managed scratchpads);
+ * the Rust side holds each one under a lock. */
+
+#define EMO_MAX_ARGS 12
+
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src_md, dst_md;
+    int nconst;
+    int const_arg[EMO_MAX_ARGS];
+    dnnl_memory_desc_t const_md[EMO_MAX_ARGS];
+    void *const_buf[EMO_MAX_ARGS]; /* owned */
+    int nexec;
+    dnnl_exec_arg_t exec[EMO_MAX_ARGS + 2];
+} emo_step;
+
+typedef struct {
+    int64_t n, c, h, w; /* the current output: NHWC image, or a vector (h = w = 1, vector = 1) */
+    int vector;
+    int nsteps, cap;
+    emo_step *steps;
+    void *input, *buf[2];
+    size_t input_bytes;
+    dnnl_stream_t stream;
+    int ready;
+} emo_plan;
+
+void emo_plan_destroy(emo_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->nsteps; i++) {
+        emo_step *s = &p->steps[i];
+        if (s->prim) dnnl_primitive_destroy(s->prim);
+        for (int j = 0; j < s->nconst; j++) free(s->const_buf[j]);
+        for (int j = 0; j < s->nexec; j++)
+            if (s->exec[j].memory) dnnl_memory_destroy(s->exec[j].memory);
+    }
+    free(p->steps);
+    free(p->input);
+    free(p->buf[0]);
+    free(p->buf[1]);
+    if (p->stream) dnnl_stream_destroy(p->stream);
+    free(p);
+}
+
+/* Input: n images of c x h x w, channels-last. */
+int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w) {
+    *out = NULL;
+    emo_plan *p = calloc(1, sizeof(emo_plan));
+    if (!p) return dnnl_out_of_memory;
+    p->n = n;
+    p->c = c;
+    p->h = h;
+    p->w = w;
+    p->input_bytes = (size_t)(n * c * h * w) * sizeof(float);
+    dnnl_status_t s = dnnl_stream_create(&p->stream, g_engine, dnnl_stream_default_flags);
+    if (s != dnnl_success) {
+        emo_plan_destroy(p);
+        return s;
+    }
+    *out = p;
+    return dnnl_success;
+}
+
+static void *aligned(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
+static emo_step *push_step(emo_plan *p) {
+    if (p->ready) return NULL;
+    if (p->nsteps == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 16;
+        emo_step *grown = realloc(p->steps, (size_t)cap * sizeof(emo_step));
+        if (!grown) return NULL;
+        p->steps = grown;
+        p->cap = cap;
+    }
+    emo_step *s = &p->steps[p->nsteps++];
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
+/* A constant argument (packed weights, bias, post-op operand); the step owns `buf`. */
+static dnnl_status_t add_const(emo_step *s, int which, const dnnl_memory_desc_t *md, void *buf) {
+    if (!buf) return dnnl_out_of_memory;
+    if (s->nconst == EMO_MAX_ARGS) {
+        free(buf);
+        return dnnl_invalid_arguments;
+    }
+    s->const_arg[s->nconst] = which;
+    s->const_md[s->nconst] = *md;
+    s->const_buf[s->nconst] = buf;
+    s->nconst++;
+    return dnnl_success;
+}
+
+static void *copy_of(const float *src, size_t count) {
+    void *b = aligned(count * sizeof(float));
+    if (b) memcpy(b, src, count * sizeof(float));
+    return b;
+}
+
+/* Post-ops, in order. kinds[i]: 2 is a per-channel scale then shift (`oc` values each, taken in
+ * turn from `scale` and `shift`: a batch norm after an activation); any other is an activation
+ * (1 ReLU, 3 leaky ReLU with slope 0.2 as burn's, 4 ELU, 5 GELU, 6 SiLU, 7 sigmoid, 8 tanh,
+ * 9 ReLU6). `image` picks the per-channel operand's shape. */
+static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, int npost,
+                              const int *kinds, const float *scale, const float *shift,
+                              int64_t oc, int image) {
+    if (npost == 0) return dnnl_success;
+    dnnl_post_ops_t po;
+    CHECK(dnnl_post_ops_create(&po));
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d4 = {1, oc, 1, 1}, d2 = {1, oc};
+    dnnl_status_t st = image ? dnnl_memory_desc_init_by_tag(&md, 4, d4, dnnl_f32, dnnl_abcd)
+                             : dnnl_memory_desc_init_by_tag(&md, 2, d2, dnnl_f32, dnnl_ab);
+    int idx = 0, affine = 0;
+    for (int i = 0; i < npost && st == dnnl_success; i++) {
+        dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
+        float alpha = 0.0f, beta = 0.0f;
+        switch (kinds[i]) {
+        case 1: alg = dnnl_eltwise_relu; break;
+        case 3: alg = dnnl_eltwise_relu; alpha = 0.2f; break;
+        case 4: alg = dnnl_eltwise_elu; alpha = 1.0f; break;
+        case 5: alg = dnnl_eltwise_gelu_erf; break;
+        case 6: alg = dnnl_eltwise_swish; alpha = 1.0f; break;
+        case 7: alg = dnnl_eltwise_logistic; break;
+        case 8: alg = dnnl_eltwise_tanh; break;
+        case 9: alg = dnnl_eltwise_clip_v2; alpha = 0.0f; beta = 6.0f; break;
+        case 2: break;
+        default: st = dnnl_invalid_arguments;
+        }
+        if (st != dnnl_success) break;
+        if (kinds[i] != 2) {
+            st = dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, beta);
+            idx++;
+            continue;
+        }
+        st = dnnl_post_ops_append_binary(po, dnnl_binary_mul, &md);
+        if (st == dnnl_success)
+            st = add_const(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, &md,
+                           copy_of(scale + affine * oc, (size_t)oc));
+        idx++;
+        if (st == dnnl_success) st = dnnl_post_ops_append_binary(po, dnnl_binary_add, &md);
+        if (st == dnnl_success)
+            st = add_const(s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_SRC_1, &md,
+                           copy_of(shift + affine * oc, (size_t)oc));
+        idx++;
+        affine++;
+    }
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return st;
+}
+
+/* Creates the step's primitive from `op`, packs the user weights (`w_user_md`, `w`) into the
+ * layout it chose and copies the bias. On failure the step is popped. */
+static dnnl_status_t finish_layer(emo_step *s, const_dnnl_op_desc_t op,
+                                  dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *w_user_md,
+                                  const float *w, const dnnl_memory_desc_t *b_md,
+                                  const float *bias, int64_t oc) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, op, attr, g_engine, NULL);
+    if (st == dnnl_success) {
+        const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        void *packed = aligned(dnnl_memory_desc_get_size(w_md));
+        st = packed ? reorder(w_user_md, w, w_md, packed) : dnnl_out_of_memory;
+        if (st == dnnl_success) st = add_const(s, DNNL_ARG_WEIGHTS, w_md, packed);
+        else free(packed);
+    }
+    if (st == dnnl_success && bias) st = add_const(s, DNNL_ARG_BIAS, b_md, copy_of(bias, (size_t)oc));
+    if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static void pop_step(emo_plan *p) {
+    emo_step *s = &p->steps[--p->nsteps];
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    for (int j = 0; j < s->nconst; j++) free(s->const_buf[j]);
+}
+
+/* A convolution on the current image. Weights OIHW (groups == 1) or [oc, ic/g, kh, kw]; bias
+ * may be NULL. */
+int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t *stride,
+                  const int64_t *pad_l, const int64_t *pad_r, int64_t g, const float *w,
+                  const float *bias, int npost, const int *kinds, const float *scale,
+                  const float *shift) {
+    if (p->vector || g < 1 || p->c % g || oc % g) return dnnl_invalid_arguments;
+    int64_t kh = kernel[0], kw = kernel[1];
+    int64_t oh = (p->h + pad_l[0] + pad_r[0] - kh) / stride[0] + 1;
+    int64_t ow = (p->w + pad_l[1] + pad_r[1] - kw) / stride[1] + 1;
+    if (oh < 1 || ow < 1) return dnnl_invalid_arguments;
+    emo_step *s = push_step(p);
+    if (!s) return dnnl_out_of_memory;
+    dnnl_dims_t src_dims = {p->n, p->c, p->h, p->w}, dst_dims = {p->n, oc, oh, ow},
+                b_dims = {oc};
+    dnnl_memory_desc_t w_user, w_any, b_md;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a);
+    if (st == dnnl_success && g == 1) {
+        dnnl_dims_t wd = {oc, p->c, kh, kw};
+        st = dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw);
+        if (st == dnnl_success)
+            st = dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+    } else if (st == dnnl_success) {
+        dnnl_dims_t wd = {g, oc / g, p->c / g, kh, kw};
+        st = dnnl_memory_desc_init_by_tag(&w_user, 5, wd, dnnl_f32, dnnl_goihw);
+        if (st == dnnl_success)
+            st = dnnl_memory_desc_init_by_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
+    }
+    dnnl_dims_t sd = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
+    dnnl_convolution_desc_t cd;
+    if (st == dnnl_success)
+        st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                dnnl_convolution_direct, &s->src_md, &w_any,
+                                                bias ? &b_md : NULL, &s->dst_md, sd, pl, pr);
+    dnnl_primitive_attr_t attr = NULL;
+    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success) st = post_ops(attr, s, npost, kinds, scale, shift, oc, 1);
+    if (st == dnnl_success) st = finish_layer(s, &cd, attr, &w_user, w, &b_md, bias, oc);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) {
+        pop_step(p);
+        return st;
+    }
+    p->c = oc;
+    p->h = oh;
+    p->w = ow;
+    return dnnl_success;
+}
+
+/* A dense layer on the current vector; weights in burn's [in, out] layout. */
+int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias, int npost,
+                   const int *kinds, const float *scale, const float *shift) {
+    if (!p->vector) return dnnl_invalid_arguments;
+    emo_step *s = push_step(p);
+    if (!s) return dnnl_out_of_memory;
+    int64_t ic = p->c;
+    dnnl_dims_t sd = {p->n, ic}, dd = {p->n, oc}, wd = {oc, ic}, bd = {oc};
+    dnnl_memory_desc_t w_user, w_any, b_md;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 2, sd, dnnl_f32, dnnl_nc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 2, dd, dnnl_f32, dnnl_nc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&w_user, 2, wd, dnnl_f32, dnnl_io);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_a);
+    dnnl_inner_product_desc_t ipd;
+    if (st == dnnl_success)
+        st = dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &s->src_md,
+                                                  &w_any, bias ? &b_md : NULL, &s->dst_md);
+    dnnl_primitive_attr_t attr = NULL;
+    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success) st = post_ops(attr, s, npost, kinds, scale, shift, oc, 0);
+    if (st == dnnl_success) st = finish_layer(s, &ipd, attr, &w_user, w, &b_md, bias, oc);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) {
+        pop_step(p);
+        return st;
+    }
+    p->c = oc;
+    return dnnl_success;
+}
+
+/* Max or average (excluding padding) pooling on the current image. With `global`, the window
+ * is the whole image and the result a vector. */
+int emo_plan_pool(emo_plan *p, const int64_t *kernel, const int64_t *stride,
+                  const int64_t *pad_l, const int64_t *pad_r, int max, int global) {
+    if (p->vector) return dnnl_invalid_arguments;
+    int64_t k[2] = {kernel[0], kernel[1]}, st2[2] = {stride[0], stride[1]};
+    int64_t l[2] = {pad_l[0], pad_l[1]}, r[2] = {pad_r[0], pad_r[1]};
+    if (global) {
+        k[0] = p->h, k[1] = p->w, st2[0] = st2[1] = 1;
+        l[0] = l[1] = r[0] = r[1] = 0;
+    }
+    int64_t oh = (p->h + l[0] + r[0] - k[0]) / st2[0] + 1;
+    int64_t ow = (p->w + l[1] + r[1] - k[1]) / st2[1] + 1;
+    if (oh < 1 || ow < 1) return dnnl_invalid_arguments;
+    emo_step *s = push_step(p);
+    if (!s) return dnnl_out_of_memory;
+    dnnl_dims_t sd = {p->n, p->c, p->h, p->w}, dd = {p->n, p->c, oh, ow};
+    dnnl_dims_t kd = {k[0], k[1]}, sdims = {st2[0], st2[1]}, dil = {0, 0}, pl = {l[0], l[1]},
+                pr = {r[0], r[1]};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, sd, dnnl_f32, dnnl_nhwc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
+    dnnl_pooling_v2_desc_t pdsc;
+    if (st == dnnl_success)
+        st = dnnl_pooling_v2_forward_desc_init(
+            &pdsc, dnnl_forward_inference,
+            max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding, &s->src_md, &s->dst_md,
+            sdims, kd, dil, pl, pr);
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &pdsc, NULL, g_engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) {
+        pop_step(p);
+        return st;
+    }
+    p->h = oh;
+    p->w = ow;
+    if (global) p->vector = 1;
+    return dnnl_success;
+}
+
+/* Flatten the current image into a vector in channels-first order (c, h, w), the order dense
+ * weights were trained in. A 1x1 image needs no step. */
+int emo_plan_flatten(emo_plan *p) {
+    if (p->vector) return dnnl_success;
+    if (p->h * p->w > 1) {
+        emo_step *s = push_step(p);
+        if (!s) return dnnl_out_of_memory;
+        dnnl_dims_t d = {p->n, p->c, p->h, p->w};
+        dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, d, dnnl_f32, dnnl_nhwc);
+        if (st == dnnl_success)
+            st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, d, dnnl_f32, dnnl_nchw);
+        dnnl_primitive_desc_t pd = NULL;
+        if (st == dnnl_success)
+            st = dnnl_reorder_primitive_desc_create(&pd, &s->src_md, g_engine, &s->dst_md,
+                                                    g_engine, NULL);
+        if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (st != dnnl_success) {
+            pop_step(p);
+            return st;
+        }
+    }
+    p->c = p->c * p->h * p->w;
+    p->h = p->w = 1;
+    p->vector = 1;
+    return dnnl_success;
+}
+
+/* Allocates the activation buffers and binds every step's memory. No steps may follow. */
+int emo_plan_finalize(emo_plan *p) {
+    if (p->ready || p->nsteps == 0) return dnnl_invalid_arguments;
+    size_t most = 0;
+    for (int i = 0; i < p->nsteps; i++) {
+        size_t b = dnnl_memory_desc_get_size(&p->steps[i].dst_md);
+        if (b > most) most = b;
+    }
+    p->input = aligned(p->input_bytes);
+    p->buf[0] = aligned(most);
+    p->buf[1] = aligned(most);
+    if (!p->input || !p->buf[0] || !p->buf[1]) return dnnl_out_of_memory;
+    for (int i = 0; i < p->nsteps; i++) {
+        emo_step *s = &p->steps[i];
+        void *src = i == 0 ? p->input : p->buf[(i - 1) & 1];
+        void *dst = p->buf[i & 1];
+        dnnl_memory_t m;
+        CHECK(wrap(&m, &s->src_md, src));
+        s->exec[s->nexec].arg = DNNL_ARG_SRC;
+        s->exec[s->nexec++].memory = m;
+        CHECK(wrap(&m, &s->dst_md, dst));
+        s->exec[s->nexec].arg = DNNL_ARG_DST;
+        s->exec[s->nexec++].memory = m;
+        for (int j = 0; j < s->nconst; j++) {
+            CHECK(wrap(&m, &s->const_md[j], s->const_buf[j]));
+            s->exec[s->nexec].arg = s->const_arg[j];
+            s->exec[s->nexec++].memory = m;
+        }
+    }
+    p->ready = 1;
+    return dnnl_success;
+}
+
+float *emo_plan_input(emo_plan *p) { return p->ready ? p->input : NULL; }
+
+/* The output after a run: n x c values (c = the last layer's width). */
+const float *emo_plan_output(const emo_plan *p, int64_t *rows, int64_t *cols) {
+    *rows = p->n;
+    *cols = p->vector ? p->c : p->c * p->h * p->w;
+    return p->ready ? p->buf[(p->nsteps - 1) & 1] : NULL;
+}
+
+int emo_plan_run(emo_plan *p) {
+    if (!p->ready) return dnnl_invalid_arguments;
+    for (int i = 0; i < p->nsteps; i++)
+        CHECK(dnnl_primitive_execute(p->steps[i].prim, p->stream, p->steps[i].nexec,
+                                     p->steps[i].exec));
+    return dnnl_stream_wait(p->stream);
+}
+
+int emo_plan_steps(const emo_plan *p) { return p->nsteps; }
+
+const char *emo_plan_step_impl(const emo_plan *p, int i) {
+    if (i < 0 || i >= p->nsteps) return "?";
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(p->steps[i].prim, &pd) != dnnl_success) return "?";
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success)
+        return "?";
+    return name;
+}

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use emolens_core::{CoreError, EmotionClassifier, ModelMeta};
 
@@ -19,17 +18,107 @@ pub const BUNDLED_MODEL: Option<&[u8]> = Some(include_bytes!(env!("EMOLENS_BUNDL
 #[cfg(not(emolens_bundled_model))]
 pub const BUNDLED_MODEL: Option<&[u8]> = None;
 
+/// A network ready for inference on `[channels, height, width]` inputs: compiled to a oneDNN
+/// plan (see [`crate::onednn::plan`]) when it runs on the CPU and every layer has a kernel
+/// there, otherwise run layer by layer in burn. The one forward path of `predict`, `eval`,
+/// `analyze`, the server and the inference benchmarks.
+pub struct InferenceNet {
+    net: Network,
+    device: Device,
+    input: [usize; 3],
+    #[cfg(emolens_onednn)]
+    engine: Option<crate::onednn::plan::Engine>,
+}
+
+impl InferenceNet {
+    /// `name` labels the log line that says when a network cannot be compiled.
+    pub fn new(net: Network, input: [usize; 3], device: &Device, name: &str) -> Self {
+        let net = net.valid();
+        #[cfg(emolens_onednn)]
+        let engine = compile(&net, input, device, name);
+        #[cfg(not(emolens_onednn))]
+        let _ = name;
+        InferenceNet {
+            net,
+            device: device.clone(),
+            input,
+            #[cfg(emolens_onednn)]
+            engine,
+        }
+    }
+
+    /// Whether forward passes run on a compiled oneDNN plan.
+    pub fn compiled(&self) -> bool {
+        #[cfg(emolens_onednn)]
+        return self.engine.is_some() && crate::onednn::kernels::ready();
+        #[cfg(not(emolens_onednn))]
+        false
+    }
+
+    /// Logits for `n` channels-first images, `n x classes` row-major.
+    pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+        let [c, h, w] = self.input;
+        if n == 0 || inputs.len() != n * c * h * w {
+            return Err(ModelError::Inference(format!(
+                "expected {n} images of {} values ({c}x{h}x{w}), got {} values",
+                c * h * w,
+                inputs.len()
+            )));
+        }
+        #[cfg(emolens_onednn)]
+        if let Some(engine) = self
+            .engine
+            .as_ref()
+            .filter(|_| crate::onednn::kernels::ready())
+        {
+            return engine.logits(inputs, n).map_err(ModelError::Inference);
+        }
+        let data = TensorData::new(inputs.to_vec(), [n, c, h, w]);
+        self.net
+            .forward(Tensor::from_data(data, &self.device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Inference(format!("reading logits: {e:?}")))
+    }
+}
+
+/// The network compiled for oneDNN, or `None` (logged with the reason).
+#[cfg(emolens_onednn)]
+fn compile(
+    net: &Network,
+    input: [usize; 3],
+    device: &Device,
+    name: &str,
+) -> Option<crate::onednn::plan::Engine> {
+    let on_cpu = Tensor::<1>::zeros([1], device)
+        .try_into_primitive::<burn::backend::Flex>()
+        .is_ok();
+    if !on_cpu || !crate::onednn::kernels::ready() {
+        return None;
+    }
+    match net
+        .to_frozen(input)
+        .and_then(|frozen| crate::onednn::plan::Engine::new(frozen, net.macs_per_image()))
+    {
+        Ok(engine) => Some(engine),
+        Err(reason) => {
+            tracing::info!(model = name, %reason, "running the model layer by layer");
+            None
+        }
+    }
+}
+
 /// A loaded model, ready for inference.
 pub struct BurnClassifier {
     meta: ModelMeta,
-    net: Network,
-    device: Device,
+    net: InferenceNet,
 }
 
 impl std::fmt::Debug for BurnClassifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BurnClassifier")
             .field("model", &self.meta.name)
+            .field("compiled", &self.net.compiled())
             .finish()
     }
 }
@@ -41,37 +130,36 @@ impl BurnClassifier {
         device: &Device,
     ) -> Result<Self, ModelError> {
         let file = ModelFile::decode(bytes, source_name)?;
-        let net = file.network(device)?.valid();
+        let spec = &file.meta.input;
+        let input = [spec.channels(), spec.height as usize, spec.width as usize];
+        let net = InferenceNet::new(file.network(device)?, input, device, source_name);
         Ok(BurnClassifier {
             meta: file.meta,
             net,
-            device: device.clone(),
         })
     }
 
-    /// Logits for `n` preprocessed images.
-    pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Tensor<2>, ModelError> {
-        let spec = &self.meta.input;
-        if n == 0 || inputs.len() != n * spec.len() {
-            return Err(ModelError::Inference(format!(
-                "expected {n} images of {} values ({}x{}x{}), got {} values",
-                spec.len(),
-                spec.channels(),
-                spec.height,
-                spec.width,
-                inputs.len()
-            )));
+    /// Whether predictions run on a compiled oneDNN plan (else layer by layer in burn).
+    pub fn compiled(&self) -> bool {
+        self.net.compiled()
+    }
+
+    /// Logits for `n` preprocessed images, `n x classes` row-major.
+    pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+        self.net.logits(inputs, n)
+    }
+}
+
+/// Row-wise softmax of `rows x k` logits, in place.
+fn softmax_rows(logits: &mut [f32], k: usize) {
+    for row in logits.chunks_mut(k) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
         }
-        let data = TensorData::new(
-            inputs.to_vec(),
-            [
-                n,
-                spec.channels(),
-                spec.height as usize,
-                spec.width as usize,
-            ],
-        );
-        Ok(self.net.forward(Tensor::from_data(data, &self.device)))
+        row.iter_mut().for_each(|v| *v /= sum);
     }
 }
 
@@ -103,14 +191,17 @@ impl EmotionClassifier for BurnClassifier {
             std::borrow::Cow::Borrowed(inputs)
         };
         let rows = if self.meta.flip_tta { 2 * n } else { n };
-        let logits = self
+        let mut flat = self
             .logits(&batch, rows)
             .map_err(|e| CoreError::Inference(e.to_string()))?;
-        let probs = softmax(logits, 1).into_data();
-        let flat: Vec<f32> = probs
-            .try_to_vec::<f32>()
-            .map_err(|e| CoreError::Inference(format!("reading probabilities: {e:?}")))?;
         let k = self.meta.classes.len();
+        if flat.len() != rows * k {
+            return Err(CoreError::Inference(format!(
+                "the network gave {} outputs for {rows} images of {k} classes",
+                flat.len()
+            )));
+        }
+        softmax_rows(&mut flat, k);
         Ok((0..n)
             .map(|i| {
                 let p = &flat[i * k..(i + 1) * k];

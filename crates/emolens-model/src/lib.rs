@@ -6,12 +6,15 @@ pub mod arch;
 pub mod classifier;
 pub mod error;
 pub mod file;
+pub mod frozen;
 pub mod import;
 pub mod net;
 pub mod onednn;
 
 pub use arch::{Architecture, LayerSpec, Summary};
-pub use classifier::{inference_device, load_classifier, BurnClassifier, BUNDLED_MODEL};
+pub use classifier::{
+    inference_device, load_classifier, BurnClassifier, InferenceNet, BUNDLED_MODEL,
+};
 pub use error::ModelError;
 pub use file::ModelFile;
 pub use import::{parse_architecture, read_architecture_file, Imported};

@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::arch::{out_len, same_pad, Act, Architecture, LayerSpec, Padding, Shape};
 use crate::error::ModelError;
+use crate::frozen::{batch_norm_affine, FrozenNet, PostOp, Step};
 
 /// Stateless operations between layers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -423,6 +424,11 @@ impl Network {
         })
     }
 
+    /// Forward multiply-accumulates per image.
+    pub fn macs_per_image(&self) -> u64 {
+        self.macs_per_image
+    }
+
     /// Logits for a batch of images `[N, C, H, W]`. On the CPU with oneDNN built in, the
     /// network runs channels-last on oneDNN's kernels (see [`crate::onednn`]).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
@@ -441,6 +447,161 @@ impl Network {
             X::Vector(t) => t,
             _ => unreachable!("architectures are checked to end in a vector"),
         }
+    }
+}
+
+/// Why a network cannot be frozen (it still runs, on the layer-by-layer path).
+fn unsupported(what: &str) -> String {
+    format!("{what} has no frozen inference form")
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+fn frozen_conv(c: &Conv2d, post: Vec<PostOp>) -> Result<Step, String> {
+    if c.dilation != [1, 1] {
+        return Err(unsupported("a dilated convolution"));
+    }
+    let (pad_l, pad_r) = match c.padding {
+        PaddingConfig2d::Valid => ([0, 0], [0, 0]),
+        PaddingConfig2d::Explicit(t, l, b, r) => ([t, l], [b, r]),
+        PaddingConfig2d::Same => return Err(unsupported("burn's `Same` padding")),
+    };
+    Ok(Step::Conv {
+        out_channels: c.weight.dims()[0],
+        kernel: c.kernel_size,
+        stride: c.stride,
+        pad_l,
+        pad_r,
+        groups: c.groups,
+        weight: values(c.weight.val()),
+        bias: c.bias.as_ref().map(|b| values(b.val())),
+        post,
+    })
+}
+
+fn frozen_pool(
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: &PaddingConfig2d,
+    max: bool,
+) -> Result<Step, String> {
+    let (pad_l, pad_r) = match *padding {
+        PaddingConfig2d::Valid => ([0, 0], [0, 0]),
+        PaddingConfig2d::Explicit(t, l, b, r) => ([t, l], [b, r]),
+        PaddingConfig2d::Same => return Err(unsupported("burn's `Same` padding")),
+    };
+    Ok(Step::Pool {
+        kernel,
+        stride,
+        pad_l,
+        pad_r,
+        max,
+    })
+}
+
+/// Attaches an activation to the layer that produced the current output.
+fn attach_act(steps: &mut [Step], a: Act) -> Result<(), String> {
+    if matches!(a, Act::Linear | Act::Softmax) {
+        return Ok(()); // logits stay logits; softmax is applied at prediction
+    }
+    match steps.last_mut().and_then(Step::post_mut) {
+        Some(post) => {
+            post.push(PostOp::Act(a));
+            Ok(())
+        }
+        None => Err(unsupported(
+            "an activation that does not follow a layer with weights",
+        )),
+    }
+}
+
+impl Network {
+    /// The network frozen for inference (see [`crate::frozen`]): weights copied out, batch
+    /// norms folded. Architectures with residual blocks, or an activation or batch norm that
+    /// does not follow a layer with weights, are refused with the reason; they keep running
+    /// layer by layer.
+    pub fn to_frozen(&self, input: [usize; 3]) -> Result<FrozenNet, String> {
+        let mut steps: Vec<Step> = Vec::with_capacity(self.nodes.len());
+        let mut image = true;
+        for node in &self.nodes {
+            match node {
+                Node::Conv(c) => {
+                    match &c.pointwise {
+                        None => steps.push(frozen_conv(&c.conv, vec![])?),
+                        Some(p) => {
+                            steps.push(frozen_conv(&c.conv, vec![])?);
+                            steps.push(frozen_conv(p, vec![])?);
+                        }
+                    }
+                    if let Some(a) = c.act {
+                        attach_act(&mut steps, a)?;
+                    }
+                }
+                Node::Norm(bn) => {
+                    let (scale, shift) = batch_norm_affine(
+                        &values(bn.gamma.val()),
+                        &values(bn.beta.val()),
+                        &values(bn.running_mean.value()),
+                        &values(bn.running_var.value()),
+                        bn.epsilon,
+                    );
+                    let last = steps
+                        .last_mut()
+                        .ok_or_else(|| unsupported("a batch norm before any layer"))?;
+                    if !last.fold_affine(&scale, &shift) {
+                        last.post_mut()
+                            .ok_or_else(|| {
+                                unsupported(
+                                    "a batch norm that does not follow a layer with weights",
+                                )
+                            })?
+                            .push(PostOp::Affine { scale, shift });
+                    }
+                }
+                Node::Dense(d) => {
+                    steps.push(Step::Dense {
+                        units: d.linear.weight.dims()[1],
+                        weight: values(d.linear.weight.val()),
+                        bias: d.linear.bias.as_ref().map(|b| values(b.val())),
+                        post: vec![],
+                    });
+                    if let Some(a) = d.act {
+                        attach_act(&mut steps, a)?;
+                    }
+                }
+                Node::MaxPool(p) if p.dilation == [1, 1] && !p.ceil_mode => {
+                    steps.push(frozen_pool(p.kernel_size, p.stride, &p.padding, true)?)
+                }
+                Node::AvgPool(p) if !p.count_include_pad && !p.ceil_mode => {
+                    steps.push(frozen_pool(p.kernel_size, p.stride, &p.padding, false)?)
+                }
+                Node::MaxPool(_) | Node::AvgPool(_) => {
+                    return Err(unsupported("a dilated, ceil-mode or padding-counting pool"))
+                }
+                Node::Dropout(_) => {}
+                Node::Op(OpNode { op }) => match op {
+                    Op::Act(a) => attach_act(&mut steps, *a)?,
+                    Op::GlobalAvg | Op::GlobalMax => {
+                        steps.push(Step::GlobalPool {
+                            max: *op == Op::GlobalMax,
+                        });
+                        image = false;
+                    }
+                    Op::Flatten if image => {
+                        steps.push(Step::Flatten);
+                        image = false;
+                    }
+                    Op::Flatten => {}
+                },
+                Node::Residual(_) => return Err(unsupported("a residual block")),
+            }
+        }
+        Ok(FrozenNet { input, steps })
     }
 }
 

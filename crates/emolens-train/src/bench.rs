@@ -9,7 +9,7 @@ use emolens_model::burn::nn::loss::CrossEntropyLossConfig;
 use emolens_model::burn::optim::momentum::MomentumConfig;
 use emolens_model::burn::optim::{GradientsParams, SgdConfig};
 use emolens_model::burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use emolens_model::{Architecture, Network};
+use emolens_model::{Architecture, InferenceNet, Network};
 use serde::Serialize;
 
 use crate::error::TrainError;
@@ -28,6 +28,9 @@ pub struct SpeedReport {
     pub infer_latency_ms: f64,
     /// Which CPU kernels ran the convolutions (`onednn` or `flex`).
     pub kernels: String,
+    /// Whether inference ran on a compiled oneDNN plan (weights packed, batch norms folded,
+    /// activations fused) rather than layer by layer.
+    pub infer_compiled: bool,
     /// Worker threads of the kernels (rayon for flex, OpenMP for oneDNN).
     pub threads: usize,
     /// Peak resident memory of the process, in MiB (Linux only).
@@ -122,29 +125,33 @@ pub fn speed(
     }
     let train_images_per_s = median(times);
 
-    let net = model.valid();
-    let xi = Tensor::<4>::random(
-        [infer_batch, channels, size, size],
-        Distribution::Uniform(0.0, 1.0),
-        device,
-    );
+    // Inference as `predict` and the server run it: compiled to a oneDNN plan where possible.
+    let net = InferenceNet::new(model.valid(), [channels, size, size], device, &arch.name);
+    let random = |n: usize| {
+        let t = Tensor::<4>::random(
+            [n, channels, size, size],
+            Distribution::Uniform(0.0, 1.0),
+            device,
+        );
+        t.into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
+    };
+    let xi = random(infer_batch);
     let mut thr = Vec::new();
     for i in 0..warmup + steps {
         let t = Instant::now();
-        let _ = net.forward(xi.clone()).into_data();
+        net.logits(&xi, infer_batch)?;
         if i >= warmup {
             thr.push(infer_batch as f64 / t.elapsed().as_secs_f64());
         }
     }
-    let x1 = Tensor::<4>::random(
-        [1, channels, size, size],
-        Distribution::Uniform(0.0, 1.0),
-        device,
-    );
+    let x1 = random(1);
     let mut lat = Vec::new();
     for i in 0..(warmup + steps) * 10 {
         let t = Instant::now();
-        let _ = net.forward(x1.clone()).into_data();
+        net.logits(&x1, 1)?;
         if i >= warmup {
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
         }
@@ -159,6 +166,7 @@ pub fn speed(
         infer_images_per_s: median(thr),
         infer_latency_ms: median(lat),
         kernels: emolens_model::onednn::cpu_kernels().to_string(),
+        infer_compiled: net.compiled(),
         threads: kernel_threads(emolens_model::onednn::cpu_kernels()),
         peak_rss_mib: peak_rss_mib(),
     })

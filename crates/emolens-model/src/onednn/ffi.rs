@@ -16,6 +16,11 @@ pub struct EmoBn {
 pub struct EmoPool {
     _private: [u8; 0],
 }
+/// A compiled inference plan (see `plan.rs`).
+#[repr(C)]
+pub struct EmoPlan {
+    _private: [u8; 0],
+}
 
 extern "C" {
     pub fn emo_dnnl_init() -> i32;
@@ -133,4 +138,50 @@ extern "C" {
         ws: *const u8,
         diff_src: *mut f32,
     ) -> i32;
+
+    pub fn emo_plan_create(out: *mut *mut EmoPlan, n: i64, c: i64, h: i64, w: i64) -> i32;
+    pub fn emo_plan_destroy(p: *mut EmoPlan);
+    #[allow(clippy::too_many_arguments)]
+    pub fn emo_plan_conv(
+        p: *mut EmoPlan,
+        oc: i64,
+        kernel: *const i64,
+        stride: *const i64,
+        pad_l: *const i64,
+        pad_r: *const i64,
+        groups: i64,
+        w: *const f32,
+        bias: *const f32,
+        npost: i32,
+        kinds: *const i32,
+        scale: *const f32,
+        shift: *const f32,
+    ) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn emo_plan_dense(
+        p: *mut EmoPlan,
+        oc: i64,
+        w: *const f32,
+        bias: *const f32,
+        npost: i32,
+        kinds: *const i32,
+        scale: *const f32,
+        shift: *const f32,
+    ) -> i32;
+    pub fn emo_plan_pool(
+        p: *mut EmoPlan,
+        kernel: *const i64,
+        stride: *const i64,
+        pad_l: *const i64,
+        pad_r: *const i64,
+        max: i32,
+        global: i32,
+    ) -> i32;
+    pub fn emo_plan_flatten(p: *mut EmoPlan) -> i32;
+    pub fn emo_plan_finalize(p: *mut EmoPlan) -> i32;
+    pub fn emo_plan_input(p: *mut EmoPlan) -> *mut f32;
+    pub fn emo_plan_output(p: *const EmoPlan, rows: *mut i64, cols: *mut i64) -> *const f32;
+    pub fn emo_plan_run(p: *mut EmoPlan) -> i32;
+    pub fn emo_plan_steps(p: *const EmoPlan) -> i32;
+    pub fn emo_plan_step_impl(p: *const EmoPlan, i: i32) -> *const c_char;
 }

@@ -404,6 +404,12 @@ struct Key(Kind, i32);
 /// against 2.0 ms on two; model_2_best (about 630 M) 7.8 ms on one against 5.8 ms on two.
 pub const SINGLE_THREAD_MAX_MACS: u64 = 200_000_000;
 
+/// The calling thread's OpenMP thread count (what a primitive made now would use).
+pub fn current_threads() -> i32 {
+    // SAFETY: reads the calling thread's OpenMP thread count.
+    unsafe { ffi::emo_get_threads() }
+}
+
 /// Runs `f` with oneDNN limited to one thread on the calling thread when `macs` is small.
 pub fn threads_for_work<T>(macs: u64, f: impl FnOnce() -> T) -> T {
     if macs > SINGLE_THREAD_MAX_MACS {

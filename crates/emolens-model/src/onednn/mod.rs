@@ -10,6 +10,8 @@ mod ffi;
 pub mod kernels;
 #[cfg(emolens_onednn)]
 pub mod ops;
+#[cfg(emolens_onednn)]
+pub mod plan;
 
 /// Which kernels run convolutions on the CPU, for logs and benchmarks.
 pub fn cpu_kernels() -> &'static str {

@@ -1,0 +1,348 @@
+//! Inference plans: a [`FrozenNet`] compiled into oneDNN primitives for one batch size, with
+//! weights packed once, batch norms folded, activations fused as post-ops and buffers allocated
+//! once (see the C side, `emo_plan_*`). [`Engine`] keeps plans per batch size and thread count
+//! and runs them; the classifier uses it for every prediction on the CPU.
+
+use std::ffi::CStr;
+use std::sync::{Arc, Mutex};
+
+use super::{ffi, kernels};
+use crate::arch::Act;
+use crate::frozen::{FrozenNet, PostOp, Step};
+
+/// One compiled network for `n` images.
+pub struct Plan {
+    raw: *mut ffi::EmoPlan,
+    n: usize,
+    input: [usize; 3],
+    classes: usize,
+}
+
+// SAFETY: a plan is only used through `&mut` (one thread at a time); oneDNN objects may move
+// between threads.
+unsafe impl Send for Plan {}
+
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from emo_plan_create and is dropped once.
+        unsafe { ffi::emo_plan_destroy(self.raw) }
+    }
+}
+
+/// The C side's post-op codes (see `post_ops` in the shim).
+fn act_code(a: Act) -> Option<i32> {
+    Some(match a {
+        Act::Relu => 1,
+        Act::LeakyRelu => 3,
+        Act::Elu => 4,
+        Act::Gelu => 5,
+        Act::Silu => 6,
+        Act::Sigmoid => 7,
+        Act::Tanh => 8,
+        Act::Relu6 => 9,
+        Act::Linear | Act::Softmax => return None,
+    })
+}
+
+/// Post-ops flattened for the C side: codes, and the affine scales and shifts in order.
+fn post_args(post: &[PostOp]) -> (Vec<i32>, Vec<f32>, Vec<f32>) {
+    let (mut kinds, mut scale, mut shift) = (vec![], vec![], vec![]);
+    for op in post {
+        match op {
+            PostOp::Act(a) => kinds.extend(act_code(*a)),
+            PostOp::Affine { scale: s, shift: t } => {
+                kinds.push(2);
+                scale.extend_from_slice(s);
+                shift.extend_from_slice(t);
+            }
+        }
+    }
+    (kinds, scale, shift)
+}
+
+fn dims2(v: [usize; 2]) -> [i64; 2] {
+    [v[0] as i64, v[1] as i64]
+}
+
+fn opt_ptr(v: &Option<Vec<f32>>) -> *const f32 {
+    v.as_ref().map_or(std::ptr::null(), |b| b.as_ptr())
+}
+
+impl Plan {
+    /// Compiles `net` for batches of `n`. Fails (with oneDNN's status) when a step has no
+    /// kernel here; callers then run the network layer by layer.
+    pub fn build(net: &FrozenNet, n: usize) -> Result<Plan, String> {
+        if !kernels::ready() {
+            return Err("oneDNN is not available".into());
+        }
+        let [c, h, w] = net.input;
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: plain values in, a handle out.
+        let status =
+            unsafe { ffi::emo_plan_create(&mut raw, n as i64, c as i64, h as i64, w as i64) };
+        if status != 0 {
+            return Err(format!("creating the plan failed (oneDNN status {status})"));
+        }
+        let mut plan = Plan {
+            raw,
+            n,
+            input: net.input,
+            classes: 0,
+        };
+        for (i, step) in net.steps.iter().enumerate() {
+            // SAFETY: every pointer is to a live buffer of the length the step's shape implies
+            // (checked when the network was built); the shim copies what it keeps.
+            let status = unsafe {
+                match step {
+                    Step::Conv {
+                        out_channels,
+                        kernel,
+                        stride,
+                        pad_l,
+                        pad_r,
+                        groups,
+                        weight,
+                        bias,
+                        post,
+                    } => {
+                        let (kinds, scale, shift) = post_args(post);
+                        ffi::emo_plan_conv(
+                            plan.raw,
+                            *out_channels as i64,
+                            dims2(*kernel).as_ptr(),
+                            dims2(*stride).as_ptr(),
+                            dims2(*pad_l).as_ptr(),
+                            dims2(*pad_r).as_ptr(),
+                            *groups as i64,
+                            weight.as_ptr(),
+                            opt_ptr(bias),
+                            kinds.len() as i32,
+                            kinds.as_ptr(),
+                            scale.as_ptr(),
+                            shift.as_ptr(),
+                        )
+                    }
+                    Step::Dense {
+                        units,
+                        weight,
+                        bias,
+                        post,
+                    } => {
+                        let (kinds, scale, shift) = post_args(post);
+                        ffi::emo_plan_dense(
+                            plan.raw,
+                            *units as i64,
+                            weight.as_ptr(),
+                            opt_ptr(bias),
+                            kinds.len() as i32,
+                            kinds.as_ptr(),
+                            scale.as_ptr(),
+                            shift.as_ptr(),
+                        )
+                    }
+                    Step::Pool {
+                        kernel,
+                        stride,
+                        pad_l,
+                        pad_r,
+                        max,
+                    } => ffi::emo_plan_pool(
+                        plan.raw,
+                        dims2(*kernel).as_ptr(),
+                        dims2(*stride).as_ptr(),
+                        dims2(*pad_l).as_ptr(),
+                        dims2(*pad_r).as_ptr(),
+                        i32::from(*max),
+                        0,
+                    ),
+                    Step::GlobalPool { max } => {
+                        let zero = [0i64; 2];
+                        ffi::emo_plan_pool(
+                            plan.raw,
+                            zero.as_ptr(),
+                            zero.as_ptr(),
+                            zero.as_ptr(),
+                            zero.as_ptr(),
+                            i32::from(*max),
+                            1,
+                        )
+                    }
+                    Step::Flatten => ffi::emo_plan_flatten(plan.raw),
+                }
+            };
+            if status != 0 {
+                return Err(format!(
+                    "step {i} ({}) has no oneDNN kernel here (status {status})",
+                    step_name(step)
+                ));
+            }
+        }
+        // SAFETY: the plan is complete.
+        let status = unsafe { ffi::emo_plan_finalize(plan.raw) };
+        if status != 0 {
+            return Err(format!(
+                "allocating the plan's buffers failed (status {status})"
+            ));
+        }
+        let (mut rows, mut cols) = (0i64, 0i64);
+        // SAFETY: reads the output shape of a finalized plan.
+        unsafe { ffi::emo_plan_output(plan.raw, &mut rows, &mut cols) };
+        plan.classes = cols as usize;
+        Ok(plan)
+    }
+
+    /// Logits `[n, classes]` for `n` images in channels-first layout (the preprocessor's).
+    pub fn run(&mut self, nchw: &[f32]) -> Vec<f32> {
+        let [c, h, w] = self.input;
+        assert_eq!(nchw.len(), self.n * c * h * w, "input length");
+        // SAFETY: a finalized plan's input buffer holds n*c*h*w floats.
+        let input =
+            unsafe { std::slice::from_raw_parts_mut(ffi::emo_plan_input(self.raw), nchw.len()) };
+        if c == 1 {
+            input.copy_from_slice(nchw);
+        } else {
+            // Channels-first to channels-last.
+            let plane = h * w;
+            for (img, out) in nchw.chunks(c * plane).zip(input.chunks_mut(c * plane)) {
+                for (p, px) in out.chunks_mut(c).enumerate() {
+                    for (ch, v) in px.iter_mut().enumerate() {
+                        *v = img[ch * plane + p];
+                    }
+                }
+            }
+        }
+        // SAFETY: the plan is finalized and used by this thread alone (`&mut self`).
+        let status = unsafe { ffi::emo_plan_run(self.raw) };
+        assert!(
+            status == 0,
+            "oneDNN inference plan failed (status {status}); set EMOLENS_KERNELS=flex to use burn's kernels and report this"
+        );
+        let (mut rows, mut cols) = (0i64, 0i64);
+        // SAFETY: the output buffer holds rows*cols floats after a run.
+        unsafe {
+            let out = ffi::emo_plan_output(self.raw, &mut rows, &mut cols);
+            std::slice::from_raw_parts(out, (rows * cols) as usize).to_vec()
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The kernel oneDNN chose for each step, for logs and benchmarks.
+    pub fn implementations(&self) -> Vec<String> {
+        // SAFETY: indices within the plan's step count; strings owned by the primitives.
+        unsafe {
+            (0..ffi::emo_plan_steps(self.raw))
+                .map(|i| {
+                    let p = ffi::emo_plan_step_impl(self.raw, i);
+                    if p.is_null() {
+                        "?".into()
+                    } else {
+                        CStr::from_ptr(p).to_string_lossy().into_owned()
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Conv { .. } => "convolution",
+        Step::Dense { .. } => "dense",
+        Step::Pool { .. } => "pooling",
+        Step::GlobalPool { .. } => "global pooling",
+        Step::Flatten => "flatten",
+    }
+}
+
+/// Plans kept at once. Each holds two activation buffers for its batch size, so a server that
+/// sees many batch sizes must not keep them all; the least recently used goes first.
+const MAX_PLANS: usize = 8;
+
+struct Slot {
+    key: (usize, i32),
+    plan: Arc<Mutex<Plan>>,
+    last_used: u64,
+}
+
+/// Runs a frozen network on compiled plans: one per batch size and OpenMP thread count (oneDNN
+/// sizes a kernel's threading when it is made), built on first use. Concurrent callers with the
+/// same batch size each get a plan of their own, up to the number of cores.
+pub struct Engine {
+    net: FrozenNet,
+    macs_per_image: u64,
+    slots: Mutex<(Vec<Slot>, u64)>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({} steps)", self.net.steps.len())
+    }
+}
+
+impl Engine {
+    /// Checks that the network compiles (at batch 1) before promising to run it.
+    pub fn new(net: FrozenNet, macs_per_image: u64) -> Result<Engine, String> {
+        let engine = Engine {
+            net,
+            macs_per_image,
+            slots: Mutex::new((Vec::new(), 0)),
+        };
+        let plan = kernels::threads_for_work(macs_per_image, || Plan::build(&engine.net, 1))?;
+        tracing::debug!(kernels = ?plan.implementations(), "inference plan");
+        Ok(engine)
+    }
+
+    /// Logits `[n, classes]` for `n` channels-first images.
+    pub fn logits(&self, nchw: &[f32], n: usize) -> Result<Vec<f32>, String> {
+        kernels::threads_for_work(n as u64 * self.macs_per_image, || {
+            let plan = self.plan_for(n)?;
+            let mut plan = plan.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(plan.run(nchw))
+        })
+    }
+
+    /// A plan for `n` images under the current thread count that no one else is running, made
+    /// if needed.
+    fn plan_for(&self, n: usize) -> Result<Arc<Mutex<Plan>>, String> {
+        let key = (n, kernels::current_threads());
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        {
+            let mut guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let (slots, clock) = &mut *guard;
+            *clock += 1;
+            let now = *clock;
+            let mut same = 0;
+            for s in slots.iter_mut().filter(|s| s.key == key) {
+                same += 1;
+                if s.plan.try_lock().is_ok() {
+                    s.last_used = now;
+                    return Ok(s.plan.clone());
+                }
+            }
+            // All busy: share one rather than build past the core count.
+            if same >= cores {
+                if let Some(s) = slots.iter_mut().find(|s| s.key == key) {
+                    s.last_used = now;
+                    return Ok(s.plan.clone());
+                }
+            }
+        }
+        let plan = Arc::new(Mutex::new(Plan::build(&self.net, n)?));
+        let mut guard = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let (slots, clock) = &mut *guard;
+        if slots.len() >= MAX_PLANS {
+            if let Some(oldest) = (0..slots.len()).min_by_key(|&i| slots[i].last_used) {
+                slots.swap_remove(oldest);
+            }
+        }
+        slots.push(Slot {
+            key,
+            plan: plan.clone(),
+            last_used: *clock,
+        });
+        Ok(plan)
+    }
+}

@@ -1,0 +1,197 @@
+//! The compiled oneDNN inference plan (frozen weights, batch norms folded or fused as
+//! post-ops, activations fused) against burn's own flex kernels running the same network layer
+//! by layer: logits within tolerance, for the default architecture, the original design's
+//! model_2_best (conv -> ReLU -> batch norm, dense -> ReLU -> batch norm), separable and
+//! depthwise convolutions, every activation oneDNN can fuse, and several batch sizes and thread
+//! counts. Every weight and batch-norm statistic is perturbed first, so folding is really
+//! exercised (fresh batch norms are the identity). Its own test binary: the kernel switch is
+//! process-wide.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Distribution, Tensor};
+use emolens_core::paths::seed_reference_dir;
+use emolens_model::onednn::{self, plan::Engine};
+use emolens_model::{read_architecture_file, Architecture, BurnClassifier, Network};
+
+const SEPARABLE_ARCH: &str = r#"{
+  "name": "plan_separable",
+  "layers": [
+    {"type": "conv2d", "filters": 16, "kernel": 3, "padding": "valid", "bias": true},
+    {"type": "batch_norm"},
+    {"type": "activation", "function": "leaky_relu"},
+    {"type": "separable_conv2d", "filters": 24, "kernel": 3, "stride": 2, "padding": "same", "bias": false},
+    {"type": "batch_norm"},
+    {"type": "activation", "function": "elu"},
+    {"type": "depthwise_conv2d", "kernel": 3, "padding": "same", "bias": true, "activation": "relu6"},
+    {"type": "batch_norm"},
+    {"type": "avg_pool2d", "size": 2, "stride": 1, "padding": "same"},
+    {"type": "conv2d", "filters": 32, "kernel": 1, "bias": true, "activation": "silu"},
+    {"type": "max_pool2d", "size": 2},
+    {"type": "conv2d", "filters": 8, "kernel": 1, "bias": false, "activation": "tanh"},
+    {"type": "flatten"},
+    {"type": "dense", "units": 32, "activation": "gelu"},
+    {"type": "batch_norm"},
+    {"type": "dense", "units": 16, "activation": "sigmoid"},
+    {"type": "dense", "units": 7}
+  ]
+}"#;
+
+const RESIDUAL_ARCH: &str = r#"{
+  "name": "plan_residual",
+  "layers": [
+    {"type": "conv2d", "filters": 8, "kernel": 3, "padding": "same"},
+    {"type": "residual",
+     "body": [{"type": "conv2d", "filters": 8, "kernel": 3, "padding": "same"}],
+     "shortcut": []},
+    {"type": "global_avg_pool"},
+    {"type": "dense", "units": 7}
+  ]
+}"#;
+
+/// Multiplies every float (weights and running statistics) by a random factor in [0.5, 1.5] and
+/// adds noise of a tenth of the tensor's mean magnitude (0.1 for all-zero tensors): variances
+/// stay positive, batch norms stop being the identity, activations keep their scale.
+struct Perturb;
+
+impl ModuleMapper for Perturb {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, t, mapper) = param.consume();
+        let device = t.device();
+        let shape = t.shape();
+        let magnitude = to_vec(t.clone().abs().mean())
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        let spread = if magnitude > 0.0 {
+            0.1 * magnitude
+        } else {
+            0.1
+        };
+        let mul = Tensor::<D>::random(shape.clone(), Distribution::Uniform(0.5, 1.5), &device);
+        let add = Tensor::<D>::random(
+            shape,
+            Distribution::Uniform(-f64::from(spread), f64::from(spread)),
+            &device,
+        );
+        Param::from_mapped_value(id, t * mul + add, mapper)
+    }
+}
+
+/// The kernel switch is process-wide and the tests of this binary run in parallel.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn switch_lock() -> std::sync::MutexGuard<'static, ()> {
+    SWITCH.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data")
+}
+
+fn assert_close(what: &str, want: &[f32], got: &[f32], tol: f32) {
+    assert_eq!(want.len(), got.len(), "{what}: lengths differ");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-2);
+    let worst = want
+        .iter()
+        .zip(got)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: max difference {worst} over scale {scale} (tolerance {tol})"
+    );
+}
+
+fn check(arch: &Architecture, channels: usize) {
+    const {
+        assert!(
+            onednn::BUILT_IN,
+            "this build has no oneDNN kernels: install libdnnl-dev (scripts/install-test-deps.sh does)"
+        )
+    };
+    let _switch = switch_lock();
+    let device = Device::flex();
+    device.seed(11);
+    let net = Network::new(arch, channels, 48, 48, &device)
+        .unwrap()
+        .map(&mut Perturb)
+        .valid();
+    let frozen = net
+        .to_frozen([channels, 48, 48])
+        .expect("the network freezes");
+    let engine = Engine::new(frozen, net.macs_per_image()).expect("the plan compiles");
+    for n in [1usize, 3, 16] {
+        let x = Tensor::<4>::random(
+            [n, channels, 48, 48],
+            Distribution::Uniform(0.0, 1.0),
+            &device,
+        );
+        let input = to_vec(x.clone());
+        onednn::set_enabled(false);
+        let want = to_vec(net.forward(x));
+        onednn::set_enabled(true);
+        let got = engine.logits(&input, n).unwrap();
+        assert_close(
+            &format!("{} x{n} ({channels} ch)", arch.name),
+            &want,
+            &got,
+            1e-4,
+        );
+        // Again: a cached plan gives the same answer (buffers are reused, not stale).
+        let again = engine.logits(&input, n).unwrap();
+        assert_eq!(got, again, "{}: second run of a cached plan", arch.name);
+    }
+}
+
+fn arch_file(name: &str) -> Architecture {
+    let path = if name.starts_with("model_") {
+        seed_reference_dir().join("architectures").join(name)
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../architectures")
+            .join(name)
+    };
+    read_architecture_file(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .arch
+}
+
+#[test]
+fn plan_matches_flex_on_every_supported_layer() {
+    check(&arch_file("vgg_xs.json"), 1);
+    check(&arch_file("model_2_best.json"), 3);
+    let sep = Architecture::from_value(serde_json::from_str(SEPARABLE_ARCH).unwrap()).unwrap();
+    check(&sep, 1);
+    check(&sep, 3);
+}
+
+#[test]
+fn unsupported_networks_say_why_and_still_classify() {
+    let arch = Architecture::from_value(serde_json::from_str(RESIDUAL_ARCH).unwrap()).unwrap();
+    let device = Device::flex();
+    let net = Network::new(&arch, 1, 48, 48, &device).unwrap();
+    let err = net.to_frozen([1, 48, 48]).unwrap_err();
+    assert!(err.contains("residual"), "{err}");
+}
+
+#[test]
+fn the_bundled_model_runs_compiled_and_agrees_with_flex() {
+    let bytes = emolens_model::BUNDLED_MODEL.expect("the bundled model is embedded");
+    let _switch = switch_lock();
+    let c = BurnClassifier::from_bytes(bytes, "bundled", &Device::flex()).unwrap();
+    assert!(c.compiled(), "the default model compiles to a oneDNN plan");
+    let meta = emolens_core::EmotionClassifier::meta(&c).clone();
+    let len = meta.input.len();
+    let x: Vec<f32> = (0..3 * len)
+        .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+        .collect();
+    let fast = c.logits(&x, 3).unwrap();
+    onednn::set_enabled(false);
+    assert!(!c.compiled());
+    let slow = c.logits(&x, 3).unwrap();
+    onednn::set_enabled(true);
+    assert_close("bundled model", &slow, &fast, 1e-4);
+}
