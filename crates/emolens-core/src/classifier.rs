@@ -13,4 +13,10 @@ pub trait EmotionClassifier: Send + Sync {
     /// `meta().input.len()` values, planar `C x H x W`, as [`crate::Preprocessor`] makes them).
     /// Returns `n` rows of class probabilities (softmax), in `meta().classes` order.
     fn predict(&self, inputs: &[f32], n: usize) -> Result<Vec<Vec<f32>>, CoreError>;
+
+    /// How the model runs (kernels and number format), for reports: results can differ in the
+    /// last digits between runtimes.
+    fn runtime(&self) -> String {
+        "unspecified".into()
+    }
 }

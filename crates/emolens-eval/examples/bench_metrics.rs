@@ -47,6 +47,7 @@ fn main() {
         data_dir: "-".into(),
         class_map: vec![],
         flip_tta: false,
+        runtime: "synthetic".into(),
         seconds: 0.0,
         images_per_second: 0.0,
         failures: vec![],

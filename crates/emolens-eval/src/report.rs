@@ -46,6 +46,9 @@ pub struct EvalDocument {
     /// Dataset class folder -> model class, as used.
     pub class_map: Vec<(String, String)>,
     pub flip_tta: bool,
+    /// How the model ran (kernels and number format, e.g. `onednn plan (bf16)`).
+    #[serde(default)]
+    pub runtime: String,
     pub seconds: f64,
     pub images_per_second: f64,
     pub failures: Vec<ItemFailure>,
@@ -434,6 +437,9 @@ fn section_markdown(s: &EvalSection, out: &mut String) {
 fn header_markdown(doc: &EvalDocument, out: &mut String) {
     let _ = writeln!(out, "# Evaluation of `{}`\n", doc.model_name);
     let _ = writeln!(out, "- model: {}", doc.model_source);
+    if !doc.runtime.is_empty() {
+        let _ = writeln!(out, "- runtime: {}", doc.runtime);
+    }
     let _ = writeln!(out, "- data: `{}`", doc.data_dir);
     let map: Vec<String> = doc
         .class_map

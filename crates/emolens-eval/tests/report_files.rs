@@ -25,6 +25,7 @@ fn eval_report_files_are_complete() {
         data_dir: "fixture".into(),
         class_map: classes.iter().map(|c| (c.clone(), c.clone())).collect(),
         flip_tta: false,
+        runtime: "test".into(),
         seconds: 1.0,
         images_per_second: 900.0,
         failures: vec![],

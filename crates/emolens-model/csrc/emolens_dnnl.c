@@ -30,6 +30,12 @@ extern void omp_set_num_threads(int n);
 int emo_get_threads(void) { return omp_get_max_threads(); }
 void emo_set_threads(int n) { omp_set_num_threads(n); }
 
+/* Whether the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it. */
+int emo_cpu_has_bf16(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
 int emo_dnnl_init(void) {
     int status = 0;
     pthread_mutex_lock(&g_engine_lock);
@@ -613,6 +619,7 @@ typedef struct {
     void *input, *buf[2];
     size_t input_bytes;
     dnnl_stream_t stream;
+    dnnl_data_type_t dt; /* activations and weights: f32, or bf16 (f32 accumulation) */
     int ready;
 } emo_plan;
 
@@ -633,8 +640,29 @@ void emo_plan_destroy(emo_plan *p) {
     free(p);
 }
 
-/* Input: n images of c x h x w, channels-last. */
-int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w) {
+static emo_step *push_step(emo_plan *p);
+static void pop_step(emo_plan *p);
+
+/* A step that converts between layouts or data types. */
+static dnnl_status_t reorder_step(emo_plan *p, const dnnl_memory_desc_t *from,
+                                  const dnnl_memory_desc_t *to) {
+    emo_step *s = push_step(p);
+    if (!s) return dnnl_out_of_memory;
+    s->src_md = *from;
+    s->dst_md = *to;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st =
+        dnnl_reorder_primitive_desc_create(&pd, &s->src_md, g_engine, &s->dst_md, g_engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) pop_step(p);
+    return st;
+}
+
+/* Input: n images of c x h x w, channels-last f32. With `bf16`, activations and weights are
+ * bfloat16 from the first step on (oneDNN accumulates in f32) and the output is converted back
+ * to f32; this needs a CPU with AVX512-BF16 (or AMX) to be fast. */
+int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w, int bf16) {
     *out = NULL;
     emo_plan *p = calloc(1, sizeof(emo_plan));
     if (!p) return dnnl_out_of_memory;
@@ -643,7 +671,15 @@ int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w) 
     p->h = h;
     p->w = w;
     p->input_bytes = (size_t)(n * c * h * w) * sizeof(float);
+    p->dt = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_status_t s = dnnl_stream_create(&p->stream, g_engine, dnnl_stream_default_flags);
+    if (s == dnnl_success && bf16) {
+        dnnl_dims_t d = {n, c, h, w};
+        dnnl_memory_desc_t from, to;
+        s = dnnl_memory_desc_init_by_tag(&from, 4, d, dnnl_f32, dnnl_nhwc);
+        if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&to, 4, d, dnnl_bf16, dnnl_nhwc);
+        if (s == dnnl_success) s = reorder_step(p, &from, &to);
+    }
     if (s != dnnl_success) {
         emo_plan_destroy(p);
         return s;
@@ -784,20 +820,20 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
     dnnl_dims_t src_dims = {p->n, p->c, p->h, p->w}, dst_dims = {p->n, oc, oh, ow},
                 b_dims = {oc};
     dnnl_memory_desc_t w_user, w_any, b_md;
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, src_dims, p->dt, dnnl_nhwc);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
+        st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dst_dims, p->dt, dnnl_nhwc);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a);
     if (st == dnnl_success && g == 1) {
         dnnl_dims_t wd = {oc, p->c, kh, kw};
         st = dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw);
         if (st == dnnl_success)
-            st = dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+            st = dnnl_memory_desc_init_by_tag(&w_any, 4, wd, p->dt, dnnl_format_tag_any);
     } else if (st == dnnl_success) {
         dnnl_dims_t wd = {g, oc / g, p->c / g, kh, kw};
         st = dnnl_memory_desc_init_by_tag(&w_user, 5, wd, dnnl_f32, dnnl_goihw);
         if (st == dnnl_success)
-            st = dnnl_memory_desc_init_by_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
+            st = dnnl_memory_desc_init_by_tag(&w_any, 5, wd, p->dt, dnnl_format_tag_any);
     }
     dnnl_dims_t sd = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
     dnnl_convolution_desc_t cd;
@@ -829,11 +865,11 @@ int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias, i
     int64_t ic = p->c;
     dnnl_dims_t sd = {p->n, ic}, dd = {p->n, oc}, wd = {oc, ic}, bd = {oc};
     dnnl_memory_desc_t w_user, w_any, b_md;
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 2, sd, dnnl_f32, dnnl_nc);
-    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 2, dd, dnnl_f32, dnnl_nc);
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 2, sd, p->dt, dnnl_nc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 2, dd, p->dt, dnnl_nc);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&w_user, 2, wd, dnnl_f32, dnnl_io);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&w_any, 2, wd, dnnl_f32, dnnl_format_tag_any);
+        st = dnnl_memory_desc_init_by_tag(&w_any, 2, wd, p->dt, dnnl_format_tag_any);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_a);
     dnnl_inner_product_desc_t ipd;
     if (st == dnnl_success)
@@ -871,8 +907,8 @@ int emo_plan_pool(emo_plan *p, const int64_t *kernel, const int64_t *stride,
     dnnl_dims_t sd = {p->n, p->c, p->h, p->w}, dd = {p->n, p->c, oh, ow};
     dnnl_dims_t kd = {k[0], k[1]}, sdims = {st2[0], st2[1]}, dil = {0, 0}, pl = {l[0], l[1]},
                 pr = {r[0], r[1]};
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, sd, dnnl_f32, dnnl_nhwc);
-    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dd, dnnl_f32, dnnl_nhwc);
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, sd, p->dt, dnnl_nhwc);
+    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dd, p->dt, dnnl_nhwc);
     dnnl_pooling_v2_desc_t pdsc;
     if (st == dnnl_success)
         st = dnnl_pooling_v2_forward_desc_init(
@@ -898,22 +934,11 @@ int emo_plan_pool(emo_plan *p, const int64_t *kernel, const int64_t *stride,
 int emo_plan_flatten(emo_plan *p) {
     if (p->vector) return dnnl_success;
     if (p->h * p->w > 1) {
-        emo_step *s = push_step(p);
-        if (!s) return dnnl_out_of_memory;
         dnnl_dims_t d = {p->n, p->c, p->h, p->w};
-        dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, d, dnnl_f32, dnnl_nhwc);
-        if (st == dnnl_success)
-            st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, d, dnnl_f32, dnnl_nchw);
-        dnnl_primitive_desc_t pd = NULL;
-        if (st == dnnl_success)
-            st = dnnl_reorder_primitive_desc_create(&pd, &s->src_md, g_engine, &s->dst_md,
-                                                    g_engine, NULL);
-        if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
-        if (pd) dnnl_primitive_desc_destroy(pd);
-        if (st != dnnl_success) {
-            pop_step(p);
-            return st;
-        }
+        dnnl_memory_desc_t from, to;
+        CHECK(dnnl_memory_desc_init_by_tag(&from, 4, d, p->dt, dnnl_nhwc));
+        CHECK(dnnl_memory_desc_init_by_tag(&to, 4, d, p->dt, dnnl_nchw));
+        CHECK(reorder_step(p, &from, &to));
     }
     p->c = p->c * p->h * p->w;
     p->h = p->w = 1;
@@ -923,7 +948,14 @@ int emo_plan_flatten(emo_plan *p) {
 
 /* Allocates the activation buffers and binds every step's memory. No steps may follow. */
 int emo_plan_finalize(emo_plan *p) {
-    if (p->ready || p->nsteps == 0) return dnnl_invalid_arguments;
+    if (p->ready || p->nsteps == 0 || !p->vector) return dnnl_invalid_arguments;
+    if (p->dt != dnnl_f32) {
+        dnnl_dims_t d = {p->n, p->c};
+        dnnl_memory_desc_t from, to;
+        CHECK(dnnl_memory_desc_init_by_tag(&from, 2, d, p->dt, dnnl_nc));
+        CHECK(dnnl_memory_desc_init_by_tag(&to, 2, d, dnnl_f32, dnnl_nc));
+        CHECK(reorder_step(p, &from, &to));
+    }
     size_t most = 0;
     for (int i = 0; i < p->nsteps; i++) {
         size_t b = dnnl_memory_desc_get_size(&p->steps[i].dst_md);

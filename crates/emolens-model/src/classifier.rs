@@ -47,6 +47,20 @@ impl InferenceNet {
         }
     }
 
+    /// How forward passes run, for reports and `/info`: `onednn plan (bf16)`, `onednn plan
+    /// (f32)`, or the layer-by-layer kernels (`onednn layers`, `flex layers`).
+    pub fn runtime(&self) -> String {
+        #[cfg(emolens_onednn)]
+        if let Some(engine) = self
+            .engine
+            .as_ref()
+            .filter(|_| crate::onednn::kernels::ready())
+        {
+            return format!("onednn plan ({})", engine.precision().name());
+        }
+        format!("{} layers", crate::onednn::cpu_kernels())
+    }
+
     /// Whether forward passes run on a compiled oneDNN plan.
     pub fn compiled(&self) -> bool {
         #[cfg(emolens_onednn)]
@@ -96,10 +110,10 @@ fn compile(
     if !on_cpu || !crate::onednn::kernels::ready() {
         return None;
     }
-    match net
-        .to_frozen(input)
-        .and_then(|frozen| crate::onednn::plan::Engine::new(frozen, net.macs_per_image()))
-    {
+    match net.to_frozen(input).and_then(|frozen| {
+        let precision = crate::onednn::plan::Precision::auto();
+        crate::onednn::plan::Engine::new(frozen, net.macs_per_image(), precision)
+    }) {
         Ok(engine) => Some(engine),
         Err(reason) => {
             tracing::info!(model = name, %reason, "running the model layer by layer");
@@ -144,6 +158,11 @@ impl BurnClassifier {
         self.net.compiled()
     }
 
+    /// See [`InferenceNet::runtime`].
+    pub fn runtime(&self) -> String {
+        self.net.runtime()
+    }
+
     /// Logits for `n` preprocessed images, `n x classes` row-major.
     pub fn logits(&self, inputs: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
         self.net.logits(inputs, n)
@@ -175,6 +194,10 @@ fn mirror(inputs: &[f32], width: usize) -> Vec<f32> {
 impl EmotionClassifier for BurnClassifier {
     fn meta(&self) -> &ModelMeta {
         &self.meta
+    }
+
+    fn runtime(&self) -> String {
+        self.net.runtime()
     }
 
     fn predict(&self, inputs: &[f32], n: usize) -> Result<Vec<Vec<f32>>, CoreError> {

@@ -10,7 +10,10 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use emolens_core::paths::seed_reference_dir;
-use emolens_model::onednn::{self, plan::Engine};
+use emolens_model::onednn::{
+    self,
+    plan::{Engine, Precision},
+};
 use emolens_model::{read_architecture_file, Architecture, BurnClassifier, Network};
 
 const SEPARABLE_ARCH: &str = r#"{
@@ -122,7 +125,8 @@ fn check(arch: &Architecture, channels: usize) {
     let frozen = net
         .to_frozen([channels, 48, 48])
         .expect("the network freezes");
-    let engine = Engine::new(frozen, net.macs_per_image()).expect("the plan compiles");
+    let engine =
+        Engine::new(frozen, net.macs_per_image(), Precision::F32).expect("the plan compiles");
     for n in [1usize, 3, 16] {
         let x = Tensor::<4>::random(
             [n, channels, 48, 48],
@@ -183,6 +187,15 @@ fn the_bundled_model_runs_compiled_and_agrees_with_flex() {
     let _switch = switch_lock();
     let c = BurnClassifier::from_bytes(bytes, "bundled", &Device::flex()).unwrap();
     assert!(c.compiled(), "the default model compiles to a oneDNN plan");
+    // bf16 exactly where the CPU has it natively (and EMOLENS_PRECISION does not say otherwise).
+    let bf16 = emolens_model::onednn::plan::Precision::auto() == Precision::Bf16;
+    if std::env::var_os("EMOLENS_PRECISION").is_none() {
+        assert_eq!(bf16, emolens_model::onednn::plan::cpu_has_bf16());
+    }
+    assert_eq!(
+        c.runtime(),
+        format!("onednn plan ({})", if bf16 { "bf16" } else { "f32" })
+    );
     let meta = emolens_core::EmotionClassifier::meta(&c).clone();
     let len = meta.input.len();
     let x: Vec<f32> = (0..3 * len)
@@ -193,5 +206,80 @@ fn the_bundled_model_runs_compiled_and_agrees_with_flex() {
     assert!(!c.compiled());
     let slow = c.logits(&x, 3).unwrap();
     onednn::set_enabled(true);
-    assert_close("bundled model", &slow, &fast, 1e-4);
+    // bf16 keeps 8 bits of mantissa: agreement to about 1 % of the logits' scale.
+    assert_close(
+        "bundled model",
+        &slow,
+        &fast,
+        if bf16 { 2e-2 } else { 1e-4 },
+    );
+}
+
+fn softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+/// bf16 activations and weights (f32 accumulation) against f32 on real faces: 20 FER2013 test
+/// images per class through the bundled model. Runs on any CPU (oneDNN emulates bf16 where the
+/// CPU lacks it, slowly), so the numerics are checked everywhere.
+#[test]
+fn bf16_plan_agrees_with_f32_on_real_faces() {
+    use emolens_core::paths::fer2013_dir;
+    use emolens_core::Preprocessor;
+    use emolens_model::ModelFile;
+
+    let _switch = switch_lock();
+    let bytes = emolens_model::BUNDLED_MODEL.expect("the bundled model is embedded");
+    let file = ModelFile::decode(bytes, "bundled").unwrap();
+    let spec = file.meta.input.clone();
+    let input = [spec.channels(), spec.height as usize, spec.width as usize];
+    let net = file.network(&Device::flex()).unwrap().valid();
+    let frozen = net.to_frozen(input).unwrap();
+    let macs = net.macs_per_image();
+    let full = Engine::new(frozen.clone(), macs, Precision::F32).unwrap();
+    let half = Engine::new(frozen, macs, Precision::Bf16).expect("bf16 plan compiles");
+
+    let pre = Preprocessor::new(spec);
+    let test = fer2013_dir().join("test");
+    let mut classes: Vec<_> = std::fs::read_dir(&test)
+        .unwrap_or_else(|e| panic!("{}: {e} (these tests need shared/data)", test.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    classes.sort();
+    let mut x = Vec::new();
+    let mut n = 0;
+    for class in &classes {
+        let mut files: Vec<_> = std::fs::read_dir(class)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(20) {
+            let bytes = std::fs::read(f).unwrap();
+            x.extend(pre.prepare_bytes(&bytes, &f.display().to_string()).unwrap());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 140);
+    let k = file.meta.classes.len();
+    let a = full.logits(&x, n).unwrap();
+    let b = half.logits(&x, n).unwrap();
+    let (mut agree, mut worst, mut total) = (0, 0f32, 0f32);
+    for (ra, rb) in a.chunks(k).zip(b.chunks(k)) {
+        let (pa, pb) = (softmax(ra), softmax(rb));
+        let top = |p: &[f32]| (0..k).max_by(|&i, &j| p[i].total_cmp(&p[j])).unwrap();
+        agree += usize::from(top(&pa) == top(&pb));
+        for (u, v) in pa.iter().zip(&pb) {
+            worst = worst.max((u - v).abs());
+            total += (u - v).abs();
+        }
+    }
+    let mean = total / (n * k) as f32;
+    eprintln!("bf16 vs f32 on {n} faces: top-1 agreement {agree}/{n}, mean |dp| {mean:.5}, max {worst:.4}");
+    assert!(agree * 100 >= n * 97, "top-1 agreement {agree}/{n}");
+    assert!(mean < 0.01, "mean probability difference {mean}");
+    assert!(worst < 0.15, "largest probability difference {worst}");
 }

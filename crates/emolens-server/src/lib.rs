@@ -135,6 +135,11 @@ impl AppState {
         self.crop.classifier().meta()
     }
 
+    /// How the model runs (kernels and number format).
+    pub fn runtime(&self) -> String {
+        self.crop.classifier().runtime()
+    }
+
     /// Runs blocking work (decode, inference) on the blocking pool, at most
     /// `inference_workers` at a time.
     pub async fn blocking<T, F>(&self, f: F) -> ServerResult<T>

@@ -142,6 +142,7 @@ async fn info(State(state): State<SharedState>) -> Json<Value> {
             "input": m.input,
             "metrics": m.metrics,
             "data_fingerprint": m.data_fingerprint,
+            "runtime": state.runtime(),
         },
         "database": state.db.backend(),
         "limits": {

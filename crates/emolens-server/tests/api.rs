@@ -385,6 +385,7 @@ async fn health_info_metrics_docs_and_web_pages() {
     assert_eq!(get(s.addr, "/health/live", None).await.status, 200);
     let info = get(s.addr, "/info", None).await.json();
     assert_eq!(info["model"]["classes"], json!(s.state.meta().classes));
+    assert_eq!(info["model"]["runtime"], json!(s.state.runtime()));
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(info["privacy"].as_str().unwrap().contains("not kept"));
 

@@ -28,9 +28,9 @@ pub struct SpeedReport {
     pub infer_latency_ms: f64,
     /// Which CPU kernels ran the convolutions (`onednn` or `flex`).
     pub kernels: String,
-    /// Whether inference ran on a compiled oneDNN plan (weights packed, batch norms folded,
-    /// activations fused) rather than layer by layer.
-    pub infer_compiled: bool,
+    /// How inference ran: `onednn plan (bf16|f32)` (weights packed, batch norms folded,
+    /// activations fused) or layer by layer.
+    pub infer_runtime: String,
     /// Worker threads of the kernels (rayon for flex, OpenMP for oneDNN).
     pub threads: usize,
     /// Peak resident memory of the process, in MiB (Linux only).
@@ -166,7 +166,7 @@ pub fn speed(
         infer_images_per_s: median(thr),
         infer_latency_ms: median(lat),
         kernels: emolens_model::onednn::cpu_kernels().to_string(),
-        infer_compiled: net.compiled(),
+        infer_runtime: net.runtime(),
         threads: kernel_threads(emolens_model::onednn::cpu_kernels()),
         peak_rss_mib: peak_rss_mib(),
     })

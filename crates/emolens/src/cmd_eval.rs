@@ -272,6 +272,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         data_dir: a.data.display().to_string(),
         class_map,
         flip_tta: a.flip_tta,
+        runtime: classifier.runtime(),
         seconds: started.elapsed().as_secs_f64(),
         images_per_second: cache.len() as f64 / infer_secs.max(1e-9),
         failures,

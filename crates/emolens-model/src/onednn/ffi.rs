@@ -24,6 +24,7 @@ pub struct EmoPlan {
 
 extern "C" {
     pub fn emo_dnnl_init() -> i32;
+    pub fn emo_cpu_has_bf16() -> i32;
     pub fn emo_get_threads() -> i32;
     pub fn emo_set_threads(n: i32);
 
@@ -139,7 +140,14 @@ extern "C" {
         diff_src: *mut f32,
     ) -> i32;
 
-    pub fn emo_plan_create(out: *mut *mut EmoPlan, n: i64, c: i64, h: i64, w: i64) -> i32;
+    pub fn emo_plan_create(
+        out: *mut *mut EmoPlan,
+        n: i64,
+        c: i64,
+        h: i64,
+        w: i64,
+        bf16: i32,
+    ) -> i32;
     pub fn emo_plan_destroy(p: *mut EmoPlan);
     #[allow(clippy::too_many_arguments)]
     pub fn emo_plan_conv(
