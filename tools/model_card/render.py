@@ -46,7 +46,8 @@ def section(title, m):
 
 def measured(r):
     out = ["## Measured performance (FER2013 test split)", ""]
-    out.append(f"Model `{r['model_name']}`, data `{r['data_dir']}`, `emolens eval --flip-tta` {r['flip_tta']} (the model file's own `flip_tta` applies either way), "
+    runtime = f", runtime `{r['runtime']}`" if r.get("runtime") else ""
+    out.append(f"Model `{r['model_name']}`, data `{r['data_dir']}`, `emolens eval --flip-tta` {r['flip_tta']} (the model file's own `flip_tta` applies either way){runtime}, "
                f"{r['images_per_second']:.0f} images/s over {r['seconds']:.1f} s.\n")
     for s in r["sections"]:
         out.append(section(s["title"], s["report"]))

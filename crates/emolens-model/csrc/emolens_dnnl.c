@@ -724,13 +724,22 @@ static void *copy_of(const float *src, size_t count) {
     return b;
 }
 
+/* A layer's post-ops as the Rust side passes them: see `post_ops`. */
+typedef struct {
+    int n;
+    const int *kinds;
+    const float *scale, *shift;
+} emo_post;
+
 /* Post-ops, in order. kinds[i]: 2 is a per-channel scale then shift (`oc` values each, taken in
  * turn from `scale` and `shift`: a batch norm after an activation); any other is an activation
  * (1 ReLU, 3 leaky ReLU with slope 0.2 as burn's, 4 ELU, 5 GELU, 6 SiLU, 7 sigmoid, 8 tanh,
  * 9 ReLU6). `image` picks the per-channel operand's shape. */
-static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, int npost,
-                              const int *kinds, const float *scale, const float *shift,
+static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, const emo_post *post,
                               int64_t oc, int image) {
+    int npost = post->n;
+    const int *kinds = post->kinds;
+    const float *scale = post->scale, *shift = post->shift;
     if (npost == 0) return dnnl_success;
     dnnl_post_ops_t po;
     CHECK(dnnl_post_ops_create(&po));
@@ -777,14 +786,16 @@ static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, int npost
     return st;
 }
 
-/* Creates the step's primitive from `op`, packs the user weights (`w_user_md`, `w`) into the
- * layout it chose and copies the bias. On failure the step is popped. */
-static dnnl_status_t finish_layer(emo_step *s, const_dnnl_op_desc_t op,
-                                  dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *w_user_md,
-                                  const float *w, const dnnl_memory_desc_t *b_md,
-                                  const float *bias, int64_t oc) {
+/* Creates the step's primitive from `op` with the layer's post-ops, packs the user weights
+ * (`w_user_md`, `w`) into the layout it chose and copies the bias. */
+static dnnl_status_t finish_layer(emo_step *s, const_dnnl_op_desc_t op, const emo_post *post,
+                                  int image, const dnnl_memory_desc_t *w_user_md, const float *w,
+                                  const dnnl_memory_desc_t *b_md, const float *bias, int64_t oc) {
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_primitive_desc_create(&pd, op, attr, g_engine, NULL);
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success) st = post_ops(attr, s, post, oc, image);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op, attr, g_engine, NULL);
     if (st == dnnl_success) {
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         void *packed = aligned(dnnl_memory_desc_get_size(w_md));
@@ -795,6 +806,7 @@ static dnnl_status_t finish_layer(emo_step *s, const_dnnl_op_desc_t op,
     if (st == dnnl_success && bias) st = add_const(s, DNNL_ARG_BIAS, b_md, copy_of(bias, (size_t)oc));
     if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     return st;
 }
 
@@ -808,8 +820,7 @@ static void pop_step(emo_plan *p) {
  * may be NULL. */
 int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t *stride,
                   const int64_t *pad_l, const int64_t *pad_r, int64_t g, const float *w,
-                  const float *bias, int npost, const int *kinds, const float *scale,
-                  const float *shift) {
+                  const float *bias, const emo_post *post) {
     if (p->vector || g < 1 || p->c % g || oc % g) return dnnl_invalid_arguments;
     int64_t kh = kernel[0], kw = kernel[1];
     int64_t oh = (p->h + pad_l[0] + pad_r[0] - kh) / stride[0] + 1;
@@ -841,11 +852,7 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
         st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                 dnnl_convolution_direct, &s->src_md, &w_any,
                                                 bias ? &b_md : NULL, &s->dst_md, sd, pl, pr);
-    dnnl_primitive_attr_t attr = NULL;
-    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = post_ops(attr, s, npost, kinds, scale, shift, oc, 1);
-    if (st == dnnl_success) st = finish_layer(s, &cd, attr, &w_user, w, &b_md, bias, oc);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success) st = finish_layer(s, &cd, post, 1, &w_user, w, &b_md, bias, oc);
     if (st != dnnl_success) {
         pop_step(p);
         return st;
@@ -857,8 +864,8 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
 }
 
 /* A dense layer on the current vector; weights in burn's [in, out] layout. */
-int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias, int npost,
-                   const int *kinds, const float *scale, const float *shift) {
+int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias,
+                   const emo_post *post) {
     if (!p->vector) return dnnl_invalid_arguments;
     emo_step *s = push_step(p);
     if (!s) return dnnl_out_of_memory;
@@ -875,11 +882,7 @@ int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias, i
     if (st == dnnl_success)
         st = dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &s->src_md,
                                                   &w_any, bias ? &b_md : NULL, &s->dst_md);
-    dnnl_primitive_attr_t attr = NULL;
-    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = post_ops(attr, s, npost, kinds, scale, shift, oc, 0);
-    if (st == dnnl_success) st = finish_layer(s, &ipd, attr, &w_user, w, &b_md, bias, oc);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success) st = finish_layer(s, &ipd, post, 0, &w_user, w, &b_md, bias, oc);
     if (st != dnnl_success) {
         pop_step(p);
         return st;

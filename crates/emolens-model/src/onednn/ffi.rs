@@ -16,6 +16,16 @@ pub struct EmoBn {
 pub struct EmoPool {
     _private: [u8; 0],
 }
+/// A layer's post-ops (`emo_post` in the shim): `n` codes, and the scales and shifts of the
+/// per-channel affine ones, concatenated.
+#[repr(C)]
+pub struct EmoPost {
+    pub n: i32,
+    pub kinds: *const i32,
+    pub scale: *const f32,
+    pub shift: *const f32,
+}
+
 /// A compiled inference plan (see `plan.rs`).
 #[repr(C)]
 pub struct EmoPlan {
@@ -160,21 +170,14 @@ extern "C" {
         groups: i64,
         w: *const f32,
         bias: *const f32,
-        npost: i32,
-        kinds: *const i32,
-        scale: *const f32,
-        shift: *const f32,
+        post: *const EmoPost,
     ) -> i32;
-    #[allow(clippy::too_many_arguments)]
     pub fn emo_plan_dense(
         p: *mut EmoPlan,
         oc: i64,
         w: *const f32,
         bias: *const f32,
-        npost: i32,
-        kinds: *const i32,
-        scale: *const f32,
-        shift: *const f32,
+        post: *const EmoPost,
     ) -> i32;
     pub fn emo_plan_pool(
         p: *mut EmoPlan,

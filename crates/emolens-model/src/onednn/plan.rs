@@ -81,19 +81,41 @@ fn act_code(a: Act) -> Option<i32> {
 }
 
 /// Post-ops flattened for the C side: codes, and the affine scales and shifts in order.
-fn post_args(post: &[PostOp]) -> (Vec<i32>, Vec<f32>, Vec<f32>) {
-    let (mut kinds, mut scale, mut shift) = (vec![], vec![], vec![]);
-    for op in post {
-        match op {
-            PostOp::Act(a) => kinds.extend(act_code(*a)),
-            PostOp::Affine { scale: s, shift: t } => {
-                kinds.push(2);
-                scale.extend_from_slice(s);
-                shift.extend_from_slice(t);
+struct PostArgs {
+    kinds: Vec<i32>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+}
+
+impl PostArgs {
+    fn new(post: &[PostOp]) -> PostArgs {
+        let (mut kinds, mut scale, mut shift) = (vec![], vec![], vec![]);
+        for op in post {
+            match op {
+                PostOp::Act(a) => kinds.extend(act_code(*a)),
+                PostOp::Affine { scale: s, shift: t } => {
+                    kinds.push(2);
+                    scale.extend_from_slice(s);
+                    shift.extend_from_slice(t);
+                }
             }
         }
+        PostArgs {
+            kinds,
+            scale,
+            shift,
+        }
     }
-    (kinds, scale, shift)
+
+    /// Borrows the vectors: valid while `self` lives.
+    fn raw(&self) -> ffi::EmoPost {
+        ffi::EmoPost {
+            n: self.kinds.len() as i32,
+            kinds: self.kinds.as_ptr(),
+            scale: self.scale.as_ptr(),
+            shift: self.shift.as_ptr(),
+        }
+    }
 }
 
 fn dims2(v: [usize; 2]) -> [i64; 2] {
@@ -142,7 +164,7 @@ impl Plan {
                         bias,
                         post,
                     } => {
-                        let (kinds, scale, shift) = post_args(post);
+                        let post = PostArgs::new(post);
                         ffi::emo_plan_conv(
                             plan.raw,
                             *out_channels as i64,
@@ -153,10 +175,7 @@ impl Plan {
                             *groups as i64,
                             weight.as_ptr(),
                             opt_ptr(bias),
-                            kinds.len() as i32,
-                            kinds.as_ptr(),
-                            scale.as_ptr(),
-                            shift.as_ptr(),
+                            &post.raw(),
                         )
                     }
                     Step::Dense {
@@ -165,16 +184,13 @@ impl Plan {
                         bias,
                         post,
                     } => {
-                        let (kinds, scale, shift) = post_args(post);
+                        let post = PostArgs::new(post);
                         ffi::emo_plan_dense(
                             plan.raw,
                             *units as i64,
                             weight.as_ptr(),
                             opt_ptr(bias),
-                            kinds.len() as i32,
-                            kinds.as_ptr(),
-                            scale.as_ptr(),
-                            shift.as_ptr(),
+                            &post.raw(),
                         )
                     }
                     Step::Pool {
