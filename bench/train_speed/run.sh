@@ -22,7 +22,8 @@ steps=${2:-5}
 [ -x .venv-peers/bin/python ] || scripts/setup-peers.sh
 [ -n "${EMOLENS_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p emolens
 bin=target/release/emolens
-archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_xs.json:1")
+# The original design's best network, and the bundled default model's architecture.
+archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_s.json:1")
 out=$(mktemp)
 
 emolens_run() { # label file mode batch infer_batch threads

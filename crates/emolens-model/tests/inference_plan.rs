@@ -166,6 +166,7 @@ fn arch_file(name: &str) -> Architecture {
 #[test]
 fn plan_matches_flex_on_every_supported_layer() {
     check(&arch_file("vgg_xs.json"), 1);
+    check(&arch_file("vgg_s.json"), 1);
     check(&arch_file("model_2_best.json"), 3);
     let sep = Architecture::from_value(serde_json::from_str(SEPARABLE_ARCH).unwrap()).unwrap();
     check(&sep, 1);
