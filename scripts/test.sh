@@ -7,4 +7,5 @@ scripts/install-test-deps.sh
 cargo build --release -p emolens
 cargo test --release --workspace --no-fail-fast
 # The vendored rustface (outside the workspace): its patched pyramid resize against the original.
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo test --release --manifest-path vendor/rustface/Cargo.toml --lib
+# Its own target folder: it resolves its dependencies alone, and sharing would rebuild the workspace.
+CARGO_TARGET_DIR="$PWD/target/vendor-rustface" cargo test --release --manifest-path vendor/rustface/Cargo.toml --lib
