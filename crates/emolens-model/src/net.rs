@@ -450,6 +450,16 @@ impl Network {
     }
 }
 
+/// ([top, left], [bottom, right]) padding; `None` for burn's `Same`, which emolens never builds
+/// (it turns `same` into explicit padding).
+fn pads(p: &PaddingConfig2d) -> Option<([usize; 2], [usize; 2])> {
+    match *p {
+        PaddingConfig2d::Valid => Some(([0, 0], [0, 0])),
+        PaddingConfig2d::Explicit(t, l, b, r) => Some(([t, l], [b, r])),
+        PaddingConfig2d::Same => None,
+    }
+}
+
 /// Why a network cannot be frozen (it still runs, on the layer-by-layer path).
 fn unsupported(what: &str) -> String {
     format!("{what} has no frozen inference form")
@@ -466,11 +476,7 @@ fn frozen_conv(c: &Conv2d, post: Vec<PostOp>) -> Result<Step, String> {
     if c.dilation != [1, 1] {
         return Err(unsupported("a dilated convolution"));
     }
-    let (pad_l, pad_r) = match c.padding {
-        PaddingConfig2d::Valid => ([0, 0], [0, 0]),
-        PaddingConfig2d::Explicit(t, l, b, r) => ([t, l], [b, r]),
-        PaddingConfig2d::Same => return Err(unsupported("burn's `Same` padding")),
-    };
+    let (pad_l, pad_r) = pads(&c.padding).ok_or_else(|| unsupported("burn's `Same` padding"))?;
     Ok(Step::Conv {
         out_channels: c.weight.dims()[0],
         kernel: c.kernel_size,
@@ -490,11 +496,7 @@ fn frozen_pool(
     padding: &PaddingConfig2d,
     max: bool,
 ) -> Result<Step, String> {
-    let (pad_l, pad_r) = match *padding {
-        PaddingConfig2d::Valid => ([0, 0], [0, 0]),
-        PaddingConfig2d::Explicit(t, l, b, r) => ([t, l], [b, r]),
-        PaddingConfig2d::Same => return Err(unsupported("burn's `Same` padding")),
-    };
+    let (pad_l, pad_r) = pads(padding).ok_or_else(|| unsupported("burn's `Same` padding"))?;
     Ok(Step::Pool {
         kernel,
         stride,
@@ -613,7 +615,7 @@ mod channels_last {
     use burn::nn::PaddingConfig2d;
     use burn::tensor::Tensor;
 
-    use super::{act, step, Node, Op, OpNode, X};
+    use super::{act, pads, step, Node, Op, OpNode, X};
     use crate::arch::Act;
     use crate::onednn::ops::{self, ConvSpec, PoolSpec};
 
@@ -623,15 +625,6 @@ mod channels_last {
 
     fn nhwc(t: Tensor<4>) -> Tensor<4> {
         t.permute([0, 2, 3, 1])
-    }
-
-    /// (top, left, bottom, right) padding; `None` for burn's `Same`, which we never build.
-    fn pads(p: &PaddingConfig2d) -> Option<([usize; 2], [usize; 2])> {
-        match *p {
-            PaddingConfig2d::Valid => Some(([0, 0], [0, 0])),
-            PaddingConfig2d::Explicit(t, l, b, r) => Some(([t, l], [b, r])),
-            PaddingConfig2d::Same => None,
-        }
     }
 
     fn conv(c: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {

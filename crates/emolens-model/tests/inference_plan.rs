@@ -7,8 +7,10 @@
 //! exercised (fresh batch norms are the identity). Its own test binary: the kernel switch is
 //! process-wide.
 
+mod common;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
+use common::assert_close;
 use emolens_core::paths::seed_reference_dir;
 use emolens_model::onednn::{
     self,
@@ -92,20 +94,6 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .expect("f32 data")
-}
-
-fn assert_close(what: &str, want: &[f32], got: &[f32], tol: f32) {
-    assert_eq!(want.len(), got.len(), "{what}: lengths differ");
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-2);
-    let worst = want
-        .iter()
-        .zip(got)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: max difference {worst} over scale {scale} (tolerance {tol})"
-    );
 }
 
 fn check(arch: &Architecture, channels: usize) {

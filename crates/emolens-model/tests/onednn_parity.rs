@@ -6,8 +6,10 @@
 //! layers with and without bias).
 //! Its own test binary: the kernel switch is process-wide.
 
+mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use common::assert_close;
 use emolens_model::{onednn, Architecture, Network};
 
 const ARCH: &str = r#"{
@@ -76,20 +78,6 @@ impl ModuleVisitor for Collect<'_> {
                 .expect("f32 data"),
         );
     }
-}
-
-fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-2);
-    let worst = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        worst <= tol * scale,
-        "{what}: max difference {worst} over scale {scale} (tolerance {tol})"
-    );
 }
 
 fn input(n: usize, c: usize, device: &Device) -> Tensor<4> {

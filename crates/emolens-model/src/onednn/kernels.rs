@@ -463,9 +463,39 @@ fn cached(kind: Kind, make: impl FnOnce() -> Result<Cached, i32>) -> Result<Cach
     Ok(made)
 }
 
+/// A layer primitive from the cache, made by `create` (an `emo_*_create` call that fills the
+/// handle) when missing. Sizes are element counts: source, destination, weights, outputs.
+fn cached_layer(
+    kind: Kind,
+    [src_len, dst_len, weight_len, oc]: [usize; 4],
+    bias: bool,
+    create: impl FnOnce(&mut *mut ffi::EmoLayer) -> i32,
+) -> Result<Arc<Layer>, i32> {
+    match cached(kind, || {
+        let mut raw = std::ptr::null_mut();
+        let s = create(&mut raw);
+        if s != 0 {
+            return Err(s);
+        }
+        Ok(Cached::Layer(Arc::new(Layer {
+            raw,
+            src_len,
+            dst_len,
+            weight_len,
+            oc,
+            bias,
+            exclusive: Mutex::new(()),
+        })))
+    })? {
+        Cached::Layer(l) => Ok(l),
+        _ => unreachable!("keys are typed"),
+    }
+}
+
 /// The convolution primitive for `geom` (`training` adds the backward passes).
 pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Layer>, i32> {
-    match cached(Kind::Conv(geom, training), || {
+    let sizes = [geom.src_len(), geom.dst_len(), geom.weight_len(), geom.oc];
+    cached_layer(Kind::Conv(geom, training), sizes, geom.bias, |raw| {
         let d = dims(&[
             geom.n,
             geom.ic,
@@ -478,11 +508,10 @@ pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Layer>, i32> {
             geom.kw,
             geom.groups,
         ]);
-        let mut raw = std::ptr::null_mut();
         // SAFETY: all pointers are to live arrays of the lengths the shim reads.
-        let s = unsafe {
+        unsafe {
             ffi::emo_conv_create(
-                &mut raw,
+                raw,
                 d.as_ptr(),
                 dims(&geom.stride).as_ptr(),
                 dims(&geom.pad_l).as_ptr(),
@@ -490,56 +519,31 @@ pub fn conv(geom: ConvGeom, training: bool) -> Result<Arc<Layer>, i32> {
                 geom.bias as i32,
                 training as i32,
             )
-        };
-        if s != 0 {
-            return Err(s);
         }
-        Ok(Cached::Layer(Arc::new(Layer {
-            raw,
-            src_len: geom.src_len(),
-            dst_len: geom.dst_len(),
-            weight_len: geom.weight_len(),
-            oc: geom.oc,
-            bias: geom.bias,
-            exclusive: Mutex::new(()),
-        })))
-    })? {
-        Cached::Layer(c) => Ok(c),
-        _ => unreachable!("keys are typed"),
-    }
+    })
 }
 
 /// The dense-layer primitive for `geom` (`training` adds the backward passes).
 pub fn dense(geom: DenseGeom, training: bool) -> Result<Arc<Layer>, i32> {
-    match cached(Kind::Dense(geom, training), || {
-        let mut raw = std::ptr::null_mut();
+    let sizes = [
+        geom.n * geom.ic,
+        geom.n * geom.oc,
+        geom.ic * geom.oc,
+        geom.oc,
+    ];
+    cached_layer(Kind::Dense(geom, training), sizes, geom.bias, |raw| {
         // SAFETY: plain values and an out-pointer.
-        let s = unsafe {
+        unsafe {
             ffi::emo_dense_create(
-                &mut raw,
+                raw,
                 geom.n as i64,
                 geom.ic as i64,
                 geom.oc as i64,
                 geom.bias as i32,
                 training as i32,
             )
-        };
-        if s != 0 {
-            return Err(s);
         }
-        Ok(Cached::Layer(Arc::new(Layer {
-            raw,
-            src_len: geom.n * geom.ic,
-            dst_len: geom.n * geom.oc,
-            weight_len: geom.ic * geom.oc,
-            oc: geom.oc,
-            bias: geom.bias,
-            exclusive: Mutex::new(()),
-        })))
-    })? {
-        Cached::Layer(d) => Ok(d),
-        _ => unreachable!("keys are typed"),
-    }
+    })
 }
 
 /// Batch norm over the last (channel) axis of an `[n, h, w, c]` activation.

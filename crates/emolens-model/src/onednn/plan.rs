@@ -346,7 +346,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Checks that the network compiles (at batch 1) before promising to run it.
+    /// Compiles the batch-1 plan first, so a network oneDNN cannot run is refused here.
     pub fn new(
         net: FrozenNet,
         macs_per_image: u64,
@@ -358,9 +358,13 @@ impl Engine {
             macs_per_image,
             slots: Mutex::new((Vec::new(), 0)),
         };
-        let plan =
-            kernels::threads_for_work(macs_per_image, || Plan::build(&engine.net, 1, precision))?;
-        tracing::debug!(kernels = ?plan.implementations(), "inference plan");
+        // The batch-1 plan is kept, not rebuilt on first use: single faces are the common call.
+        let plan = kernels::threads_for_work(macs_per_image, || engine.plan_for(1))?;
+        let kernels = plan
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .implementations();
+        tracing::debug!(?kernels, "inference plan");
         Ok(engine)
     }
 
