@@ -14,5 +14,5 @@ pub mod preprocess;
 pub use classifier::EmotionClassifier;
 pub use emotion::Emotion;
 pub use error::CoreError;
-pub use meta::{ColourMode, InputSpec, ModelMeta, Normalisation};
+pub use meta::{ColourMode, InputSpec, Int8Calibration, ModelMeta, Normalisation};
 pub use preprocess::{decode_image, CropBox, DecodeLimits, Preprocessor};

@@ -135,6 +135,28 @@ pub struct ModelMeta {
     /// analyze, eval, serve) answers the same way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flip_tta: bool,
+    /// With `flip_tta`, only images whose own top probability is below this are also run
+    /// mirrored; confident answers stand after one pass. Chosen on validation data by
+    /// `emolens model tune-tta`; absent, every image runs twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_tta_below: Option<f32>,
+    /// Activation ranges for 8-bit inference, measured on real images by
+    /// `emolens model quantize`. Without them the model runs in floating point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8Calibration>,
+}
+
+/// The ranges 8-bit inference quantizes to: the network's input and the output of each step
+/// of its compiled form (the order `emolens_model::frozen` lists them in), measured by running
+/// the weights in f32 on `images` real images. A range is `[min, max]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Int8Calibration {
+    /// How many images the ranges were measured on.
+    pub images: usize,
+    /// Where they came from (a folder name and its fingerprint), for the model card.
+    pub source: String,
+    pub input: [f32; 2],
+    pub steps: Vec<[f32; 2]>,
 }
 
 impl ModelMeta {
@@ -224,6 +246,8 @@ mod tests {
             training: serde_json::Value::Null,
             data_fingerprint: None,
             metrics: Default::default(),
+            flip_tta_below: None,
+            int8: None,
         };
         assert!(m.validate().unwrap_err().to_string().contains("distinct"));
     }

@@ -28,6 +28,8 @@ fn main() {
     });
     let meta = ModelMeta {
         flip_tta: false,
+        flip_tta_below: None,
+        int8: None,
         format_version: ModelMeta::FORMAT_VERSION,
         name: format!("{}-untrained", imported.arch.name),
         // FER2013's folder order, as a model trained on it by emolens would list them.

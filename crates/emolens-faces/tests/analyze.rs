@@ -31,6 +31,8 @@ impl BrightnessClassifier {
         Arc::new(BrightnessClassifier {
             meta: ModelMeta {
                 flip_tta: false,
+                flip_tta_below: None,
+                int8: None,
                 format_version: ModelMeta::FORMAT_VERSION,
                 name: "brightness".into(),
                 // Model order differs from the alphabetical one on purpose: results must follow it.

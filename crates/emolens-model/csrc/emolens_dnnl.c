@@ -36,6 +36,15 @@ int emo_cpu_has_bf16(void) {
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
+/* Whether the CPU has 8-bit dot products (AVX512-VNNI or later), as oneDNN sees it: there
+ * int8 kernels multiply four u8 x s8 pairs per 32-bit lane and instruction, twice bf16's rate.
+ * Without VNNI oneDNN's int8 kernels run on 16-bit intermediates that can saturate, so int8
+ * plans are only made where this holds. */
+int emo_cpu_has_vnni(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni;
+}
+
 int emo_dnnl_init(void) {
     int status = 0;
     pthread_mutex_lock(&g_engine_lock);
@@ -619,7 +628,9 @@ typedef struct {
     void *input, *buf[2];
     size_t input_bytes;
     dnnl_stream_t stream;
-    dnnl_data_type_t dt; /* activations and weights: f32, or bf16 (f32 accumulation) */
+    dnnl_data_type_t fdt; /* floating-point activations and weights: f32, or bf16 (f32 sums) */
+    dnnl_data_type_t dt;  /* the current activations': fdt, or u8/s8 between quantized steps */
+    float scale;          /* with u8/s8 activations: real value = scale * stored integer */
     int ready;
 } emo_plan;
 
@@ -643,20 +654,70 @@ void emo_plan_destroy(emo_plan *p) {
 static emo_step *push_step(emo_plan *p);
 static void pop_step(emo_plan *p);
 
-/* A step that converts between layouts or data types. */
-static dnnl_status_t reorder_step(emo_plan *p, const dnnl_memory_desc_t *from,
-                                  const dnnl_memory_desc_t *to) {
+/* A step that converts between layouts or data types; a non-zero `scale` multiplies every
+ * value on the way (quantizing or dequantizing), with rounding to nearest and saturation when
+ * the destination is an integer type. */
+static dnnl_status_t reorder_step_scaled(emo_plan *p, const dnnl_memory_desc_t *from,
+                                         const dnnl_memory_desc_t *to, float scale) {
     emo_step *s = push_step(p);
     if (!s) return dnnl_out_of_memory;
     s->src_md = *from;
     s->dst_md = *to;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st =
-        dnnl_reorder_primitive_desc_create(&pd, &s->src_md, g_engine, &s->dst_md, g_engine, NULL);
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success && scale != 0.0f)
+        st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &s->src_md, g_engine, &s->dst_md, g_engine,
+                                                attr);
     if (st == dnnl_success) st = dnnl_primitive_create(&s->prim, pd);
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) pop_step(p);
     return st;
+}
+
+static dnnl_status_t reorder_step(emo_plan *p, const dnnl_memory_desc_t *from,
+                                  const dnnl_memory_desc_t *to) {
+    return reorder_step_scaled(p, from, to, 0.0f);
+}
+
+static int quantized(const emo_plan *p) { return p->dt == dnnl_u8 || p->dt == dnnl_s8; }
+
+/* The current activations' descriptor with another data type. */
+static dnnl_status_t current_md(const emo_plan *p, dnnl_memory_desc_t *md, dnnl_data_type_t dt) {
+    if (p->vector) {
+        dnnl_dims_t d = {p->n, p->c};
+        return dnnl_memory_desc_init_by_tag(md, 2, d, dt, dnnl_nc);
+    }
+    dnnl_dims_t d = {p->n, p->c, p->h, p->w};
+    return dnnl_memory_desc_init_by_tag(md, 4, d, dt, dnnl_nhwc);
+}
+
+/* From here on activations are 8-bit: u8 (`is_signed` 0, for values >= 0) or s8, each the
+ * real value divided by `scale`, rounded and saturated. */
+int emo_plan_quantize(emo_plan *p, float scale, int is_signed) {
+    if (quantized(p) || !(scale > 0.0f)) return dnnl_invalid_arguments;
+    dnnl_data_type_t dt = is_signed ? dnnl_s8 : dnnl_u8;
+    dnnl_memory_desc_t from, to;
+    CHECK(current_md(p, &from, p->dt));
+    CHECK(current_md(p, &to, dt));
+    CHECK(reorder_step_scaled(p, &from, &to, 1.0f / scale));
+    p->dt = dt;
+    p->scale = scale;
+    return dnnl_success;
+}
+
+/* Back to floating-point activations (the plan's f32 or bf16). */
+int emo_plan_dequantize(emo_plan *p) {
+    if (!quantized(p)) return dnnl_invalid_arguments;
+    dnnl_memory_desc_t from, to;
+    CHECK(current_md(p, &from, p->dt));
+    CHECK(current_md(p, &to, p->fdt));
+    CHECK(reorder_step_scaled(p, &from, &to, p->scale));
+    p->dt = p->fdt;
+    return dnnl_success;
 }
 
 /* Input: n images of c x h x w, channels-last f32. With `bf16`, activations and weights are
@@ -671,7 +732,7 @@ int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w, 
     p->h = h;
     p->w = w;
     p->input_bytes = (size_t)(n * c * h * w) * sizeof(float);
-    p->dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    p->dt = p->fdt = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_status_t s = dnnl_stream_create(&p->stream, g_engine, dnnl_stream_default_flags);
     if (s == dnnl_success && bf16) {
         dnnl_dims_t d = {n, c, h, w};
@@ -736,11 +797,11 @@ typedef struct {
  * (1 ReLU, 3 leaky ReLU with slope 0.2 as burn's, 4 ELU, 5 GELU, 6 SiLU, 7 sigmoid, 8 tanh,
  * 9 ReLU6). `image` picks the per-channel operand's shape. */
 static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, const emo_post *post,
-                              int64_t oc, int image) {
+                              int64_t oc, int image, float out_mult) {
     int npost = post->n;
     const int *kinds = post->kinds;
     const float *scale = post->scale, *shift = post->shift;
-    if (npost == 0) return dnnl_success;
+    if (npost == 0 && out_mult == 0.0f) return dnnl_success;
     dnnl_post_ops_t po;
     CHECK(dnnl_post_ops_create(&po));
     dnnl_memory_desc_t md;
@@ -781,20 +842,28 @@ static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, emo_step *s, const emo
         idx++;
         affine++;
     }
+    /* A quantized output: the real result divided by the next activations' scale, last. */
+    if (st == dnnl_success && out_mult != 0.0f)
+        st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, out_mult, 0.0f);
     if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
     dnnl_post_ops_destroy(po);
     return st;
 }
 
 /* Creates the step's primitive from `op` with the layer's post-ops, packs the user weights
- * (`w_user_md`, `w`) into the layout it chose and copies the bias. */
+ * (`w_user_md`, `w`) into the layout it chose and copies the bias. A quantized layer passes
+ * its per-channel `oscales` (integer sums to real values) and `out_mult` (real values to the
+ * output's integers); others pass NULL and 0. */
 static dnnl_status_t finish_layer(emo_step *s, const_dnnl_op_desc_t op, const emo_post *post,
-                                  int image, const dnnl_memory_desc_t *w_user_md, const float *w,
-                                  const dnnl_memory_desc_t *b_md, const float *bias, int64_t oc) {
+                                  int image, const dnnl_memory_desc_t *w_user_md, const void *w,
+                                  const dnnl_memory_desc_t *b_md, const float *bias, int64_t oc,
+                                  const float *oscales, float out_mult) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = post_ops(attr, s, post, oc, image);
+    if (st == dnnl_success && oscales)
+        st = dnnl_primitive_attr_set_output_scales(attr, oc, 1 << 1, oscales);
+    if (st == dnnl_success) st = post_ops(attr, s, post, oc, image, out_mult);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op, attr, g_engine, NULL);
     if (st == dnnl_success) {
         const dnnl_memory_desc_t *w_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -816,12 +885,36 @@ static void pop_step(emo_plan *p) {
     for (int j = 0; j < s->nconst; j++) free(s->const_buf[j]);
 }
 
+/* Per-output-channel symmetric 8-bit weights: q = round(w / s), s = max|w| / 127 over the
+ * channel's `per_out` values. Fills `q` and `s`. */
+static void quantize_weights(const float *w, int64_t oc, int64_t per_out, int8_t *q, float *s) {
+    for (int64_t o = 0; o < oc; o++) {
+        const float *row = w + o * per_out;
+        float most = 0.0f;
+        for (int64_t i = 0; i < per_out; i++) {
+            float a = row[i] < 0 ? -row[i] : row[i];
+            if (a > most) most = a;
+        }
+        s[o] = most > 0.0f ? most / 127.0f : 1.0f;
+        for (int64_t i = 0; i < per_out; i++) {
+            float v = row[i] / s[o];
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            q[o * per_out + i] = (int8_t)(v < 0 ? v - 0.5f : v + 0.5f);
+        }
+    }
+}
+
 /* A convolution on the current image. Weights OIHW (groups == 1) or [oc, ic/g, kh, kw]; bias
- * may be NULL. */
+ * may be NULL. On quantized (u8/s8) activations the weights are quantized per output channel,
+ * sums are exact in 32-bit integers, and the output is quantized again with `out_scale`
+ * (`out_signed`: s8, else u8, for outputs that are never negative); on floating-point
+ * activations `out_scale` must be 0. */
 int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t *stride,
                   const int64_t *pad_l, const int64_t *pad_r, int64_t g, const float *w,
-                  const float *bias, const emo_post *post) {
+                  const float *bias, const emo_post *post, float out_scale, int out_signed) {
     if (p->vector || g < 1 || p->c % g || oc % g) return dnnl_invalid_arguments;
+    int q8 = quantized(p);
+    if (q8 != (out_scale > 0.0f)) return dnnl_invalid_arguments;
     int64_t kh = kernel[0], kw = kernel[1];
     int64_t oh = (p->h + pad_l[0] + pad_r[0] - kh) / stride[0] + 1;
     int64_t ow = (p->w + pad_l[1] + pad_r[1] - kw) / stride[1] + 1;
@@ -830,21 +923,47 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
     if (!s) return dnnl_out_of_memory;
     dnnl_dims_t src_dims = {p->n, p->c, p->h, p->w}, dst_dims = {p->n, oc, oh, ow},
                 b_dims = {oc};
+    dnnl_data_type_t out_dt = q8 ? (out_signed ? dnnl_s8 : dnnl_u8) : p->dt;
+    dnnl_data_type_t w_dt = q8 ? dnnl_s8 : p->dt, w_user_dt = q8 ? dnnl_s8 : dnnl_f32;
+    /* Quantized: integer weights and the scales that turn integer sums back into real values;
+     * the bias joins the integer sums, so it is divided by the same scales. */
+    int64_t per_out = p->c / g * kh * kw;
+    int8_t *wq = NULL;
+    float *oscales = NULL, *bias_q = NULL;
+    const void *w_user_data = w;
+    const float *b_data = bias;
+    if (q8) {
+        wq = malloc((size_t)(oc * per_out));
+        oscales = malloc((size_t)oc * sizeof(float));
+        bias_q = malloc((size_t)oc * sizeof(float));
+        if (!wq || !oscales || !bias_q) {
+            free(wq), free(oscales), free(bias_q);
+            pop_step(p);
+            return dnnl_out_of_memory;
+        }
+        quantize_weights(w, oc, per_out, wq, oscales);
+        for (int64_t o = 0; o < oc; o++) {
+            oscales[o] *= p->scale;
+            if (bias) bias_q[o] = bias[o] / oscales[o];
+        }
+        w_user_data = wq;
+        if (bias) b_data = bias_q;
+    }
     dnnl_memory_desc_t w_user, w_any, b_md;
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&s->src_md, 4, src_dims, p->dt, dnnl_nhwc);
     if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dst_dims, p->dt, dnnl_nhwc);
+        st = dnnl_memory_desc_init_by_tag(&s->dst_md, 4, dst_dims, out_dt, dnnl_nhwc);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a);
     if (st == dnnl_success && g == 1) {
         dnnl_dims_t wd = {oc, p->c, kh, kw};
-        st = dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw);
+        st = dnnl_memory_desc_init_by_tag(&w_user, 4, wd, w_user_dt, dnnl_oihw);
         if (st == dnnl_success)
-            st = dnnl_memory_desc_init_by_tag(&w_any, 4, wd, p->dt, dnnl_format_tag_any);
+            st = dnnl_memory_desc_init_by_tag(&w_any, 4, wd, w_dt, dnnl_format_tag_any);
     } else if (st == dnnl_success) {
         dnnl_dims_t wd = {g, oc / g, p->c / g, kh, kw};
-        st = dnnl_memory_desc_init_by_tag(&w_user, 5, wd, dnnl_f32, dnnl_goihw);
+        st = dnnl_memory_desc_init_by_tag(&w_user, 5, wd, w_user_dt, dnnl_goihw);
         if (st == dnnl_success)
-            st = dnnl_memory_desc_init_by_tag(&w_any, 5, wd, p->dt, dnnl_format_tag_any);
+            st = dnnl_memory_desc_init_by_tag(&w_any, 5, wd, w_dt, dnnl_format_tag_any);
     }
     dnnl_dims_t sd = {stride[0], stride[1]}, pl = {pad_l[0], pad_l[1]}, pr = {pad_r[0], pad_r[1]};
     dnnl_convolution_desc_t cd;
@@ -852,7 +971,10 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
         st = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                 dnnl_convolution_direct, &s->src_md, &w_any,
                                                 bias ? &b_md : NULL, &s->dst_md, sd, pl, pr);
-    if (st == dnnl_success) st = finish_layer(s, &cd, post, 1, &w_user, w, &b_md, bias, oc);
+    if (st == dnnl_success)
+        st = finish_layer(s, &cd, post, 1, &w_user, w_user_data, &b_md, b_data, oc, oscales,
+                          q8 ? 1.0f / out_scale : 0.0f);
+    free(wq), free(oscales), free(bias_q);
     if (st != dnnl_success) {
         pop_step(p);
         return st;
@@ -860,13 +982,17 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
     p->c = oc;
     p->h = oh;
     p->w = ow;
+    if (q8) {
+        p->dt = out_dt;
+        p->scale = out_scale;
+    }
     return dnnl_success;
 }
 
 /* A dense layer on the current vector; weights in burn's [in, out] layout. */
 int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias,
                    const emo_post *post) {
-    if (!p->vector) return dnnl_invalid_arguments;
+    if (!p->vector || quantized(p)) return dnnl_invalid_arguments;
     emo_step *s = push_step(p);
     if (!s) return dnnl_out_of_memory;
     int64_t ic = p->c;
@@ -882,7 +1008,8 @@ int emo_plan_dense(emo_plan *p, int64_t oc, const float *w, const float *bias,
     if (st == dnnl_success)
         st = dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &s->src_md,
                                                   &w_any, bias ? &b_md : NULL, &s->dst_md);
-    if (st == dnnl_success) st = finish_layer(s, &ipd, post, 0, &w_user, w, &b_md, bias, oc);
+    if (st == dnnl_success)
+        st = finish_layer(s, &ipd, post, 0, &w_user, w, &b_md, bias, oc, NULL, 0.0f);
     if (st != dnnl_success) {
         pop_step(p);
         return st;
@@ -952,6 +1079,7 @@ int emo_plan_flatten(emo_plan *p) {
 /* Allocates the activation buffers and binds every step's memory. No steps may follow. */
 int emo_plan_finalize(emo_plan *p) {
     if (p->ready || p->nsteps == 0 || !p->vector) return dnnl_invalid_arguments;
+    if (quantized(p)) CHECK(emo_plan_dequantize(p));
     if (p->dt != dnnl_f32) {
         dnnl_dims_t d = {p->n, p->c};
         dnnl_memory_desc_t from, to;
@@ -1004,6 +1132,28 @@ int emo_plan_run(emo_plan *p) {
         CHECK(dnnl_primitive_execute(p->steps[i].prim, p->stream, p->steps[i].nexec,
                                      p->steps[i].exec));
     return dnnl_stream_wait(p->stream);
+}
+
+/* A run that also widens [lo[i], hi[i]] to the range of every value step i wrote: the
+ * calibration of quantized plans. Only for f32 plans. */
+int emo_plan_run_observe(emo_plan *p, float *lo, float *hi) {
+    if (!p->ready || p->fdt != dnnl_f32) return dnnl_invalid_arguments;
+    for (int i = 0; i < p->nsteps; i++) {
+        emo_step *s = &p->steps[i];
+        CHECK(dnnl_primitive_execute(s->prim, p->stream, s->nexec, s->exec));
+        CHECK(dnnl_stream_wait(p->stream));
+        if (s->dst_md.data_type != dnnl_f32) continue;
+        const float *out = p->buf[i & 1];
+        size_t count = dnnl_memory_desc_get_size(&s->dst_md) / sizeof(float);
+        float a = lo[i], b = hi[i];
+        for (size_t j = 0; j < count; j++) {
+            if (out[j] < a) a = out[j];
+            if (out[j] > b) b = out[j];
+        }
+        lo[i] = a;
+        hi[i] = b;
+    }
+    return dnnl_success;
 }
 
 int emo_plan_steps(const emo_plan *p) { return p->nsteps; }

@@ -33,11 +33,23 @@ pub struct InferenceNet {
 impl InferenceNet {
     /// `name` labels the log line that says when a network cannot be compiled.
     pub fn new(net: Network, input: [usize; 3], device: &Device, name: &str) -> Self {
+        InferenceNet::with_int8(net, input, device, name, None)
+    }
+
+    /// As [`InferenceNet::new`], running in int8 where the CPU has VNNI when `int8` (the
+    /// model file's calibration) is given; see [`crate::onednn::plan::Precision::for_model`].
+    pub fn with_int8(
+        net: Network,
+        input: [usize; 3],
+        device: &Device,
+        name: &str,
+        int8: Option<emolens_core::Int8Calibration>,
+    ) -> Self {
         let net = net.valid();
         #[cfg(emolens_onednn)]
-        let engine = compile(&net, input, device, name);
+        let engine = compile(&net, input, device, name, int8);
         #[cfg(not(emolens_onednn))]
-        let _ = name;
+        let _ = (name, int8);
         InferenceNet {
             net,
             device: device.clone(),
@@ -103,6 +115,7 @@ fn compile(
     input: [usize; 3],
     device: &Device,
     name: &str,
+    int8: Option<emolens_core::Int8Calibration>,
 ) -> Option<crate::onednn::plan::Engine> {
     let on_cpu = Tensor::<1>::zeros([1], device)
         .try_into_primitive::<burn::backend::Flex>()
@@ -110,9 +123,19 @@ fn compile(
     if !on_cpu || !crate::onednn::kernels::ready() {
         return None;
     }
+    use crate::onednn::plan::{Engine, Precision};
+    let macs = net.macs_per_image();
     match net.to_frozen(input).and_then(|frozen| {
-        let precision = crate::onednn::plan::Precision::auto();
-        crate::onednn::plan::Engine::new(frozen, net.macs_per_image(), precision)
+        let precision = Precision::for_model(int8.is_some());
+        match int8 {
+            Some(calibration) if precision == Precision::Int8 => {
+                Engine::quantized(frozen.clone(), macs, calibration).or_else(|reason| {
+                    tracing::warn!(model = name, %reason, "int8 plan refused; running in floating point");
+                    Engine::new(frozen, macs, Precision::auto())
+                })
+            }
+            _ => Engine::new(frozen, macs, precision),
+        }
     }) {
         Ok(engine) => Some(engine),
         Err(reason) => {
@@ -146,7 +169,13 @@ impl BurnClassifier {
         let file = ModelFile::decode(bytes, source_name)?;
         let spec = &file.meta.input;
         let input = [spec.channels(), spec.height as usize, spec.width as usize];
-        let net = InferenceNet::new(file.network(device)?, input, device, source_name);
+        let net = InferenceNet::with_int8(
+            file.network(device)?,
+            input,
+            device,
+            source_name,
+            file.meta.int8.clone(),
+        );
         Ok(BurnClassifier {
             meta: file.meta,
             net,
@@ -204,18 +233,60 @@ impl EmotionClassifier for BurnClassifier {
         if n == 0 {
             return Ok(Vec::new());
         }
-        // With flip TTA the mirror images ride in the same batch, and each answer is the mean
-        // of an image's two probability vectors.
-        let batch = if self.meta.flip_tta {
-            let mut both = inputs.to_vec();
-            both.extend(mirror(inputs, self.meta.input.width as usize));
-            std::borrow::Cow::Owned(both)
-        } else {
-            std::borrow::Cow::Borrowed(inputs)
+        let k = self.meta.classes.len();
+        let width = self.meta.input.width as usize;
+        let per_image = inputs.len() / n;
+        let mut probs = match (self.meta.flip_tta, self.meta.flip_tta_below) {
+            (false, _) => self.probabilities(inputs, n)?,
+            // Every image: the mirror images ride in the same batch, and each answer is the
+            // mean of an image's two probability vectors.
+            (true, None) => {
+                let mut both = inputs.to_vec();
+                both.extend(mirror(inputs, width));
+                let p = self.probabilities(&both, 2 * n)?;
+                let (own, mirrored) = p.split_at(n * k);
+                own.iter()
+                    .zip(mirrored)
+                    .map(|(a, b)| (a + b) / 2.0)
+                    .collect()
+            }
+            // Only the images the first pass is unsure of run mirrored as well: on FER2013
+            // most answers are confident, and the second opinion changes few of those.
+            (true, Some(below)) => {
+                let mut p = self.probabilities(inputs, n)?;
+                let unsure: Vec<usize> = (0..n)
+                    .filter(|&i| {
+                        p[i * k..(i + 1) * k]
+                            .iter()
+                            .copied()
+                            .fold(f32::MIN, f32::max)
+                            < below
+                    })
+                    .collect();
+                if !unsure.is_empty() {
+                    let mirrored: Vec<f32> = unsure
+                        .iter()
+                        .flat_map(|&i| mirror(&inputs[i * per_image..(i + 1) * per_image], width))
+                        .collect();
+                    let q = self.probabilities(&mirrored, unsure.len())?;
+                    for (j, &i) in unsure.iter().enumerate() {
+                        for c in 0..k {
+                            p[i * k + c] = (p[i * k + c] + q[j * k + c]) / 2.0;
+                        }
+                    }
+                }
+                p
+            }
         };
-        let rows = if self.meta.flip_tta { 2 * n } else { n };
+        Ok(probs.chunks_mut(k).map(|row| row.to_vec()).collect())
+    }
+}
+
+impl BurnClassifier {
+    /// Softmax probabilities for `rows` images, `rows x classes` row-major.
+    fn probabilities(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>, CoreError> {
         let mut flat = self
-            .logits(&batch, rows)
+            .logits(inputs, rows)
             .map_err(|e| CoreError::Inference(e.to_string()))?;
         let k = self.meta.classes.len();
         if flat.len() != rows * k {
@@ -225,17 +296,7 @@ impl EmotionClassifier for BurnClassifier {
             )));
         }
         softmax_rows(&mut flat, k);
-        Ok((0..n)
-            .map(|i| {
-                let p = &flat[i * k..(i + 1) * k];
-                if self.meta.flip_tta {
-                    let q = &flat[(n + i) * k..(n + i + 1) * k];
-                    p.iter().zip(q).map(|(a, b)| (a + b) / 2.0).collect()
-                } else {
-                    p.to_vec()
-                }
-            })
-            .collect())
+        Ok(flat)
     }
 }
 

@@ -1,5 +1,6 @@
 //! A model file with `flip_tta` answers with the mean of the image's and its mirror's
-//! probabilities, and `ModelFile::reencode` keeps the weights while changing the metadata.
+//! probabilities (for every image, or with `flip_tta_below` only for the images the first
+//! pass is unsure of), and `ModelFile::reencode` keeps the weights while changing the metadata.
 
 use emolens_core::EmotionClassifier;
 use emolens_model::{BurnClassifier, ModelFile, BUNDLED_MODEL};
@@ -12,6 +13,7 @@ fn flip_tta_is_the_mean_over_the_mirror() {
     meta.flip_tta = false;
     let plain_bytes = file.reencode(&meta).unwrap();
     meta.flip_tta = true;
+    meta.flip_tta_below = None;
     let tta_bytes = file.reencode(&meta).unwrap();
     let device = emolens_model::inference_device();
     let plain = BurnClassifier::from_bytes(&plain_bytes, "plain", &device).unwrap();
@@ -41,6 +43,7 @@ fn flip_tta_is_the_mean_over_the_mirror() {
         }
     }
     let mirrored: Vec<f32> = x.chunks(w).flat_map(|r| r.iter().rev().copied()).collect();
+    assert_gate(&file, &x, &mirrored);
     let p = plain.predict(&x, 2).unwrap();
     let pm = plain.predict(&mirrored, 2).unwrap();
     let t = tta.predict(&x, 2).unwrap();
@@ -59,4 +62,49 @@ fn flip_tta_is_the_mean_over_the_mirror() {
     let mut bad = file.meta.clone();
     bad.classes.swap(0, 1);
     assert!(file.reencode(&bad).is_err());
+}
+
+/// The gate: with `flip_tta_below`, an image whose own top probability is below it answers with
+/// the mean over the mirror, the others with their own probabilities; 0 mirrors nothing, 1
+/// everything.
+fn assert_gate(file: &ModelFile, x: &[f32], mirrored: &[f32]) {
+    let device = emolens_model::inference_device();
+    let with = |below: Option<f32>, tta: bool| {
+        let mut meta = file.meta.clone();
+        meta.flip_tta = tta;
+        meta.flip_tta_below = below;
+        let bytes = file.reencode(&meta).unwrap();
+        BurnClassifier::from_bytes(&bytes, "gate", &device).unwrap()
+    };
+    let plain = with(None, false);
+    let p = plain.predict(x, 2).unwrap();
+    let pm = plain.predict(mirrored, 2).unwrap();
+    let top = |v: &[f32]| v.iter().copied().fold(f32::MIN, f32::max);
+    let (a, b) = (top(&p[0]), top(&p[1]));
+    assert!(
+        (a - b).abs() > 0.02,
+        "the two images need different confidences: {a} {b}"
+    );
+    let mean = |i: usize| -> Vec<f32> {
+        p[i].iter()
+            .zip(&pm[i])
+            .map(|(u, v)| (u + v) / 2.0)
+            .collect()
+    };
+    let close = |got: &[f32], want: &[f32]| got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5);
+    let unsure = if a < b { 0 } else { 1 };
+    let between = (a + b) / 2.0;
+    let gated = with(Some(between), true).predict(x, 2).unwrap();
+    assert!(
+        close(&gated[unsure], &mean(unsure)),
+        "the unsure image is mirrored"
+    );
+    assert!(
+        close(&gated[1 - unsure], &p[1 - unsure]),
+        "the confident one is not"
+    );
+    let none = with(Some(0.0), true).predict(x, 2).unwrap();
+    assert!(close(&none[0], &p[0]) && close(&none[1], &p[1]));
+    let all = with(Some(1.0), true).predict(x, 2).unwrap();
+    assert!(close(&all[0], &mean(0)) && close(&all[1], &mean(1)));
 }

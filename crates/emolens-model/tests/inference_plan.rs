@@ -14,7 +14,7 @@ use common::assert_close;
 use emolens_core::paths::seed_reference_dir;
 use emolens_model::onednn::{
     self,
-    plan::{Engine, Precision},
+    plan::{self, Engine, Precision},
 };
 use emolens_model::{read_architecture_file, Architecture, BurnClassifier, Network};
 
@@ -176,16 +176,23 @@ fn the_bundled_model_runs_compiled_and_agrees_with_flex() {
     let _switch = switch_lock();
     let c = BurnClassifier::from_bytes(bytes, "bundled", &Device::flex()).unwrap();
     assert!(c.compiled(), "the default model compiles to a oneDNN plan");
-    // bf16 exactly where the CPU has it natively (and EMOLENS_PRECISION does not say otherwise).
-    let bf16 = emolens_model::onednn::plan::Precision::auto() == Precision::Bf16;
-    if std::env::var_os("EMOLENS_PRECISION").is_none() {
-        assert_eq!(bf16, emolens_model::onednn::plan::cpu_has_bf16());
-    }
-    assert_eq!(
-        c.runtime(),
-        format!("onednn plan ({})", if bf16 { "bf16" } else { "f32" })
-    );
     let meta = emolens_core::EmotionClassifier::meta(&c).clone();
+    // The bundled model carries an int8 calibration: int8 exactly where the CPU has VNNI, else
+    // bf16 where it has native bf16 (unless EMOLENS_PRECISION says otherwise).
+    assert!(
+        meta.int8.is_some(),
+        "the bundled model is calibrated for int8"
+    );
+    let want = if plan::cpu_has_vnni() {
+        Precision::Int8
+    } else {
+        Precision::auto()
+    };
+    if std::env::var_os("EMOLENS_PRECISION").is_none() {
+        assert_eq!(Precision::for_model(true), want);
+        assert_eq!(Precision::for_model(false), Precision::auto());
+        assert_eq!(c.runtime(), format!("onednn plan ({})", want.name()));
+    }
     let len = meta.input.len();
     let x: Vec<f32> = (0..3 * len)
         .map(|i| ((i * 7919) % 255) as f32 / 255.0)
@@ -195,13 +202,14 @@ fn the_bundled_model_runs_compiled_and_agrees_with_flex() {
     assert!(!c.compiled());
     let slow = c.logits(&x, 3).unwrap();
     onednn::set_enabled(true);
-    // bf16 keeps 8 bits of mantissa: agreement to about 1 % of the logits' scale.
-    assert_close(
-        "bundled model",
-        &slow,
-        &fast,
-        if bf16 { 2e-2 } else { 1e-4 },
-    );
+    // bf16 keeps 8 bits of mantissa, int8 256 levels per activation: agreement to about 1 %
+    // and 5 % of the logits' scale (on these synthetic images, outside the calibration's data).
+    let tol = match c.runtime().as_str() {
+        r if r.contains("int8") => 6e-2,
+        r if r.contains("bf16") => 2e-2,
+        _ => 1e-4,
+    };
+    assert_close("bundled model", &slow, &fast, tol);
 }
 
 fn softmax(row: &[f32]) -> Vec<f32> {
@@ -211,51 +219,36 @@ fn softmax(row: &[f32]) -> Vec<f32> {
     e.iter().map(|v| v / sum).collect()
 }
 
-/// bf16 activations and weights (f32 accumulation) against f32 on real faces: 20 FER2013 test
-/// images per class through the bundled model. Runs on any CPU (oneDNN emulates bf16 where the
-/// CPU lacks it, slowly), so the numerics are checked everywhere.
-#[test]
-fn bf16_plan_agrees_with_f32_on_real_faces() {
+/// `per_class` FER2013 images of each class from `split`, preprocessed for the bundled model
+/// (the first files by name), as one channels-first batch.
+fn real_faces(spec: &emolens_core::InputSpec, split: &str, per_class: usize) -> (Vec<f32>, usize) {
     use emolens_core::paths::fer2013_dir;
     use emolens_core::Preprocessor;
-    use emolens_model::ModelFile;
-
-    let _switch = switch_lock();
-    let bytes = emolens_model::BUNDLED_MODEL.expect("the bundled model is embedded");
-    let file = ModelFile::decode(bytes, "bundled").unwrap();
-    let spec = file.meta.input.clone();
-    let input = [spec.channels(), spec.height as usize, spec.width as usize];
-    let net = file.network(&Device::flex()).unwrap().valid();
-    let frozen = net.to_frozen(input).unwrap();
-    let macs = net.macs_per_image();
-    let full = Engine::new(frozen.clone(), macs, Precision::F32).unwrap();
-    let half = Engine::new(frozen, macs, Precision::Bf16).expect("bf16 plan compiles");
-
-    let pre = Preprocessor::new(spec);
-    let test = fer2013_dir().join("test");
-    let mut classes: Vec<_> = std::fs::read_dir(&test)
-        .unwrap_or_else(|e| panic!("{}: {e} (these tests need shared/data)", test.display()))
+    let pre = Preprocessor::new(spec.clone());
+    let dir = fer2013_dir().join(split);
+    let mut classes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (these tests need shared/data)", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     classes.sort();
-    let mut x = Vec::new();
-    let mut n = 0;
+    let (mut x, mut n) = (Vec::new(), 0);
     for class in &classes {
         let mut files: Vec<_> = std::fs::read_dir(class)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
         files.sort();
-        for f in files.iter().take(20) {
+        for f in files.iter().take(per_class) {
             let bytes = std::fs::read(f).unwrap();
             x.extend(pre.prepare_bytes(&bytes, &f.display().to_string()).unwrap());
             n += 1;
         }
     }
-    assert_eq!(n, 140);
-    let k = file.meta.classes.len();
-    let a = full.logits(&x, n).unwrap();
-    let b = half.logits(&x, n).unwrap();
+    (x, n)
+}
+
+/// Top-1 agreement, mean and largest probability difference between two sets of logits.
+fn compare(a: &[f32], b: &[f32], k: usize) -> (usize, f32, f32) {
     let (mut agree, mut worst, mut total) = (0, 0f32, 0f32);
     for (ra, rb) in a.chunks(k).zip(b.chunks(k)) {
         let (pa, pb) = (softmax(ra), softmax(rb));
@@ -266,9 +259,81 @@ fn bf16_plan_agrees_with_f32_on_real_faces() {
             total += (u - v).abs();
         }
     }
-    let mean = total / (n * k) as f32;
+    (agree, total / a.len() as f32, worst)
+}
+
+/// The bundled model's file, network and compiled form.
+fn bundled() -> (
+    emolens_model::ModelFile,
+    emolens_model::frozen::FrozenNet,
+    u64,
+) {
+    let bytes = emolens_model::BUNDLED_MODEL.expect("the bundled model is embedded");
+    let file = emolens_model::ModelFile::decode(bytes, "bundled").unwrap();
+    let spec = &file.meta.input;
+    let input = [spec.channels(), spec.height as usize, spec.width as usize];
+    let net = file.network(&Device::flex()).unwrap().valid();
+    let frozen = net.to_frozen(input).unwrap();
+    let macs = net.macs_per_image();
+    (file, frozen, macs)
+}
+
+/// bf16 activations and weights (f32 accumulation) against f32 on real faces: 20 FER2013 test
+/// images per class through the bundled model. Runs on any CPU (oneDNN emulates bf16 where the
+/// CPU lacks it, slowly), so the numerics are checked everywhere.
+#[test]
+fn bf16_plan_agrees_with_f32_on_real_faces() {
+    let _switch = switch_lock();
+    let (file, frozen, macs) = bundled();
+    let full = Engine::new(frozen.clone(), macs, Precision::F32).unwrap();
+    let half = Engine::new(frozen, macs, Precision::Bf16).expect("bf16 plan compiles");
+    let (x, n) = real_faces(&file.meta.input, "test", 20);
+    assert_eq!(n, 140);
+    let k = file.meta.classes.len();
+    let (agree, mean, worst) = compare(
+        &full.logits(&x, n).unwrap(),
+        &half.logits(&x, n).unwrap(),
+        k,
+    );
     eprintln!("bf16 vs f32 on {n} faces: top-1 agreement {agree}/{n}, mean |dp| {mean:.5}, max {worst:.4}");
     assert!(agree * 100 >= n * 97, "top-1 agreement {agree}/{n}");
     assert!(mean < 0.01, "mean probability difference {mean}");
     assert!(worst < 0.15, "largest probability difference {worst}");
+}
+
+/// int8 (calibrated on training faces) against f32 on test faces the calibration never saw.
+/// oneDNN runs int8 on any x86-64 CPU, so the numerics are checked everywhere; a wrong scale,
+/// bias or sign anywhere in the 8-bit path moves most answers.
+#[test]
+fn int8_plan_calibrated_on_train_faces_agrees_with_f32_on_test_faces() {
+    let _switch = switch_lock();
+    let (file, frozen, macs) = bundled();
+    let (train, m) = real_faces(&file.meta.input, "train", 30);
+    let cal = emolens_model::onednn::plan::calibrate(&frozen, &train, m, "fer2013 train")
+        .expect("calibration runs");
+    assert_eq!(cal.images, 210);
+    assert_eq!(cal.steps.len(), frozen.steps.len());
+    assert!(
+        cal.input[0] >= 0.0 && cal.input[1] <= 1.0,
+        "{:?}",
+        cal.input
+    );
+    let full = Engine::new(frozen.clone(), macs, Precision::F32).unwrap();
+    let int8 = Engine::quantized(frozen, macs, cal).expect("int8 plan compiles");
+    assert_eq!(int8.precision(), Precision::Int8);
+    let (x, n) = real_faces(&file.meta.input, "test", 20);
+    let k = file.meta.classes.len();
+    let reference = full.logits(&x, n).unwrap();
+    // One image at a time and the whole batch must give the same answers.
+    let batch = int8.logits(&x, n).unwrap();
+    let per = x.len() / n;
+    let single: Vec<f32> = (0..n)
+        .flat_map(|i| int8.logits(&x[i * per..(i + 1) * per], 1).unwrap())
+        .collect();
+    assert_close("int8 batch vs single", &batch, &single, 1e-5);
+    let (agree, mean, worst) = compare(&reference, &batch, k);
+    eprintln!("int8 vs f32 on {n} faces: top-1 agreement {agree}/{n}, mean |dp| {mean:.5}, max {worst:.4}");
+    assert!(agree * 100 >= n * 95, "top-1 agreement {agree}/{n}");
+    assert!(mean < 0.015, "mean probability difference {mean}");
+    assert!(worst < 0.3, "largest probability difference {worst}");
 }

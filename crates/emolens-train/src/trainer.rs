@@ -345,6 +345,8 @@ pub fn model_meta(
 ) -> ModelMeta {
     ModelMeta {
         flip_tta: false,
+        flip_tta_below: None,
+        int8: None,
         format_version: ModelMeta::FORMAT_VERSION,
         name: name.to_string(),
         classes: classes.to_vec(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use emolens_core::{ColourMode, DecodeLimits, Normalisation, Preprocessor};
 use emolens_data::AugmentConfig;
+use emolens_model::burn::module::Module;
 use emolens_model::{load_classifier, read_architecture_file};
 use emolens_train::sweep::{run_sweep, SweepGrid};
 use emolens_train::{
@@ -176,6 +177,10 @@ pub enum ModelCommand {
         /// probabilities, in every command that uses the model.
         #[arg(long)]
         flip_tta: Option<bool>,
+        /// With flip TTA, mirror only images whose top probability is below this (0-1);
+        /// `none`: every image. `emolens model tune-tta` picks it on validation data.
+        #[arg(long, value_parser = parse_threshold)]
+        flip_tta_below: Option<Option<f32>>,
         /// A new model name.
         #[arg(long)]
         name: Option<String>,
@@ -183,6 +188,340 @@ pub enum ModelCommand {
         #[arg(long = "metric", value_parser = parse_metric)]
         metrics: Vec<(String, f64)>,
     },
+    /// Picks the flip-TTA gate on validation images: each image runs once and mirrored, and
+    /// for each threshold the accuracy of mirroring only the images whose own top probability
+    /// is below it is printed with the share that needs the second pass. The lowest threshold
+    /// within --tolerance of mirroring every image is chosen (and written with --out).
+    TuneTta {
+        /// Model file to read; the bundled model when omitted.
+        file: Option<PathBuf>,
+        /// Dataset folder or manifest; its valid split is used (carved from train with
+        /// --valid-fraction and --seed as training does, when it has none).
+        #[arg(long, env = "EMOLENS_DATA")]
+        data: PathBuf,
+        /// Fraction of train carved into validation when the dataset has no valid split.
+        #[arg(long, env = "EMOLENS_VALID_FRACTION", default_value_t = 0.1)]
+        valid_fraction: f32,
+        /// Seed of that carve: the model's training seed, so validation images are unseen.
+        #[arg(long, env = "EMOLENS_SEED", default_value_t = 42)]
+        seed: u64,
+        /// Accuracy the gate may give up against mirroring every image.
+        #[arg(long, default_value_t = 0.001)]
+        tolerance: f64,
+        /// Write the model with flip TTA on and the chosen gate here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Writes a copy of a model file that runs in 8 bits where the CPU has VNNI: the network
+    /// runs in f32 on real images (use training images, never test images) and the range of
+    /// every layer's output is stored in the file. The weights stay as they are; f32 and bf16
+    /// remain available with EMOLENS_PRECISION.
+    Quantize {
+        /// Model file to read; the bundled model when omitted.
+        file: Option<PathBuf>,
+        /// Folder of calibration images (searched recursively, e.g. a dataset's train split).
+        #[arg(long, env = "EMOLENS_CALIBRATION_DATA")]
+        data: PathBuf,
+        /// How many images to calibrate on, spread evenly over the folder's sorted files.
+        #[arg(long, env = "EMOLENS_CALIBRATION_IMAGES", default_value_t = 2000)]
+        images: usize,
+        /// Where to write the new file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Image files under `dir`, recursively, sorted by path.
+fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("{}: cannot read", d.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "jpg" | "jpeg" | "png" | "bmp"
+                )
+            }) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a model file, or the bundled model: its bytes and a name for messages.
+fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
+    Ok(match file {
+        Some(p) => (
+            std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            emolens_model::BUNDLED_MODEL
+                .context("this build has no bundled model; give a model file")?
+                .to_vec(),
+            "bundled".to_string(),
+        ),
+    })
+}
+
+fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> anyhow::Result<()> {
+    if images == 0 {
+        bail!("--images must be at least 1");
+    }
+    let (bytes, name) = model_bytes(&file)?;
+    let f = emolens_model::ModelFile::decode(&bytes, &name)?;
+    let files = image_files(data)?;
+    if files.is_empty() {
+        bail!("{}: no images (jpg, png, bmp) found; give a folder of faces, e.g. a dataset's train split", data.display());
+    }
+    // Evenly spread over the sorted list, so every class folder contributes.
+    let step = (files.len() as f64 / images.min(files.len()) as f64).max(1.0);
+    let picked: Vec<&PathBuf> = (0..images.min(files.len()))
+        .map(|i| &files[(i as f64 * step) as usize])
+        .collect();
+    let pre = Preprocessor::new(f.meta.input.clone());
+    let mut x = Vec::with_capacity(picked.len() * f.meta.input.len());
+    let (mut used, mut skipped) = (0usize, 0usize);
+    for p in &picked {
+        let read = std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| {
+            pre.prepare_bytes(&b, &p.display().to_string())
+                .map_err(|e| e.to_string())
+        });
+        match read {
+            Ok(v) => {
+                x.extend(v);
+                used += 1;
+            }
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "skipped a calibration image");
+                skipped += 1;
+            }
+        }
+    }
+    if used == 0 {
+        bail!(
+            "{}: none of the {} picked images could be read",
+            data.display(),
+            picked.len()
+        );
+    }
+    let spec = &f.meta.input;
+    let input = [spec.channels(), spec.height as usize, spec.width as usize];
+    let net = f.network(&emolens_model::burn::tensor::Device::flex())?;
+    let frozen = net
+        .valid()
+        .to_frozen(input)
+        .map_err(|r| anyhow::anyhow!("{name}: this network cannot run in 8 bits: {r}"))?;
+    let source = format!(
+        "{} ({used} of {} images, every {:.1}th by path{})",
+        data.display(),
+        files.len(),
+        step,
+        if skipped > 0 {
+            format!(", {skipped} unreadable skipped")
+        } else {
+            String::new()
+        }
+    );
+    let cal = emolens_model::onednn::plan::calibrate(&frozen, &x, used, &source)
+        .map_err(|e| anyhow::anyhow!("{name}: calibration failed: {e}"))?;
+    let mut meta = f.meta.clone();
+    meta.int8 = Some(cal);
+    std::fs::write(out, f.reencode(&meta)?)
+        .with_context(|| format!("{}: cannot write", out.display()))?;
+    eprintln!(
+        "wrote {} (int8 calibration on {used} images)",
+        out.display()
+    );
+    Ok(())
+}
+
+fn parse_threshold(s: &str) -> Result<Option<f32>, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(Some(v)),
+        _ => Err(format!(
+            "`{s}`: give a probability between 0 and 1, or `none`"
+        )),
+    }
+}
+
+/// Accuracy and mirrored share of the flip-TTA gate at each threshold, from every image's own
+/// (`p`) and mirrored (`q`) probabilities, `k` classes a row.
+fn gate_table(
+    p: &[f32],
+    q: &[f32],
+    labels: &[usize],
+    k: usize,
+    thresholds: &[f32],
+) -> Vec<(f32, f64, f64)> {
+    let top = |row: &[f32]| {
+        (0..k)
+            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+            .unwrap_or(0)
+    };
+    let n = labels.len();
+    thresholds
+        .iter()
+        .map(|&t| {
+            let (mut right, mut mirrored) = (0usize, 0usize);
+            for (i, &label) in labels.iter().enumerate() {
+                let own = &p[i * k..(i + 1) * k];
+                let answer = if own.iter().copied().fold(f32::MIN, f32::max) < t {
+                    mirrored += 1;
+                    let mean: Vec<f32> = own
+                        .iter()
+                        .zip(&q[i * k..(i + 1) * k])
+                        .map(|(a, b)| a + b)
+                        .collect();
+                    top(&mean)
+                } else {
+                    top(own)
+                };
+                right += usize::from(answer == label);
+            }
+            (t, right as f64 / n as f64, mirrored as f64 / n as f64)
+        })
+        .collect()
+}
+
+fn tune_tta(
+    file: Option<PathBuf>,
+    data: &Path,
+    valid_fraction: f32,
+    seed: u64,
+    tolerance: f64,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let (bytes, name) = model_bytes(&file)?;
+    let f = emolens_model::ModelFile::decode(&bytes, &name)?;
+    let splits = emolens_data::open_for_training(data, valid_fraction, seed)?;
+    if splits.valid.is_empty() {
+        bail!(
+            "{}: no validation images (give a dataset with a valid split, or --valid-fraction > 0)",
+            data.display()
+        );
+    }
+    // Dataset classes to the model's outputs, by name: a model's class order is its own.
+    let to_model: Vec<Option<usize>> = splits
+        .classes
+        .iter()
+        .map(|c| f.meta.classes.iter().position(|m| m == c))
+        .collect();
+    let c = emolens_model::BurnClassifier::from_bytes(
+        &bytes,
+        &name,
+        &emolens_model::inference_device(),
+    )?;
+    let pre = Preprocessor::new(f.meta.input.clone());
+    let width = f.meta.input.width as usize;
+    let k = f.meta.classes.len();
+    let (mut p, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let bar = indicatif::ProgressBar::new(splits.valid.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    for chunk in splits.valid.chunks(64) {
+        let (mut x, mut rows) = (Vec::new(), 0);
+        for s in chunk {
+            let Some(label) = to_model[s.class] else {
+                continue;
+            };
+            let read = std::fs::read(&s.path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    pre.prepare_bytes(&b, &s.path.display().to_string())
+                        .map_err(|e| e.to_string())
+                });
+            match read {
+                Ok(v) => {
+                    x.extend(v);
+                    labels.push(label);
+                    rows += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(file = %s.path.display(), error = %e, "skipped a validation image")
+                }
+            }
+        }
+        bar.inc(chunk.len() as u64);
+        if rows == 0 {
+            continue;
+        }
+        let mirrored: Vec<f32> = x
+            .chunks(width)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect();
+        for (input, dest) in [(&x, &mut p), (&mirrored, &mut q)] {
+            let mut logits = c.logits(input, rows)?;
+            for row in logits.chunks_mut(k) {
+                let max = row.iter().copied().fold(f32::MIN, f32::max);
+                let sum: f32 = row
+                    .iter_mut()
+                    .map(|v| {
+                        *v = (*v - max).exp();
+                        *v
+                    })
+                    .sum();
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+            dest.extend(logits);
+        }
+    }
+    bar.finish_and_clear();
+    if labels.is_empty() {
+        bail!(
+            "{}: none of the validation images could be read or matched the model's classes",
+            data.display()
+        );
+    }
+    let thresholds: Vec<f32> = (0..=20).map(|i| i as f32 * 0.05).chain([1.01]).collect();
+    let table = gate_table(&p, &q, &labels, k, &thresholds);
+    let always = table.last().expect("thresholds").1;
+    let chosen = table
+        .iter()
+        .position(|(_, acc, _)| *acc >= always - tolerance)
+        .expect("mirroring everything meets its own accuracy");
+    println!(
+        "validation images: {} ({}), runtime {}",
+        labels.len(),
+        data.display(),
+        c.runtime()
+    );
+    println!("{:>9} {:>9} {:>9}", "below", "accuracy", "mirrored");
+    for (i, (t, acc, share)) in table.iter().enumerate() {
+        let label = if *t > 1.0 {
+            "always".to_string()
+        } else {
+            format!("{t:.2}")
+        };
+        let mark = if i == chosen { "  <- chosen" } else { "" };
+        println!("{label:>9} {acc:>9.4} {share:>9.3}{mark}");
+    }
+    let chosen = table[chosen].0;
+    if let Some(out) = out {
+        let mut meta = f.meta.clone();
+        meta.flip_tta = true;
+        meta.flip_tta_below = (chosen <= 1.0).then_some(chosen);
+        std::fs::write(&out, f.reencode(&meta)?)
+            .with_context(|| format!("{}: cannot write", out.display()))?;
+        eprintln!(
+            "wrote {} (flip TTA below {:?})",
+            out.display(),
+            meta.flip_tta_below
+        );
+    }
+    Ok(())
 }
 
 fn parse_metric(s: &str) -> Result<(String, f64), String> {
@@ -198,25 +537,29 @@ fn parse_metric(s: &str) -> Result<(String, f64), String> {
 pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
     match c {
         ModelCommand::Info { file } => {
-            let (bytes, name) = match &file {
-                Some(p) => (
-                    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
-                    p.display().to_string(),
-                ),
-                None => (
-                    emolens_model::BUNDLED_MODEL
-                        .context("this build has no bundled model; give a model file")?
-                        .to_vec(),
-                    "bundled".to_string(),
-                ),
-            };
+            let (bytes, name) = model_bytes(&file)?;
             let f = emolens_model::ModelFile::decode(&bytes, &name)?;
             println!("{}", serde_json::to_string_pretty(&f.meta)?);
         }
+        ModelCommand::TuneTta {
+            file,
+            data,
+            valid_fraction,
+            seed,
+            tolerance,
+            out,
+        } => tune_tta(file, &data, valid_fraction, seed, tolerance, out)?,
+        ModelCommand::Quantize {
+            file,
+            data,
+            images,
+            out,
+        } => quantize(file, &data, images, &out)?,
         ModelCommand::Set {
             file,
             out,
             flip_tta,
+            flip_tta_below,
             name,
             metrics,
         } => {
@@ -226,6 +569,9 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
             let mut meta = f.meta.clone();
             if let Some(t) = flip_tta {
                 meta.flip_tta = t;
+            }
+            if let Some(t) = flip_tta_below {
+                meta.flip_tta_below = t;
             }
             if let Some(n) = name {
                 meta.name = n;

@@ -40,6 +40,8 @@ fn model_args(dir: &Path) -> Vec<String> {
     let net = emolens_model::Network::new(&arch, 1, 48, 48, &device).unwrap();
     let meta = ModelMeta {
         flip_tta: false,
+        flip_tta_below: None,
+        int8: None,
         format_version: ModelMeta::FORMAT_VERSION,
         name: "cli-test-untrained".into(),
         // Not alphabetical, so the output must follow the file's order.

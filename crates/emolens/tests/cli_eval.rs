@@ -30,6 +30,8 @@ fn write_model(dir: &Path) -> PathBuf {
     let net = Network::new(&im.arch, 1, 48, 48, &device).unwrap();
     let meta = ModelMeta {
         flip_tta: false,
+        flip_tta_below: None,
+        int8: None,
         format_version: ModelMeta::FORMAT_VERSION,
         name: "model_1_concept_untrained".into(),
         classes: [

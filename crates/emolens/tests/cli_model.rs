@@ -198,3 +198,126 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     let bad = results.iter().find(|r| r["status"] == "error").unwrap();
     assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
 }
+
+/// `emolens model quantize` and `model tune-tta` on a small real subset: the int8 calibration
+/// and the flip-TTA gate land in the written file, `predict` runs it, and bad input gets a clear
+/// error instead of a model.
+#[test]
+fn quantize_and_tune_tta_write_a_model_predict_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for class in [
+        "angry", "happy", "neutral", "sad", "surprise", "fear", "disgust",
+    ] {
+        let dst = data.join("train").join(class);
+        std::fs::create_dir_all(&dst).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(fer().join("train").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(5) {
+            std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    // An unreadable image is skipped with a warning, not fatal.
+    std::fs::write(data.join("train/happy/broken.jpg"), b"not a jpeg").unwrap();
+
+    let quantized = tmp.path().join("q.emolens");
+    let out = emolens()
+        .args(["model", "quantize", "--images", "20", "--data"])
+        .arg(data.join("train"))
+        .arg("--out")
+        .arg(&quantized)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = emolens()
+        .args(["model", "info"])
+        .arg(&quantized)
+        .output()
+        .unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let cal = &meta["int8"];
+    let images = cal["images"].as_u64().unwrap();
+    assert!((19..=20).contains(&images), "{cal}");
+    assert_eq!(cal["input"], serde_json::json!([0.0, 1.0]));
+    let steps = cal["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    for r in steps {
+        let (lo, hi) = (r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
+        assert!(lo <= hi && hi > 0.0, "{r}");
+    }
+
+    let gated = tmp.path().join("g.emolens");
+    let out = emolens()
+        .args(["model", "tune-tta"])
+        .arg(&quantized)
+        .arg("--data")
+        .arg(&data)
+        .args(["--valid-fraction", "0.4", "--out"])
+        .arg(&gated)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    // 2 of 5 per class, 2 of 6 for happy; the broken file is skipped if it was carved.
+    assert!(
+        table.contains("validation images: 14") || table.contains("validation images: 13"),
+        "{table}"
+    );
+    assert_eq!(table.matches("<- chosen").count(), 1, "{table}");
+    let info = emolens()
+        .args(["model", "info"])
+        .arg(&gated)
+        .output()
+        .unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(meta["flip_tta"], true);
+    assert!(meta["int8"].is_object(), "the calibration is kept");
+
+    let out = emolens()
+        .env("EMOLENS_PRECISION", "int8")
+        .args(["predict", "--json", "--model"])
+        .arg(&gated)
+        .arg(data.join("train/happy"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    assert_eq!(results.iter().filter(|r| r["status"] == "ok").count(), 5);
+
+    // No images, and a gate outside [0, 1]: refused, naming the input.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = emolens()
+        .args(["model", "quantize", "--data"])
+        .arg(&empty)
+        .arg("--out")
+        .arg(tmp.path().join("x.emolens"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no images"), "{err}");
+    assert!(!tmp.path().join("x.emolens").exists());
+    let out = emolens()
+        .args(["model", "set", "--flip-tta-below", "2", "--out"])
+        .arg(tmp.path().join("y.emolens"))
+        .arg(&gated)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("between 0 and 1"),
+        "{err}"
+    );
+}

@@ -35,6 +35,7 @@ pub struct EmoPlan {
 extern "C" {
     pub fn emo_dnnl_init() -> i32;
     pub fn emo_cpu_has_bf16() -> i32;
+    pub fn emo_cpu_has_vnni() -> i32;
     pub fn emo_get_threads() -> i32;
     pub fn emo_set_threads(n: i32);
 
@@ -171,7 +172,11 @@ extern "C" {
         w: *const f32,
         bias: *const f32,
         post: *const EmoPost,
+        out_scale: f32,
+        out_signed: i32,
     ) -> i32;
+    pub fn emo_plan_quantize(p: *mut EmoPlan, scale: f32, is_signed: i32) -> i32;
+    pub fn emo_plan_dequantize(p: *mut EmoPlan) -> i32;
     pub fn emo_plan_dense(
         p: *mut EmoPlan,
         oc: i64,
@@ -193,6 +198,7 @@ extern "C" {
     pub fn emo_plan_input(p: *mut EmoPlan) -> *mut f32;
     pub fn emo_plan_output(p: *const EmoPlan, rows: *mut i64, cols: *mut i64) -> *const f32;
     pub fn emo_plan_run(p: *mut EmoPlan) -> i32;
+    pub fn emo_plan_run_observe(p: *mut EmoPlan, lo: *mut f32, hi: *mut f32) -> i32;
     pub fn emo_plan_steps(p: *const EmoPlan) -> i32;
     pub fn emo_plan_step_impl(p: *const EmoPlan, i: i32) -> *const c_char;
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::{ffi, kernels};
 use crate::arch::Act;
 use crate::frozen::{FrozenNet, PostOp, Step};
+use emolens_core::Int8Calibration;
 
 /// The number format of a plan's activations and weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +18,17 @@ pub enum Precision {
     /// bfloat16 storage and multiplication with f32 accumulation: about twice the arithmetic
     /// rate on CPUs with AVX512-BF16, at the cost of 8 bits of mantissa per activation.
     Bf16,
+    /// 8-bit activations and per-channel 8-bit weights in the convolutions, exact 32-bit
+    /// integer sums, the rest in f32: twice bf16's rate on CPUs with AVX512-VNNI. Needs the
+    /// activation ranges of an [`Int8Calibration`] (`emolens model quantize`).
+    Int8,
 }
 
 impl Precision {
-    /// bf16 where the CPU multiplies it natively, f32 elsewhere; `EMOLENS_PRECISION` (`f32`
-    /// or `bf16`) overrides. On the bundled model bf16 changes FER2013 test accuracy by one
-    /// image in 7,178 (see MODEL_CARD.md) and halves inference time on AVX512-BF16 CPUs.
+    /// The floating-point format: bf16 where the CPU multiplies it natively, f32 elsewhere;
+    /// `EMOLENS_PRECISION` (`f32` or `bf16`) overrides. On the bundled model bf16 changes
+    /// FER2013 test accuracy by a few images in 7,178 (see MODEL_CARD.md) and halves
+    /// inference time on AVX512-BF16 CPUs.
     pub fn auto() -> Precision {
         match std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase()) {
             Ok(v) if v == "bf16" => Precision::Bf16,
@@ -32,10 +38,31 @@ impl Precision {
         }
     }
 
+    /// The format for a model with (`calibrated`) or without int8 calibration: int8 where the
+    /// model is calibrated and the CPU has VNNI, else [`Precision::auto`]. `EMOLENS_PRECISION`
+    /// (`f32`, `bf16` or `int8`) overrides; `int8` on a model without calibration falls back,
+    /// with a warning.
+    pub fn for_model(calibrated: bool) -> Precision {
+        let asked = std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase());
+        match asked.as_deref() {
+            Ok("int8") if calibrated => Precision::Int8,
+            Ok("int8") => {
+                tracing::warn!(
+                    "EMOLENS_PRECISION=int8 but the model has no int8 calibration (run `emolens model quantize`); using floating point"
+                );
+                Precision::auto()
+            }
+            Ok("f32" | "bf16") => Precision::auto(),
+            _ if calibrated && cpu_has_vnni() => Precision::Int8,
+            _ => Precision::auto(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         }
     }
 }
@@ -46,12 +73,35 @@ pub fn cpu_has_bf16() -> bool {
     kernels::ready() && unsafe { ffi::emo_cpu_has_bf16() } != 0
 }
 
+/// Whether the CPU has 8-bit dot products (AVX512-VNNI or later), as oneDNN sees it.
+pub fn cpu_has_vnni() -> bool {
+    // SAFETY: a pure query of the CPU's features.
+    kernels::ready() && unsafe { ffi::emo_cpu_has_vnni() } != 0
+}
+
+/// The 8-bit format of a range: u8 for ranges that never go below zero (after a ReLU), s8
+/// otherwise; the scale maps the largest magnitude to the format's largest integer.
+fn int8_format(range: [f32; 2]) -> (f32, bool) {
+    let signed = range[0] < 0.0;
+    let most = range[0].abs().max(range[1].abs());
+    let top = if signed { 127.0 } else { 255.0 };
+    let scale = if most > 0.0 && most.is_finite() {
+        most / top
+    } else {
+        1.0
+    };
+    (scale, signed)
+}
+
 /// One compiled network for `n` images.
 pub struct Plan {
     raw: *mut ffi::EmoPlan,
     n: usize,
     input: [usize; 3],
     classes: usize,
+    /// The plan's step count after each network step (a network step adds one oneDNN step,
+    /// or none, or a conversion before its own), to find a network step's output.
+    ends: Vec<usize>,
 }
 
 // SAFETY: a plan is only used through `&mut` (one thread at a time); oneDNN objects may move
@@ -128,11 +178,30 @@ fn opt_ptr(v: &Option<Vec<f32>>) -> *const f32 {
 
 impl Plan {
     /// Compiles `net` for batches of `n`. Fails (with oneDNN's status) when a step has no
-    /// kernel here; callers then run the network layer by layer.
-    pub fn build(net: &FrozenNet, n: usize, precision: Precision) -> Result<Plan, String> {
+    /// kernel here; callers then run the network layer by layer. [`Precision::Int8`] needs
+    /// `int8`, the ranges the convolutions quantize their inputs and outputs to; max pooling
+    /// stays in 8 bits and everything else runs in f32.
+    pub fn build(
+        net: &FrozenNet,
+        n: usize,
+        precision: Precision,
+        int8: Option<&Int8Calibration>,
+    ) -> Result<Plan, String> {
         if !kernels::ready() {
             return Err("oneDNN is not available".into());
         }
+        let ranges = match (precision, int8) {
+            (Precision::Int8, Some(c)) if c.steps.len() == net.steps.len() => Some(c),
+            (Precision::Int8, Some(c)) => {
+                return Err(format!(
+                    "the int8 calibration has {} step ranges but the network has {} steps; calibrate again with `emolens model quantize`",
+                    c.steps.len(),
+                    net.steps.len()
+                ))
+            }
+            (Precision::Int8, None) => return Err("int8 needs a calibration".into()),
+            _ => None,
+        };
         let [c, h, w] = net.input;
         let mut raw = std::ptr::null_mut();
         // SAFETY: plain values in, a handle out.
@@ -147,8 +216,40 @@ impl Plan {
             n,
             input: net.input,
             classes: 0,
+            ends: Vec::with_capacity(net.steps.len()),
         };
+        let mut quantized = false;
         for (i, step) in net.steps.iter().enumerate() {
+            // The 8-bit region: convolutions and max pooling between them.
+            if let Some(cal) = ranges {
+                let int8_step = matches!(step, Step::Conv { .. } | Step::Pool { max: true, .. });
+                let status = match (quantized, int8_step) {
+                    (false, true) if matches!(step, Step::Conv { .. }) => {
+                        let range = if i == 0 { cal.input } else { cal.steps[i - 1] };
+                        let (scale, signed) = int8_format(range);
+                        quantized = true;
+                        // SAFETY: a plan under construction.
+                        unsafe { ffi::emo_plan_quantize(plan.raw, scale, i32::from(signed)) }
+                    }
+                    (true, false) => {
+                        quantized = false;
+                        // SAFETY: a plan under construction, on 8-bit activations.
+                        unsafe { ffi::emo_plan_dequantize(plan.raw) }
+                    }
+                    _ => 0,
+                };
+                if status != 0 {
+                    return Err(format!(
+                        "converting the input of step {i} between f32 and int8 failed (status {status})"
+                    ));
+                }
+            }
+            let (out_scale, out_signed) = match ranges {
+                Some(cal) if quantized && matches!(step, Step::Conv { .. }) => {
+                    int8_format(cal.steps[i])
+                }
+                _ => (0.0, false),
+            };
             // SAFETY: every pointer is to a live buffer of the length the step's shape implies
             // (checked when the network was built); the shim copies what it keeps.
             let status = unsafe {
@@ -176,6 +277,8 @@ impl Plan {
                             weight.as_ptr(),
                             opt_ptr(bias),
                             &post.raw(),
+                            out_scale,
+                            i32::from(out_signed),
                         )
                     }
                     Step::Dense {
@@ -229,6 +332,9 @@ impl Plan {
                     step_name(step)
                 ));
             }
+            // SAFETY: a plan under construction.
+            plan.ends
+                .push(unsafe { ffi::emo_plan_steps(plan.raw) } as usize);
         }
         // SAFETY: the plan is complete.
         let status = unsafe { ffi::emo_plan_finalize(plan.raw) };
@@ -246,6 +352,47 @@ impl Plan {
 
     /// Logits `[n, classes]` for `n` images in channels-first layout (the preprocessor's).
     pub fn run(&mut self, nchw: &[f32]) -> Vec<f32> {
+        self.load(nchw);
+        // SAFETY: the plan is finalized and used by this thread alone (`&mut self`).
+        let status = unsafe { ffi::emo_plan_run(self.raw) };
+        assert!(
+            status == 0,
+            "oneDNN inference plan failed (status {status}); set EMOLENS_KERNELS=flex to use burn's kernels and report this"
+        );
+        let (mut rows, mut cols) = (0i64, 0i64);
+        // SAFETY: the output buffer holds rows*cols floats after a run.
+        unsafe {
+            let out = ffi::emo_plan_output(self.raw, &mut rows, &mut cols);
+            std::slice::from_raw_parts(out, (rows * cols) as usize).to_vec()
+        }
+    }
+
+    /// Runs `n` images through an f32 plan and widens `ranges` (one per network step) to the
+    /// values each step's output took: the calibration of int8 plans.
+    pub fn observe(&mut self, nchw: &[f32], ranges: &mut [[f32; 2]]) -> Result<(), String> {
+        let steps = self.implementations().len();
+        let (mut lo, mut hi) = (vec![f32::INFINITY; steps], vec![f32::NEG_INFINITY; steps]);
+        self.load(nchw);
+        // SAFETY: `lo` and `hi` hold one value per plan step.
+        let status =
+            unsafe { ffi::emo_plan_run_observe(self.raw, lo.as_mut_ptr(), hi.as_mut_ptr()) };
+        if status != 0 {
+            return Err(format!(
+                "observing activations needs an f32 plan (status {status})"
+            ));
+        }
+        for (range, &end) in ranges.iter_mut().zip(&self.ends) {
+            // A step that added no oneDNN step (a flatten of a 1x1 image) passes its input on.
+            if let Some(k) = end.checked_sub(1) {
+                range[0] = range[0].min(lo[k]);
+                range[1] = range[1].max(hi[k]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `n` channels-first images into the plan's channels-last input.
+    fn load(&mut self, nchw: &[f32]) {
         let [c, h, w] = self.input;
         assert_eq!(nchw.len(), self.n * c * h * w, "input length");
         // SAFETY: a finalized plan's input buffer holds n*c*h*w floats.
@@ -263,18 +410,6 @@ impl Plan {
                     }
                 }
             }
-        }
-        // SAFETY: the plan is finalized and used by this thread alone (`&mut self`).
-        let status = unsafe { ffi::emo_plan_run(self.raw) };
-        assert!(
-            status == 0,
-            "oneDNN inference plan failed (status {status}); set EMOLENS_KERNELS=flex to use burn's kernels and report this"
-        );
-        let (mut rows, mut cols) = (0i64, 0i64);
-        // SAFETY: the output buffer holds rows*cols floats after a run.
-        unsafe {
-            let out = ffi::emo_plan_output(self.raw, &mut rows, &mut cols);
-            std::slice::from_raw_parts(out, (rows * cols) as usize).to_vec()
         }
     }
 
@@ -300,6 +435,63 @@ impl Plan {
     }
 }
 
+/// Measures the ranges int8 plans quantize to: `net` runs in f32 on `n` channels-first
+/// images (preprocessed as the model's input) and every step's output range is kept. Ranges
+/// are min and max: the calibration images should be typical inputs, from the training data.
+pub fn calibrate(
+    net: &FrozenNet,
+    images: &[f32],
+    n: usize,
+    source: &str,
+) -> Result<Int8Calibration, String> {
+    let per_image = net.input.iter().product::<usize>();
+    if n == 0 || images.len() != n * per_image {
+        return Err(format!(
+            "calibration needs whole images: {} values for {n} images of {per_image}",
+            images.len()
+        ));
+    }
+    let mut input = [f32::INFINITY, f32::NEG_INFINITY];
+    for &v in images {
+        input = [input[0].min(v), input[1].max(v)];
+    }
+    let mut steps = vec![[f32::INFINITY, f32::NEG_INFINITY]; net.steps.len()];
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let size = CHUNKS[1..]
+            .iter()
+            .copied()
+            .find(|&c| c <= n - start)
+            .unwrap_or(1);
+        if !plans.iter().any(|(s, _)| *s == size) {
+            plans.push((size, Plan::build(net, size, Precision::F32, None)?));
+        }
+        let plan = &mut plans
+            .iter_mut()
+            .find(|(s, _)| *s == size)
+            .expect("just made")
+            .1;
+        plan.observe(
+            &images[start * per_image..(start + size) * per_image],
+            &mut steps,
+        )?;
+        start += size;
+    }
+    // A step with no output of its own (a flatten of a 1x1 image) has its input's range.
+    for i in 0..steps.len() {
+        if !steps[i][0].is_finite() {
+            steps[i] = if i == 0 { input } else { steps[i - 1] };
+        }
+    }
+    Ok(Int8Calibration {
+        images: n,
+        source: source.to_string(),
+        input,
+        steps,
+    })
+}
+
 fn step_name(step: &Step) -> &'static str {
     match step {
         Step::Conv { .. } => "convolution",
@@ -312,7 +504,7 @@ fn step_name(step: &Step) -> &'static str {
 
 /// Batch sizes plans are compiled for; a batch runs as the fewest chunks of these sizes
 /// (larger first). oneDNN's kernels reach full speed by 64 images.
-pub const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+pub const CHUNKS: [usize; 5] = [64, 16, 4, 2, 1];
 
 /// Plans kept at once. Each holds two activation buffers for its batch size, so a server that
 /// sees many batch sizes must not keep them all; the least recently used goes first.
@@ -330,6 +522,7 @@ struct Slot {
 pub struct Engine {
     net: FrozenNet,
     precision: Precision,
+    int8: Option<Int8Calibration>,
     macs_per_image: u64,
     slots: Mutex<(Vec<Slot>, u64)>,
 }
@@ -347,14 +540,34 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Compiles the batch-1 plan first, so a network oneDNN cannot run is refused here.
+    /// [`Precision::Int8`] needs [`Engine::quantized`].
     pub fn new(
         net: FrozenNet,
         macs_per_image: u64,
         precision: Precision,
     ) -> Result<Engine, String> {
+        Engine::build(net, macs_per_image, precision, None)
+    }
+
+    /// An int8 engine on the activation ranges of `calibration`.
+    pub fn quantized(
+        net: FrozenNet,
+        macs_per_image: u64,
+        calibration: Int8Calibration,
+    ) -> Result<Engine, String> {
+        Engine::build(net, macs_per_image, Precision::Int8, Some(calibration))
+    }
+
+    fn build(
+        net: FrozenNet,
+        macs_per_image: u64,
+        precision: Precision,
+        int8: Option<Int8Calibration>,
+    ) -> Result<Engine, String> {
         let engine = Engine {
             net,
             precision,
+            int8,
             macs_per_image,
             slots: Mutex::new((Vec::new(), 0)),
         };
@@ -423,7 +636,12 @@ impl Engine {
             }
         }
         let started = std::time::Instant::now();
-        let plan = Arc::new(Mutex::new(Plan::build(&self.net, n, self.precision)?));
+        let plan = Arc::new(Mutex::new(Plan::build(
+            &self.net,
+            n,
+            self.precision,
+            self.int8.as_ref(),
+        )?));
         tracing::debug!(
             batch = n,
             threads = key.1,

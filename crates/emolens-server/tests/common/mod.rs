@@ -38,6 +38,8 @@ pub fn classifier() -> Arc<dyn EmotionClassifier> {
             emolens_model::Network::new(&imp.arch, 1, 48, 48, &device).expect("network builds");
         let meta = ModelMeta {
             flip_tta: false,
+            flip_tta_below: None,
+            int8: None,
             format_version: ModelMeta::FORMAT_VERSION,
             name: "tiny-untrained-test-model".into(),
             classes: [
