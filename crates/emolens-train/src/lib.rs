@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod fused_optim;
 pub mod history;
 pub mod schedule;
 pub mod sweep;

@@ -18,9 +18,7 @@ use emolens_model::burn::module::Module;
 use emolens_model::burn::nn::loss::CrossEntropyLossConfig;
 use emolens_model::burn::optim::decay::WeightDecayConfig;
 use emolens_model::burn::optim::momentum::MomentumConfig;
-use emolens_model::burn::optim::{
-    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig,
-};
+use emolens_model::burn::optim::{GradientsParams, ModuleOptimizer};
 use emolens_model::burn::store::ModuleRecord;
 use emolens_model::burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use emolens_model::{Architecture, ModelFile, Network};
@@ -34,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::config::{ClassWeights, OptimizerConfig, TrainConfig};
 use crate::error::TrainError;
+use crate::fused_optim::{FusedAdam, FusedAdamW, FusedRmsProp, FusedSgd};
 use crate::history::History;
 use crate::schedule::{learning_rate, PlateauState};
 
@@ -201,6 +200,8 @@ fn make_batch(
     Batch { images, labels }
 }
 
+/// The run's optimiser: burn's update computed by the fused, in-place steps of
+/// [`crate::fused_optim`] (same results, same `optimizer.bin` layout).
 fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let wd = (cfg.weight_decay > 0.0).then_some(WeightDecayConfig::new(cfg.weight_decay as f32));
     match &cfg.optimizer {
@@ -210,41 +211,28 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
                 dampening: 0.0,
                 nesterov: *nesterov,
             });
-            SgdConfig::new()
-                .with_momentum(m)
-                .with_weight_decay(wd)
-                .init()
+            ModuleOptimizer::from(FusedSgd::new(m, wd))
         }
         OptimizerConfig::Adam {
             beta1,
             beta2,
             epsilon,
-        } => AdamConfig::new()
-            .with_beta_1(*beta1)
-            .with_beta_2(*beta2)
-            .with_epsilon(*epsilon)
-            .with_weight_decay(wd)
-            .init(),
+        } => ModuleOptimizer::from(FusedAdam::new(*beta1, *beta2, *epsilon, wd)),
         OptimizerConfig::AdamW {
             beta1,
             beta2,
             epsilon,
-        } => AdamWConfig::new()
-            .with_beta_1(*beta1)
-            .with_beta_2(*beta2)
-            .with_epsilon(*epsilon)
-            .with_weight_decay(cfg.weight_decay as f32)
-            .init(),
+        } => ModuleOptimizer::from(FusedAdamW::new(
+            *beta1,
+            *beta2,
+            *epsilon,
+            cfg.weight_decay as f32,
+        )),
         OptimizerConfig::RmsProp {
             rho,
             momentum,
             epsilon,
-        } => RmsPropConfig::new()
-            .with_alpha(*rho)
-            .with_momentum(*momentum)
-            .with_epsilon(*epsilon)
-            .with_weight_decay(wd)
-            .init(),
+        } => ModuleOptimizer::from(FusedRmsProp::new(*rho, *momentum, *epsilon, wd)),
     }
 }
 
