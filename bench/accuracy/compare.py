@@ -163,10 +163,11 @@ def main():
     for r in rounds:
         name = "emolens" if r["tool"] == "emolens" else f"fer_{r['variant']}"
         setting = r.get("setting") or ("latency_1thread" if r["mode"] == "latency" else "throughput_all")
-        s = speed.setdefault(name, {k: [] for k in ("latency_ms_median", "latency_ms_p90", "throughput_images_per_s", "throughput_1thread_images_per_s", "preprocess_ms_per_image")})
+        s = speed.setdefault(name, {k: [] for k in ("latency_ms_median", "latency_ms_p90", "latency_ms_mean", "throughput_images_per_s", "throughput_1thread_images_per_s", "preprocess_ms_per_image")})
         if setting == "latency_1thread":
             s["latency_ms_median"].append(r["latency_ms"]["median"])
             s["latency_ms_p90"].append(r["latency_ms"]["p90"])
+            s["latency_ms_mean"].append(r["latency_ms"]["mean"])
         elif setting == "throughput_all":
             s["throughput_images_per_s"].append(r["throughput_images_per_s"])
         else:
@@ -269,13 +270,13 @@ def print_tables(out):
     sp = out["speed"]["summary"]
     print(f"\nSpeed on {out['speed']['timing_images']} test images, {out['speed']['rounds']} rounds "
           f"(1-min load average {out['host']['loadavg_1min_before_timings']['median']:.2f} median on {out['host']['cpus']} CPUs)")
-    print(f"{'':<{width}}{'latency ms (b=1, 1 thr)':>24} {'p90 ms':>8} {'img/s (b=64, all thr)':>22} {'img/s (b=64, 1 thr)':>20} {'preprocess ms/img':>18}")
+    print(f"{'':<{width}}{'latency ms (b=1, 1 thr)':>24} {'p90 ms':>8} {'mean ms':>8} {'img/s (b=64, all thr)':>22} {'img/s (b=64, 1 thr)':>20} {'preprocess ms/img':>18}")
     for s in ("emolens", "fer_keras", "fer_tflite"):
         if s in sp:
             v = sp[s]
             t1 = v.get("throughput_1thread_images_per_s")
             t1s = f"{t1:>20.1f}" if t1 is not None else f"{'-':>20}"
-            print(f"{labels[s]:<{width}}{v['latency_ms_median']:>24.3f} {v['latency_ms_p90']:>8.3f} {v['throughput_images_per_s']:>22.1f} {t1s} {v['preprocess_ms_per_image']:>18.3f}")
+            print(f"{labels[s]:<{width}}{v['latency_ms_median']:>24.3f} {v['latency_ms_p90']:>8.3f} {v['latency_ms_mean']:>8.3f} {v['throughput_images_per_s']:>22.1f} {t1s} {v['preprocess_ms_per_image']:>18.3f}")
     pp = out["predict_path"]
     print(f"\nemolens predict (whole path): {pp['per_image_ms']:.3f} ms per image over {pp['images']} images; "
           f"{pp['one_image_process_seconds']:.3f} s for a 1-image run (process start + model load)")

@@ -130,6 +130,7 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
         "model_source": a.model.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "bundled default model".into()),
         "mode": a.mode,
         "cpu_kernels": emolens_model::onednn::cpu_kernels(),
+        "runtime": classifier.runtime(),
         "rayon_threads": threads("RAYON_NUM_THREADS"),
         "omp_threads": threads("OMP_NUM_THREADS"),
         "images": n,

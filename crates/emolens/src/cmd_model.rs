@@ -180,7 +180,7 @@ pub enum ModelCommand {
         /// With flip TTA, mirror only images whose top probability is below this (0-1);
         /// `none`: every image. `emolens model tune-tta` picks it on validation data.
         #[arg(long, value_parser = parse_threshold)]
-        flip_tta_below: Option<Option<f32>>,
+        flip_tta_below: Option<Gate>,
         /// A new model name.
         #[arg(long)]
         name: Option<String>,
@@ -344,12 +344,16 @@ fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> an
     Ok(())
 }
 
-fn parse_threshold(s: &str) -> Result<Option<f32>, String> {
+/// A flip-TTA gate on the command line: a probability, or `none` (mirror every face).
+#[derive(Clone, Copy, Debug)]
+pub struct Gate(Option<f32>);
+
+fn parse_threshold(s: &str) -> Result<Gate, String> {
     if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
+        return Ok(Gate(None));
     }
     match s.parse::<f32>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(Some(v)),
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(Gate(Some(v))),
         _ => Err(format!(
             "`{s}`: give a probability between 0 and 1, or `none`"
         )),
@@ -570,7 +574,7 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
             if let Some(t) = flip_tta {
                 meta.flip_tta = t;
             }
-            if let Some(t) = flip_tta_below {
+            if let Some(Gate(t)) = flip_tta_below {
                 meta.flip_tta_below = t;
             }
             if let Some(n) = name {

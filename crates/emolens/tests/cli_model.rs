@@ -309,6 +309,35 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("no images"), "{err}");
     assert!(!tmp.path().join("x.emolens").exists());
+    // The gate can be set by hand, and removed (`none`: mirror every face).
+    for (gate, want) in [
+        ("0.7", serde_json::json!(0.7)),
+        ("none", serde_json::Value::Null),
+    ] {
+        let set = tmp.path().join("s.emolens");
+        let out = emolens()
+            .args(["model", "set", "--flip-tta-below", gate, "--out"])
+            .arg(&set)
+            .arg(&gated)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let info = emolens()
+            .args(["model", "info"])
+            .arg(&set)
+            .output()
+            .unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let got = &meta["flip_tta_below"];
+        match want.as_f64() {
+            Some(w) => assert!((got.as_f64().unwrap() - w).abs() < 1e-6, "{got}"),
+            None => assert!(got.is_null(), "{got}"),
+        }
+    }
     let out = emolens()
         .args(["model", "set", "--flip-tta-below", "2", "--out"])
         .arg(tmp.path().join("y.emolens"))
