@@ -100,10 +100,30 @@ fn reuse_freed_memory() {
     }
 }
 
+/// Training also frees and reallocates buffers larger than glibc's largest mmap threshold
+/// (32 MiB) every step: model_2_best's 6400 x 2048 dense layer has a 52 MB weight gradient.
+/// Those always come as fresh pages from mmap, so for the training commands every allocation is
+/// served from the heap, and freed memory is reused instead of faulted in again (at batch 16 on
+/// one thread that halved the step's page faults and sped training up by about 5 %). The
+/// process keeps its peak footprint, which a training run reaches every step anyway.
+fn heap_only() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning parameters; called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+    }
+}
+
 fn main() -> ExitCode {
     openmp_wait_policy();
     reuse_freed_memory();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Train(_) | Command::Sweep(_) | Command::Arch(_)
+    ) {
+        heap_only();
+    }
     logging::init(&cli.log, cli.log_format);
     let result = match cli.command {
         Command::Data(c) => cmd_data::run(c),
