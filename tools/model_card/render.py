@@ -80,9 +80,10 @@ def comparison(c):
         f"{fer['input_size'][0]}x{fer['input_size'][1]} input, `x/255`, `(x-0.5)*2`) and classified by fer's own "
         "`FER._classify_emotions`; its class names are matched to emolens' by name. Two fer variants: "
         "the Keras float model (`FER(use_tflite=False)`, `emotion_model.hdf5`) and fer's default, the "
-        "quantized TFLite model (`FER()`). emolens + flip TTA averages each image's probabilities with "
-        "its mirror's (`emolens eval --flip-tta`); for a model file that sets `flip_tta` itself, as the "
-        "bundled one does, the two emolens rows are the same.")
+        "quantized TFLite model (`FER()`). The first emolens row is the model as shipped (its file "
+        "mirrors only the faces it is unsure of, see \"Test-time augmentation, gated\" above); "
+        "emolens + flip TTA (`emolens eval --flip-tta`) also averages every answer with the answer "
+        "for the mirror image, so every face is mirrored.")
     out.append("")
     for key, title in (("all", "full test split"), ("dedup", "without train duplicates")):
         sec = acc[key]
