@@ -301,9 +301,9 @@ fn bf16_plan_agrees_with_f32_on_real_faces() {
     assert!(worst < 0.15, "largest probability difference {worst}");
 }
 
-/// int8 (calibrated on training faces) against f32 on test faces the calibration never saw.
-/// oneDNN runs int8 on any x86-64 CPU, so the numerics are checked everywhere; a wrong scale,
-/// bias or sign anywhere in the 8-bit path moves most answers.
+/// int8 (calibrated on training faces) against f32 on test faces the calibration never saw: a
+/// wrong scale, bias or sign anywhere in the 8-bit path moves most answers. On a CPU without
+/// VNNI the int8 plan is refused instead (its 16-bit intermediates could saturate).
 #[test]
 fn int8_plan_calibrated_on_train_faces_agrees_with_f32_on_test_faces() {
     let _switch = switch_lock();
@@ -319,6 +319,11 @@ fn int8_plan_calibrated_on_train_faces_agrees_with_f32_on_test_faces() {
         cal.input
     );
     let full = Engine::new(frozen.clone(), macs, Precision::F32).unwrap();
+    if !plan::cpu_has_vnni() {
+        let err = Engine::quantized(frozen, macs, cal).unwrap_err();
+        assert!(err.contains("VNNI"), "{err}");
+        return;
+    }
     let int8 = Engine::quantized(frozen, macs, cal).expect("int8 plan compiles");
     assert_eq!(int8.precision(), Precision::Int8);
     let (x, n) = real_faces(&file.meta.input, "test", 20);

@@ -191,6 +191,12 @@ impl Plan {
             return Err("oneDNN is not available".into());
         }
         let ranges = match (precision, int8) {
+            // Without VNNI oneDNN multiplies u8 by s8 into 16-bit pairs that can saturate.
+            (Precision::Int8, _) if !cpu_has_vnni() => {
+                return Err(
+                    "int8 plans need a CPU with AVX512-VNNI; this one runs bf16 or f32".into(),
+                )
+            }
             (Precision::Int8, Some(c)) if c.steps.len() == net.steps.len() => Some(c),
             (Precision::Int8, Some(c)) => {
                 return Err(format!(
