@@ -143,6 +143,10 @@ async fn info(State(state): State<SharedState>) -> Json<Value> {
             "metrics": m.metrics,
             "data_fingerprint": m.data_fingerprint,
             "runtime": state.runtime(),
+            // How an answer is computed: mirrored too (always, or below this confidence).
+            "flip_tta": m.flip_tta,
+            "flip_tta_below": m.flip_tta_below,
+            "int8_calibration_images": m.int8.as_ref().map(|c| c.images),
         },
         "database": state.db.backend(),
         "limits": {

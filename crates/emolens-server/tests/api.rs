@@ -386,6 +386,13 @@ async fn health_info_metrics_docs_and_web_pages() {
     let info = get(s.addr, "/info", None).await.json();
     assert_eq!(info["model"]["classes"], json!(s.state.meta().classes));
     assert_eq!(info["model"]["runtime"], json!(s.state.runtime()));
+    let meta = s.state.meta();
+    assert_eq!(info["model"]["flip_tta"], json!(meta.flip_tta));
+    assert_eq!(info["model"]["flip_tta_below"], json!(meta.flip_tta_below));
+    assert_eq!(
+        info["model"]["int8_calibration_images"],
+        json!(meta.int8.as_ref().map(|c| c.images))
+    );
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert!(info["privacy"].as_str().unwrap().contains("not kept"));
 
