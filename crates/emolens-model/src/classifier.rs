@@ -236,7 +236,7 @@ impl EmotionClassifier for BurnClassifier {
         let k = self.meta.classes.len();
         let width = self.meta.input.width as usize;
         let per_image = inputs.len() / n;
-        let mut probs = match (self.meta.flip_tta, self.meta.flip_tta_below) {
+        let probs = match (self.meta.flip_tta, self.meta.flip_tta_below) {
             (false, _) => self.probabilities(inputs, n)?,
             // Every image: the mirror images ride in the same batch, and each answer is the
             // mean of an image's two probability vectors.
@@ -278,13 +278,14 @@ impl EmotionClassifier for BurnClassifier {
                 p
             }
         };
-        Ok(probs.chunks_mut(k).map(|row| row.to_vec()).collect())
+        Ok(probs.chunks(k).map(|row| row.to_vec()).collect())
     }
 }
 
 impl BurnClassifier {
-    /// Softmax probabilities for `rows` images, `rows x classes` row-major.
-    fn probabilities(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>, CoreError> {
+    /// Softmax probabilities of one pass (no test-time augmentation) for `rows` images,
+    /// `rows x classes` row-major.
+    pub fn probabilities(&self, inputs: &[f32], rows: usize) -> Result<Vec<f32>, CoreError> {
         let mut flat = self
             .logits(inputs, rows)
             .map_err(|e| CoreError::Inference(e.to_string()))?;

@@ -256,6 +256,13 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// An image file read and prepared as the model's input, or why it could not be.
+fn prepared(pre: &Preprocessor, path: &Path) -> Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    pre.prepare_bytes(&bytes, &path.display().to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// Reads a model file, or the bundled model: its bytes and a name for messages.
 fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
     Ok(match file {
@@ -291,11 +298,7 @@ fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> an
     let mut x = Vec::with_capacity(picked.len() * f.meta.input.len());
     let (mut used, mut skipped) = (0usize, 0usize);
     for p in &picked {
-        let read = std::fs::read(p).map_err(|e| e.to_string()).and_then(|b| {
-            pre.prepare_bytes(&b, &p.display().to_string())
-                .map_err(|e| e.to_string())
-        });
-        match read {
+        match prepared(&pre, p) {
             Ok(v) => {
                 x.extend(v);
                 used += 1;
@@ -441,13 +444,7 @@ fn tune_tta(
             let Some(label) = to_model[s.class] else {
                 continue;
             };
-            let read = std::fs::read(&s.path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    pre.prepare_bytes(&b, &s.path.display().to_string())
-                        .map_err(|e| e.to_string())
-                });
-            match read {
+            match prepared(&pre, &s.path) {
                 Ok(v) => {
                     x.extend(v);
                     labels.push(label);
@@ -466,21 +463,8 @@ fn tune_tta(
             .chunks(width)
             .flat_map(|row| row.iter().rev().copied())
             .collect();
-        for (input, dest) in [(&x, &mut p), (&mirrored, &mut q)] {
-            let mut logits = c.logits(input, rows)?;
-            for row in logits.chunks_mut(k) {
-                let max = row.iter().copied().fold(f32::MIN, f32::max);
-                let sum: f32 = row
-                    .iter_mut()
-                    .map(|v| {
-                        *v = (*v - max).exp();
-                        *v
-                    })
-                    .sum();
-                row.iter_mut().for_each(|v| *v /= sum);
-            }
-            dest.extend(logits);
-        }
+        p.extend(c.probabilities(&x, rows)?);
+        q.extend(c.probabilities(&mirrored, rows)?);
     }
     bar.finish_and_clear();
     if labels.is_empty() {
