@@ -199,6 +199,21 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
 }
 
+/// `emolens model info FILE` as JSON.
+fn model_info(file: &Path) -> serde_json::Value {
+    let out = emolens()
+        .args(["model", "info"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `emolens model quantize` and `model tune-tta` on a small real subset: the int8 calibration
 /// and the flip-TTA gate land in the written file, `predict` runs it, and bad input gets a clear
 /// error instead of a model.
@@ -236,12 +251,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let info = emolens()
-        .args(["model", "info"])
-        .arg(&quantized)
-        .output()
-        .unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let meta = model_info(&quantized);
     let cal = &meta["int8"];
     let images = cal["images"].as_u64().unwrap();
     assert!((19..=20).contains(&images), "{cal}");
@@ -275,12 +285,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
         "{table}"
     );
     assert_eq!(table.matches("<- chosen").count(), 1, "{table}");
-    let info = emolens()
-        .args(["model", "info"])
-        .arg(&gated)
-        .output()
-        .unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let meta = model_info(&gated);
     assert_eq!(meta["flip_tta"], true);
     assert!(meta["int8"].is_object(), "the calibration is kept");
 
@@ -326,12 +331,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let info = emolens()
-            .args(["model", "info"])
-            .arg(&set)
-            .output()
-            .unwrap();
-        let meta: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let meta = model_info(&set);
         let got = &meta["flip_tta_below"];
         match want.as_f64() {
             Some(w) => assert!((got.as_f64().unwrap() - w).abs() < 1e-6, "{got}"),
