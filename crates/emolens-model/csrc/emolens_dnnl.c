@@ -758,10 +758,9 @@ int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w, 
     p->dt = p->fdt = bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_status_t s = dnnl_stream_create(&p->stream, g_engine, dnnl_stream_default_flags);
     if (s == dnnl_success && bf16) {
-        dnnl_dims_t d = {n, c, h, w};
         dnnl_memory_desc_t from, to;
-        s = dnnl_memory_desc_init_by_tag(&from, 4, d, dnnl_f32, dnnl_nhwc);
-        if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&to, 4, d, dnnl_bf16, dnnl_nhwc);
+        s = current_md(p, &from, dnnl_f32);
+        if (s == dnnl_success) s = current_md(p, &to, dnnl_bf16);
         if (s == dnnl_success) s = reorder_step(p, &from, &to);
     }
     if (s != dnnl_success) {
@@ -1104,10 +1103,9 @@ int emo_plan_finalize(emo_plan *p) {
     if (p->ready || p->nsteps == 0 || !p->vector) return dnnl_invalid_arguments;
     if (quantized(p)) CHECK(emo_plan_dequantize(p));
     if (p->dt != dnnl_f32) {
-        dnnl_dims_t d = {p->n, p->c};
         dnnl_memory_desc_t from, to;
-        CHECK(dnnl_memory_desc_init_by_tag(&from, 2, d, p->dt, dnnl_nc));
-        CHECK(dnnl_memory_desc_init_by_tag(&to, 2, d, dnnl_f32, dnnl_nc));
+        CHECK(current_md(p, &from, p->dt));
+        CHECK(current_md(p, &to, dnnl_f32));
         CHECK(reorder_step(p, &from, &to));
     }
     size_t most = 0;

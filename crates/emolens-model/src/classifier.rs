@@ -211,8 +211,8 @@ fn softmax_rows(logits: &mut [f32], k: usize) {
     }
 }
 
-/// Planar (CHW) images, each row reversed: the mirror images.
-fn mirror(inputs: &[f32], width: usize) -> Vec<f32> {
+/// Planar (CHW) images, each row reversed: the mirror images flip TTA classifies.
+pub fn mirror(inputs: &[f32], width: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(inputs.len());
     for row in inputs.chunks(width) {
         out.extend(row.iter().rev());
@@ -236,49 +236,35 @@ impl EmotionClassifier for BurnClassifier {
         let k = self.meta.classes.len();
         let width = self.meta.input.width as usize;
         let per_image = inputs.len() / n;
-        let probs = match (self.meta.flip_tta, self.meta.flip_tta_below) {
-            (false, _) => self.probabilities(inputs, n)?,
-            // Every image: the mirror images ride in the same batch, and each answer is the
-            // mean of an image's two probability vectors.
-            (true, None) => {
-                let mut both = inputs.to_vec();
-                both.extend(mirror(inputs, width));
-                let p = self.probabilities(&both, 2 * n)?;
-                let (own, mirrored) = p.split_at(n * k);
-                own.iter()
-                    .zip(mirrored)
-                    .map(|(a, b)| (a + b) / 2.0)
-                    .collect()
-            }
-            // Only the images the first pass is unsure of run mirrored as well: on FER2013
-            // most answers are confident, and the second opinion changes few of those.
-            (true, Some(below)) => {
-                let mut p = self.probabilities(inputs, n)?;
-                let unsure: Vec<usize> = (0..n)
-                    .filter(|&i| {
-                        p[i * k..(i + 1) * k]
-                            .iter()
-                            .copied()
-                            .fold(f32::MIN, f32::max)
-                            < below
-                    })
-                    .collect();
-                if !unsure.is_empty() {
-                    let mirrored: Vec<f32> = unsure
+        let mut p = self.probabilities(inputs, n)?;
+        if self.meta.flip_tta {
+            // The images the first pass is unsure of (all of them without a gate) also run
+            // mirrored, and their answer is the mean of the two probability vectors: on
+            // FER2013 most answers are confident, and a second opinion changes few of those.
+            let below = self.meta.flip_tta_below.unwrap_or(f32::INFINITY);
+            let unsure: Vec<usize> = (0..n)
+                .filter(|&i| {
+                    p[i * k..(i + 1) * k]
                         .iter()
-                        .flat_map(|&i| mirror(&inputs[i * per_image..(i + 1) * per_image], width))
-                        .collect();
-                    let q = self.probabilities(&mirrored, unsure.len())?;
-                    for (j, &i) in unsure.iter().enumerate() {
-                        for c in 0..k {
-                            p[i * k + c] = (p[i * k + c] + q[j * k + c]) / 2.0;
-                        }
+                        .copied()
+                        .fold(f32::MIN, f32::max)
+                        < below
+                })
+                .collect();
+            if !unsure.is_empty() {
+                let mirrored: Vec<f32> = unsure
+                    .iter()
+                    .flat_map(|&i| mirror(&inputs[i * per_image..(i + 1) * per_image], width))
+                    .collect();
+                let q = self.probabilities(&mirrored, unsure.len())?;
+                for (j, &i) in unsure.iter().enumerate() {
+                    for c in 0..k {
+                        p[i * k + c] = (p[i * k + c] + q[j * k + c]) / 2.0;
                     }
                 }
-                p
             }
-        };
-        Ok(probs.chunks(k).map(|row| row.to_vec()).collect())
+        }
+        Ok(p.chunks(k).map(|row| row.to_vec()).collect())
     }
 }
 

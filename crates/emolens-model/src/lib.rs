@@ -13,7 +13,7 @@ pub mod onednn;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{
-    inference_device, load_classifier, BurnClassifier, InferenceNet, BUNDLED_MODEL,
+    inference_device, load_classifier, mirror, BurnClassifier, InferenceNet, BUNDLED_MODEL,
 };
 pub use error::ModelError;
 pub use file::ModelFile;

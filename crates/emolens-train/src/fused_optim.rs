@@ -361,14 +361,14 @@ impl AdamStep {
         let time = time as i32;
         let correction_1 = 1.0 - beta_1.powi(time);
         let correction_2 = 1.0 - beta_2.powi(time);
-        let bias_correction2_sqrt = (1.0 - beta_2.powi(time)).sqrt();
+        let bias_correction2_sqrt = correction_2.sqrt();
         AdamStep {
             lr: lr32(lr),
             beta_1,
             beta_2,
             factor_1: 1.0 - beta_1,
             factor_2: 1.0 - beta_2,
-            combined: bias_correction2_sqrt / (1.0 - beta_1.powi(time)),
+            combined: bias_correction2_sqrt / correction_1,
             epsilon_scaled: epsilon * bias_correction2_sqrt,
             penalty: 0.0,
             correction_1,

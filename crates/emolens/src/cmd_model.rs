@@ -231,28 +231,19 @@ pub enum ModelCommand {
     },
 }
 
-/// Image files under `dir`, recursively, sorted by path.
+/// Image files under `dir`, recursively, sorted by path (as `predict` walks folders).
 fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in
-            std::fs::read_dir(&d).with_context(|| format!("{}: cannot read", d.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(
-                    e.to_ascii_lowercase().as_str(),
-                    "jpg" | "jpeg" | "png" | "bmp"
-                )
-            }) {
-                out.push(path);
-            }
+    for item in expand_inputs(&[dir.display().to_string()]) {
+        let path = item.map_err(anyhow::Error::msg)?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if ext.is_some_and(|e| crate::cmd_analyze::PHOTO_EXTENSIONS.contains(&e.as_str())) {
+            out.push(path);
         }
     }
-    out.sort();
     Ok(out)
 }
 
@@ -287,7 +278,11 @@ fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> an
     let f = emolens_model::ModelFile::decode(&bytes, &name)?;
     let files = image_files(data)?;
     if files.is_empty() {
-        bail!("{}: no images (jpg, png, bmp) found; give a folder of faces, e.g. a dataset's train split", data.display());
+        bail!(
+            "{}: no images ({}) found; give a folder of faces, e.g. a dataset's train split",
+            data.display(),
+            crate::cmd_analyze::PHOTO_EXTENSIONS.join(", ")
+        );
     }
     // Evenly spread over the sorted list, so every class folder contributes.
     let step = (files.len() as f64 / images.min(files.len()) as f64).max(1.0);
@@ -459,10 +454,7 @@ fn tune_tta(
         if rows == 0 {
             continue;
         }
-        let mirrored: Vec<f32> = x
-            .chunks(width)
-            .flat_map(|row| row.iter().rev().copied())
-            .collect();
+        let mirrored = emolens_model::mirror(&x, width);
         p.extend(c.probabilities(&x, rows)?);
         q.extend(c.probabilities(&mirrored, rows)?);
     }

@@ -199,18 +199,20 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
 }
 
-/// `emolens model info FILE` as JSON.
-fn model_info(file: &Path) -> serde_json::Value {
-    let out = emolens()
-        .args(["model", "info"])
-        .arg(file)
-        .output()
-        .unwrap();
+/// Runs `cmd`, which must succeed; its output.
+fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// `emolens model info FILE` as JSON.
+fn model_info(file: &Path) -> serde_json::Value {
+    let out = succeed(emolens().args(["model", "info"]).arg(file));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -239,17 +241,12 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     std::fs::write(data.join("train/happy/broken.jpg"), b"not a jpeg").unwrap();
 
     let quantized = tmp.path().join("q.emolens");
-    let out = emolens()
-        .args(["model", "quantize", "--images", "20", "--data"])
-        .arg(data.join("train"))
-        .arg("--out")
-        .arg(&quantized)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        &mut emolens()
+            .args(["model", "quantize", "--images", "20", "--data"])
+            .arg(data.join("train"))
+            .arg("--out")
+            .arg(&quantized),
     );
     let meta = model_info(&quantized);
     let cal = &meta["int8"];
@@ -264,19 +261,14 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     }
 
     let gated = tmp.path().join("g.emolens");
-    let out = emolens()
-        .args(["model", "tune-tta"])
-        .arg(&quantized)
-        .arg("--data")
-        .arg(&data)
-        .args(["--valid-fraction", "0.4", "--out"])
-        .arg(&gated)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        &mut emolens()
+            .args(["model", "tune-tta"])
+            .arg(&quantized)
+            .arg("--data")
+            .arg(&data)
+            .args(["--valid-fraction", "0.4", "--out"])
+            .arg(&gated),
     );
     let table = String::from_utf8_lossy(&out.stdout);
     // 2 of 5 per class, 2 of 6 for happy; the broken file is skipped if it was carved.
@@ -320,16 +312,11 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
         ("none", serde_json::Value::Null),
     ] {
         let set = tmp.path().join("s.emolens");
-        let out = emolens()
-            .args(["model", "set", "--flip-tta-below", gate, "--out"])
-            .arg(&set)
-            .arg(&gated)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            &mut emolens()
+                .args(["model", "set", "--flip-tta-below", gate, "--out"])
+                .arg(&set)
+                .arg(&gated),
         );
         let meta = model_info(&set);
         let got = &meta["flip_tta_below"];

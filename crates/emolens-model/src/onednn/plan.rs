@@ -226,36 +226,34 @@ impl Plan {
         };
         let mut quantized = false;
         for (i, step) in net.steps.iter().enumerate() {
-            // The 8-bit region: convolutions and max pooling between them.
+            // The 8-bit region: convolutions, and max pooling between them. Each convolution
+            // quantizes its output to its calibrated range.
+            let is_conv = matches!(step, Step::Conv { .. });
+            let stays_int8 = is_conv || matches!(step, Step::Pool { max: true, .. });
+            let (mut out_scale, mut out_signed) = (0.0, false);
             if let Some(cal) = ranges {
-                let int8_step = matches!(step, Step::Conv { .. } | Step::Pool { max: true, .. });
-                let status = match (quantized, int8_step) {
-                    (false, true) if matches!(step, Step::Conv { .. }) => {
+                // SAFETY: a plan under construction (on 8-bit activations to dequantize).
+                let status = unsafe {
+                    if is_conv && !quantized {
                         let range = if i == 0 { cal.input } else { cal.steps[i - 1] };
                         let (scale, signed) = int8_format(range);
-                        quantized = true;
-                        // SAFETY: a plan under construction.
-                        unsafe { ffi::emo_plan_quantize(plan.raw, scale, i32::from(signed)) }
+                        ffi::emo_plan_quantize(plan.raw, scale, i32::from(signed))
+                    } else if quantized && !stays_int8 {
+                        ffi::emo_plan_dequantize(plan.raw)
+                    } else {
+                        0
                     }
-                    (true, false) => {
-                        quantized = false;
-                        // SAFETY: a plan under construction, on 8-bit activations.
-                        unsafe { ffi::emo_plan_dequantize(plan.raw) }
-                    }
-                    _ => 0,
                 };
                 if status != 0 {
                     return Err(format!(
                         "converting the input of step {i} between f32 and int8 failed (status {status})"
                     ));
                 }
-            }
-            let (out_scale, out_signed) = match ranges {
-                Some(cal) if quantized && matches!(step, Step::Conv { .. }) => {
-                    int8_format(cal.steps[i])
+                quantized = stays_int8 && (quantized || is_conv);
+                if is_conv {
+                    (out_scale, out_signed) = int8_format(cal.steps[i]);
                 }
-                _ => (0.0, false),
-            };
+            }
             // SAFETY: every pointer is to a live buffer of the length the step's shape implies
             // (checked when the network was built); the shim copies what it keeps.
             let status = unsafe {
@@ -376,7 +374,8 @@ impl Plan {
     /// Runs `n` images through an f32 plan and widens `ranges` (one per network step) to the
     /// values each step's output took: the calibration of int8 plans.
     pub fn observe(&mut self, nchw: &[f32], ranges: &mut [[f32; 2]]) -> Result<(), String> {
-        let steps = self.implementations().len();
+        // SAFETY: a finalized plan.
+        let steps = unsafe { ffi::emo_plan_steps(self.raw) } as usize;
         let (mut lo, mut hi) = (vec![f32::INFINITY; steps], vec![f32::NEG_INFINITY; steps]);
         self.load(nchw);
         // SAFETY: `lo` and `hi` hold one value per plan step.
@@ -462,22 +461,16 @@ pub fn calibrate(
         input = [input[0].min(v), input[1].max(v)];
     }
     let mut steps = vec![[f32::INFINITY, f32::NEG_INFINITY]; net.steps.len()];
-    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut plans = std::collections::BTreeMap::new();
     let mut start = 0;
     while start < n {
-        let size = CHUNKS[1..]
-            .iter()
-            .copied()
-            .find(|&c| c <= n - start)
-            .unwrap_or(1);
-        if !plans.iter().any(|(s, _)| *s == size) {
-            plans.push((size, Plan::build(net, size, Precision::F32, None)?));
-        }
-        let plan = &mut plans
-            .iter_mut()
-            .find(|(s, _)| *s == size)
-            .expect("just made")
-            .1;
+        let size = chunk_for(n - start);
+        let plan = match plans.entry(size) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Plan::build(net, size, Precision::F32, None)?)
+            }
+        };
         plan.observe(
             &images[start * per_image..(start + size) * per_image],
             &mut steps,
@@ -511,6 +504,15 @@ fn step_name(step: &Step) -> &'static str {
 /// Batch sizes plans are compiled for; a batch runs as the fewest chunks of these sizes
 /// (larger first). oneDNN's kernels reach full speed by 64 images.
 pub const CHUNKS: [usize; 5] = [64, 16, 4, 2, 1];
+
+/// The largest chunk size that fits in `remaining` images.
+fn chunk_for(remaining: usize) -> usize {
+    CHUNKS
+        .iter()
+        .copied()
+        .find(|&c| c <= remaining)
+        .unwrap_or(1)
+}
 
 /// Plans kept at once. Each holds two activation buffers for its batch size, so a server that
 /// sees many batch sizes must not keep them all; the least recently used goes first.
@@ -601,11 +603,7 @@ impl Engine {
             let mut out = Vec::new();
             let mut start = 0;
             while start < n {
-                let size = CHUNKS
-                    .iter()
-                    .copied()
-                    .find(|&c| c <= n - start)
-                    .unwrap_or(1);
+                let size = chunk_for(n - start);
                 let plan = self.plan_for(size)?;
                 let mut plan = plan.lock().unwrap_or_else(|e| e.into_inner());
                 out.extend(plan.run(&nchw[start * per_image..(start + size) * per_image]));
