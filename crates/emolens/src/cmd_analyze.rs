@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 /// File extensions picked up when walking a folder (files named explicitly are always tried;
 /// the format is sniffed from the content either way).
-pub(crate) const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
+pub(crate) const PHOTO_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
 
 /// Exit status when some photos could not be analysed (the others were).
 const SOME_FAILED: u8 = 2;

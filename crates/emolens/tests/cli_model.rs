@@ -242,7 +242,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
 
     let quantized = tmp.path().join("q.emolens");
     succeed(
-        &mut emolens()
+        emolens()
             .args(["model", "quantize", "--images", "20", "--data"])
             .arg(data.join("train"))
             .arg("--out")
@@ -262,7 +262,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
 
     let gated = tmp.path().join("g.emolens");
     let out = succeed(
-        &mut emolens()
+        emolens()
             .args(["model", "tune-tta"])
             .arg(&quantized)
             .arg("--data")
@@ -313,7 +313,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     ] {
         let set = tmp.path().join("s.emolens");
         succeed(
-            &mut emolens()
+            emolens()
                 .args(["model", "set", "--flip-tta-below", gate, "--out"])
                 .arg(&set)
                 .arg(&gated),
