@@ -252,10 +252,10 @@ int emo_dense_create(emo_layer **out, int64_t n, int64_t ic, int64_t oc, int has
     s = layer_primitives(out, c, &fd, NULL, training ? &wd : NULL);
     if (s != dnnl_success || !training) return s;
     /* The data gradient dx[n, ic] = dy[n, oc] . w^T as a matmul: oneDNN 2.6's inner-product
-     * backward-data kernel runs the transposed product at half the rate of the brgemm matmul
-     * (model_2_best's 6400 x 2048 layer, one thread: 13.3 ms against 6.8 ms at batch 16, 24.5
-     * against 18.2 at 64; two threads at 64: 26.6 against 9.3). w^T is the `io` buffer read
-     * with swapped strides, so no copy is made. */
+     * backward-data kernel (gemm:jit) is slower than the brgemm matmul on every batch size
+     * (bench/kernels/run.sh, model_2_best's 6400 x 2048 layer, one thread: 12.5 ms against
+     * 6.5 at batch 16, 23.5 against 17.5 at 64, 67.7 against 61.2 at 256; two threads at 64:
+     * 25.1 against 8.8). w^T is the `io` buffer read with swapped strides, so no copy is made. */
     dnnl_memory_desc_t wt_md;
     dnnl_dims_t wt_dims = {oc, ic};
     dnnl_matmul_desc_t md;
