@@ -24,6 +24,7 @@ bin=target/release/emolens
 $bin model set models/default.emolens --flip-tta-below none --out "$work/every.emolens" 2>/dev/null
 $bin model set models/default.emolens --flip-tta false --out "$work/none.emolens" 2>/dev/null
 cp models/default.emolens "$work/gated.emolens"
+scripts/cpu-info.sh
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 cells=()
 for p in int8 bf16 f32; do for t in gated every none; do cells+=("$p:$t"); done; done

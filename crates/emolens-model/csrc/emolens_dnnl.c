@@ -36,13 +36,39 @@ int emo_cpu_has_bf16(void) {
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
-/* Whether the CPU has 8-bit dot products (AVX512-VNNI or later), as oneDNN sees it: there
- * int8 kernels multiply four u8 x s8 pairs per 32-bit lane and instruction, twice bf16's rate.
- * Without VNNI oneDNN's int8 kernels run on 16-bit intermediates that can saturate, so int8
- * plans are only made where this holds. */
+/* Whether the CPU has 8-bit dot products (AVX512-VNNI, or AVX-VNNI on AVX2 cores), as oneDNN
+ * sees it: there int8 kernels multiply four u8 x s8 pairs per 32-bit lane and instruction, with
+ * exact 32-bit sums. */
 int emo_cpu_has_vnni(void) {
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni;
+    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+           (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+}
+
+/* Whether oneDNN has vectorised int8 kernels here at all (AVX2 or later). Without VNNI they
+ * multiply with vpmaddubsw, which adds two u8 x s8 products into a saturating 16-bit lane:
+ * 255 * 127 * 2 overflows it, so such plans quantize weights to 7 bits (|q| <= 63, see
+ * `quantize_weights`), which keeps every pair sum exact. */
+int emo_cpu_has_int8(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2;
+}
+
+/* The name of the oneDNN ISA in effect (after ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA caps). */
+const char *emo_cpu_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
 }
 
 int emo_dnnl_init(void) {
@@ -654,6 +680,7 @@ typedef struct {
     dnnl_data_type_t fdt; /* floating-point activations and weights: f32, or bf16 (f32 sums) */
     dnnl_data_type_t dt;  /* the current activations': fdt, or u8/s8 between quantized steps */
     float scale;          /* with u8/s8 activations: real value = scale * stored integer */
+    int wmax;             /* quantized weights' largest magnitude: 127, or 63 without VNNI */
     int ready;
 } emo_plan;
 
@@ -756,6 +783,7 @@ int emo_plan_create(emo_plan **out, int64_t n, int64_t c, int64_t h, int64_t w, 
     p->w = w;
     p->input_bytes = (size_t)(n * c * h * w) * sizeof(float);
     p->dt = p->fdt = bf16 ? dnnl_bf16 : dnnl_f32;
+    p->wmax = emo_cpu_has_vnni() ? 127 : 63;
     dnnl_status_t s = dnnl_stream_create(&p->stream, g_engine, dnnl_stream_default_flags);
     if (s == dnnl_success && bf16) {
         dnnl_memory_desc_t from, to;
@@ -907,9 +935,12 @@ static void pop_step(emo_plan *p) {
     for (int j = 0; j < s->nconst; j++) free(s->const_buf[j]);
 }
 
-/* Per-output-channel symmetric 8-bit weights: q = round(w / s), s = max|w| / 127 over the
- * channel's `per_out` values. Fills `q` and `s`. */
-static void quantize_weights(const float *w, int64_t oc, int64_t per_out, int8_t *q, float *s) {
+/* Per-output-channel symmetric integer weights: q = round(w / s), s = max|w| / wmax over the
+ * channel's `per_out` values (wmax 127: 8 bits; 63: 7 bits, for CPUs without VNNI, whose
+ * 16-bit pair sums 2 * 255 * 63 = 32,130 then stay below 32,767). Fills `q` and `s`. */
+static void quantize_weights(const float *w, int64_t oc, int64_t per_out, int wmax, int8_t *q,
+                             float *s) {
+    const float top = (float)wmax;
     for (int64_t o = 0; o < oc; o++) {
         const float *row = w + o * per_out;
         float most = 0.0f;
@@ -917,10 +948,10 @@ static void quantize_weights(const float *w, int64_t oc, int64_t per_out, int8_t
             float a = row[i] < 0 ? -row[i] : row[i];
             if (a > most) most = a;
         }
-        s[o] = most > 0.0f ? most / 127.0f : 1.0f;
+        s[o] = most > 0.0f ? most / top : 1.0f;
         for (int64_t i = 0; i < per_out; i++) {
             float v = row[i] / s[o];
-            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            v = v > top ? top : v < -top ? -top : v;
             q[o * per_out + i] = (int8_t)(v < 0 ? v - 0.5f : v + 0.5f);
         }
     }
@@ -963,7 +994,7 @@ int emo_plan_conv(emo_plan *p, int64_t oc, const int64_t *kernel, const int64_t 
             pop_step(p);
             return dnnl_out_of_memory;
         }
-        quantize_weights(w, oc, per_out, wq, oscales);
+        quantize_weights(w, oc, per_out, p->wmax, wq, oscales);
         for (int64_t o = 0; o < oc; o++) {
             oscales[o] *= p->scale;
             if (bias) bias_q[o] = bias[o] / oscales[o];

@@ -59,8 +59,10 @@ impl InferenceNet {
         }
     }
 
-    /// How forward passes run, for reports and `/info`: `onednn plan (bf16)`, `onednn plan
-    /// (f32)`, or the layer-by-layer kernels (`onednn layers`, `flex layers`).
+    /// How forward passes run, for reports and `/info`: the plan's number format and the
+    /// instruction set oneDNN runs on (`onednn plan (bf16, avx512_core_amx)`, `onednn plan
+    /// (int8 7-bit weights, avx2)`), or the layer-by-layer kernels (`onednn layers`, `flex
+    /// layers`).
     pub fn runtime(&self) -> String {
         #[cfg(emolens_onednn)]
         if let Some(engine) = self
@@ -68,7 +70,7 @@ impl InferenceNet {
             .as_ref()
             .filter(|_| crate::onednn::kernels::ready())
         {
-            return format!("onednn plan ({})", engine.precision().name());
+            return format!("onednn plan ({})", engine.describe());
         }
         format!("{} layers", crate::onednn::cpu_kernels())
     }

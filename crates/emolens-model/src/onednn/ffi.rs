@@ -36,6 +36,8 @@ extern "C" {
     pub fn emo_dnnl_init() -> i32;
     pub fn emo_cpu_has_bf16() -> i32;
     pub fn emo_cpu_has_vnni() -> i32;
+    pub fn emo_cpu_has_int8() -> i32;
+    pub fn emo_cpu_isa_name() -> *const c_char;
     pub fn emo_get_threads() -> i32;
     pub fn emo_set_threads(n: i32);
 

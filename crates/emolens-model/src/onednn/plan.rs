@@ -26,12 +26,20 @@ pub enum Precision {
 
 impl Precision {
     /// The floating-point format: bf16 where the CPU multiplies it natively, f32 elsewhere;
-    /// `EMOLENS_PRECISION` (`f32` or `bf16`) overrides. On the bundled model bf16 changes
-    /// FER2013 test accuracy by a few images in 7,178 (see MODEL_CARD.md) and halves
-    /// inference time on AVX512-BF16 CPUs.
+    /// `EMOLENS_PRECISION` (`f32` or `bf16`) overrides, except that bf16 on a CPU without
+    /// native bf16 falls back to f32 with a warning (oneDNN has no bf16 kernels there). On the
+    /// bundled model bf16 changes FER2013 test accuracy by a few images in 7,178 (see
+    /// MODEL_CARD.md) and halves inference time on AVX512-BF16 CPUs.
     pub fn auto() -> Precision {
         match std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase()) {
-            Ok(v) if v == "bf16" => Precision::Bf16,
+            Ok(v) if v == "bf16" && cpu_has_bf16() => Precision::Bf16,
+            Ok(v) if v == "bf16" => {
+                tracing::warn!(
+                    "EMOLENS_PRECISION=bf16 but this CPU (oneDNN ISA {}) has no native bf16; using f32",
+                    cpu_isa()
+                );
+                Precision::F32
+            }
             Ok(v) if v == "f32" => Precision::F32,
             _ if cpu_has_bf16() => Precision::Bf16,
             _ => Precision::F32,
@@ -39,13 +47,21 @@ impl Precision {
     }
 
     /// The format for a model with (`calibrated`) or without int8 calibration: int8 where the
-    /// model is calibrated and the CPU has VNNI, else [`Precision::auto`]. `EMOLENS_PRECISION`
-    /// (`f32`, `bf16` or `int8`) overrides; `int8` on a model without calibration falls back,
-    /// with a warning.
+    /// model is calibrated and the CPU has vectorised int8 kernels (AVX2 or later; 8-bit
+    /// weights with VNNI, 7-bit without, see [`int8_weight_bits`]), else [`Precision::auto`].
+    /// `EMOLENS_PRECISION` (`f32`, `bf16` or `int8`) overrides; `int8` on a model without
+    /// calibration, or on a CPU without int8 kernels, falls back with a warning.
     pub fn for_model(calibrated: bool) -> Precision {
         let asked = std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase());
         match asked.as_deref() {
-            Ok("int8") if calibrated => Precision::Int8,
+            Ok("int8") if calibrated && cpu_has_int8() => Precision::Int8,
+            Ok("int8") if calibrated => {
+                tracing::warn!(
+                    "EMOLENS_PRECISION=int8 but this CPU (oneDNN ISA {}) has no vectorised int8 kernels; using floating point",
+                    cpu_isa()
+                );
+                Precision::auto()
+            }
             Ok("int8") => {
                 tracing::warn!(
                     "EMOLENS_PRECISION=int8 but the model has no int8 calibration (run `emolens model quantize`); using floating point"
@@ -53,7 +69,7 @@ impl Precision {
                 Precision::auto()
             }
             Ok("f32" | "bf16") => Precision::auto(),
-            _ if calibrated && cpu_has_vnni() => Precision::Int8,
+            _ if calibrated && cpu_has_int8() => Precision::Int8,
             _ => Precision::auto(),
         }
     }
@@ -73,10 +89,39 @@ pub fn cpu_has_bf16() -> bool {
     kernels::ready() && unsafe { ffi::emo_cpu_has_bf16() } != 0
 }
 
-/// Whether the CPU has 8-bit dot products (AVX512-VNNI or later), as oneDNN sees it.
+/// Whether the CPU has 8-bit dot products (AVX512-VNNI or AVX-VNNI), as oneDNN sees it.
 pub fn cpu_has_vnni() -> bool {
     // SAFETY: a pure query of the CPU's features.
     kernels::ready() && unsafe { ffi::emo_cpu_has_vnni() } != 0
+}
+
+/// Whether oneDNN has vectorised int8 kernels here (AVX2 or later), where int8 plans are made.
+pub fn cpu_has_int8() -> bool {
+    // SAFETY: a pure query of the CPU's features.
+    kernels::ready() && unsafe { ffi::emo_cpu_has_int8() } != 0
+}
+
+/// The bits of an int8 plan's weights on this CPU: 8 with VNNI; 7 without, where oneDNN's
+/// kernels add pairs of u8 x s8 products in saturating 16-bit lanes (2 x 255 x 127 would
+/// overflow them; 2 x 255 x 63 does not). None where there are no int8 kernels.
+pub fn int8_weight_bits() -> Option<u32> {
+    match (cpu_has_int8(), cpu_has_vnni()) {
+        (false, _) => None,
+        (true, true) => Some(8),
+        (true, false) => Some(7),
+    }
+}
+
+/// The instruction set oneDNN runs on here, after any `ONEDNN_MAX_CPU_ISA` cap (e.g.
+/// `avx512_core_bf16`, `avx2`); "none" without oneDNN.
+pub fn cpu_isa() -> &'static str {
+    if !kernels::ready() {
+        return "none";
+    }
+    // SAFETY: a static, NUL-terminated string from the shim.
+    unsafe { CStr::from_ptr(ffi::emo_cpu_isa_name()) }
+        .to_str()
+        .unwrap_or("unknown")
 }
 
 /// The 8-bit format of a range: u8 for ranges that never go below zero (after a ReLU), s8
@@ -191,11 +236,12 @@ impl Plan {
             return Err("oneDNN is not available".into());
         }
         let ranges = match (precision, int8) {
-            // Without VNNI oneDNN multiplies u8 by s8 into 16-bit pairs that can saturate.
-            (Precision::Int8, _) if !cpu_has_vnni() => {
-                return Err(
-                    "int8 plans need a CPU with AVX512-VNNI; this one runs bf16 or f32".into(),
-                )
+            // Below AVX2 oneDNN's int8 convolutions are reference code, slower than f32.
+            (Precision::Int8, _) if !cpu_has_int8() => {
+                return Err(format!(
+                    "int8 plans need a CPU with AVX2 or later; this one (oneDNN ISA {}) runs f32",
+                    cpu_isa()
+                ))
             }
             (Precision::Int8, Some(c)) if c.steps.len() == net.steps.len() => Some(c),
             (Precision::Int8, Some(c)) => {
@@ -206,6 +252,12 @@ impl Plan {
                 ))
             }
             (Precision::Int8, None) => return Err("int8 needs a calibration".into()),
+            (Precision::Bf16, _) if !cpu_has_bf16() => {
+                return Err(format!(
+                    "bf16 plans need a CPU with AVX512-BF16 or AMX; this one (oneDNN ISA {}) runs f32 or int8",
+                    cpu_isa()
+                ))
+            }
             _ => None,
         };
         let [c, h, w] = net.input;
@@ -591,6 +643,15 @@ impl Engine {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The number format and the instruction set, for reports: `f32, avx2`, `bf16,
+    /// avx512_core_amx`, `int8, avx512_core_vnni`, `int8 7-bit weights, avx2`.
+    pub fn describe(&self) -> String {
+        match (self.precision, int8_weight_bits()) {
+            (Precision::Int8, Some(7)) => format!("int8 7-bit weights, {}", cpu_isa()),
+            (p, _) => format!("{}, {}", p.name(), cpu_isa()),
+        }
     }
 
     /// Logits `[n, classes]` for `n` channels-first images. The batch runs in chunks of the

@@ -53,6 +53,7 @@ fn keras_parameter_counts() {
 
 #[test]
 fn networks_run_forward() {
+    let _kernels = crate::common::kernels_fixed();
     let device = Device::flex();
     let im = read_architecture_file(&arch_dir().join("model_1_concept.json")).unwrap();
     let net = Network::new(&im.arch, 1, 48, 48, &device).unwrap().valid();

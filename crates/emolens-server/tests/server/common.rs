@@ -1,6 +1,6 @@
 //! Shared test parts: a real model, a real server on a loopback port, a tiny HTTP client, real
 //! FER2013 files, and a private PostgreSQL server.
-#![allow(dead_code)]
+#![allow(dead_code)] // each module of the binary uses a part
 
 use emolens_core::{ColourMode, EmotionClassifier, InputSpec, ModelMeta};
 use emolens_server::analysis::{FacesAnalyzer, PhotoAnalyzer};

@@ -1,8 +1,6 @@
 //! Campaigns, ads, uploads, results, comparison and export against real SQLite and PostgreSQL.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use emolens_server::ServerConfig;
 use serde_json::json;
 

@@ -7,6 +7,7 @@ use emolens_model::{BurnClassifier, ModelFile, BUNDLED_MODEL};
 
 #[test]
 fn flip_tta_is_the_mean_over_the_mirror() {
+    let _kernels = crate::common::kernels_fixed();
     let bytes = BUNDLED_MODEL.expect("the bundled model (models/default.emolens) is embedded");
     let file = ModelFile::decode(bytes, "bundled").unwrap();
     let mut meta = file.meta.clone();

@@ -1,9 +1,7 @@
 //! The web app in a real headless browser: starts the server on a loopback port and runs
 //! `tests/browser/app.test.js` (playwright-core driving Debian's chromium).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use emolens_server::ServerConfig;
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,9 +1,7 @@
 //! API tests against the real server on a loopback port, with the real model loader, real FER2013
 //! images and a real SQLite database.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use emolens_server::ServerConfig;
 use serde_json::{json, Value};
 

@@ -1,0 +1,9 @@
+//! emolens-server's integration tests, in one binary (one compile and link instead of one per
+//! file): the API, campaigns on SQLite and PostgreSQL, and the web app in a real browser, each
+//! against a real server on a loopback port.
+
+mod common;
+
+mod api;
+mod browser;
+mod campaigns;
