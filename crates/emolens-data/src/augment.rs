@@ -5,7 +5,9 @@
 //! augmented pixels, deterministically (so a balance manifest that stores params regenerates the
 //! exact pixels). The geometry follows Keras' `ImageDataGenerator` (rotation, shift, shear and
 //! zoom composed into one affine map about the image centre, bilinear sampling, a fill mode for
-//! pixels mapped from outside the image).
+//! pixels mapped from outside the image). [`DegradeConfig`] adds what separates a clean
+//! training crop from a face found in a customer's photo or webcam frame: gamma, blur, sensor
+//! noise, JPEG re-compression and random erasing (occlusion), applied after the geometry.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,56 @@ pub struct AugmentConfig {
     /// is scaled by it).
     pub contrast: f32,
     pub fill: FillMode,
+    /// Domain-gap degradations (off in configs saved before they existed).
+    #[serde(default)]
+    pub degrade: DegradeConfig,
+}
+
+/// Degradations against the gaps between training crops and production faces. Each is off at
+/// its zero value. Probabilities are per image; strengths are drawn uniformly up to the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct DegradeConfig {
+    /// Gamma drawn log-uniformly from `[1 / (1 + gamma), 1 + gamma]` (`v' = 255 (v/255)^g`):
+    /// under- and over-exposed webcams.
+    pub gamma: f32,
+    /// Probability of a Gaussian blur with sigma drawn from `[0.3, blur_sigma]` pixels (at the
+    /// model's input size): out-of-focus and upscaled small faces.
+    pub blur_prob: f32,
+    pub blur_sigma: f32,
+    /// Probability of additive Gaussian noise with a standard deviation drawn from
+    /// `[1, noise_std]` (0-255 scale): sensor noise in dim rooms.
+    pub noise_prob: f32,
+    pub noise_std: f32,
+    /// Probability of a JPEG round trip at a quality drawn from `[jpeg_quality_min, 95]`.
+    pub jpeg_prob: f32,
+    pub jpeg_quality_min: u8,
+    /// Probability of erasing one rectangle (2-20 % of the image, aspect 0.3-3.3) with noise
+    /// (Zhong et al. 2017): hands, glasses, microphones in front of the face.
+    pub erase_prob: f32,
+}
+
+impl DegradeConfig {
+    /// The `wild` preset's degradations (emolens' own choice).
+    pub fn wild() -> Self {
+        DegradeConfig {
+            gamma: 0.4,
+            blur_prob: 0.2,
+            blur_sigma: 1.2,
+            noise_prob: 0.2,
+            noise_std: 8.0,
+            jpeg_prob: 0.25,
+            jpeg_quality_min: 30,
+            erase_prob: 0.25,
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        self.gamma == 0.0
+            && self.blur_prob == 0.0
+            && self.noise_prob == 0.0
+            && self.jpeg_prob == 0.0
+            && self.erase_prob == 0.0
+    }
 }
 
 impl Default for AugmentConfig {
@@ -69,6 +121,7 @@ impl AugmentConfig {
             brightness: None,
             contrast: 0.0,
             fill: FillMode::Nearest,
+            degrade: DegradeConfig::default(),
         }
     }
 
@@ -125,16 +178,27 @@ impl AugmentConfig {
             brightness: Some((0.8, 1.2)),
             contrast: 0.2,
             fill: FillMode::Nearest,
+            degrade: DegradeConfig::default(),
         }
     }
 
-    /// A preset by name: `none`, `original`, `original-balance`, `standard`.
+    /// `standard` plus the domain-gap degradations of [`DegradeConfig::wild`]: for models that
+    /// must read faces found in customers' photos and webcam frames, not only clean crops.
+    pub fn wild() -> Self {
+        AugmentConfig {
+            degrade: DegradeConfig::wild(),
+            ..Self::standard()
+        }
+    }
+
+    /// A preset by name: `none`, `original`, `original-balance`, `standard`, `wild`.
     pub fn preset(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "none" | "off" => Some(Self::none()),
             "original" => Some(Self::original_preset()),
             "original-balance" => Some(Self::original_balance_preset()),
             "standard" => Some(Self::standard()),
+            "wild" => Some(Self::wild()),
             _ => None,
         }
     }
@@ -163,6 +227,32 @@ impl AugmentConfig {
         if self.contrast >= 1.0 {
             return Err(format!("contrast must be below 1, got {}", self.contrast));
         }
+        let d = &self.degrade;
+        for (name, v) in [
+            ("gamma", d.gamma),
+            ("blur_sigma", d.blur_sigma),
+            ("noise_std", d.noise_std),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{name} must be a finite number >= 0, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("blur_prob", d.blur_prob),
+            ("noise_prob", d.noise_prob),
+            ("jpeg_prob", d.jpeg_prob),
+            ("erase_prob", d.erase_prob),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} must be a probability in [0, 1], got {v}"));
+            }
+        }
+        if d.jpeg_prob > 0.0 && !(1..=95).contains(&d.jpeg_quality_min) {
+            return Err(format!(
+                "jpeg_quality_min must be in 1..=95, got {}",
+                d.jpeg_quality_min
+            ));
+        }
         if let Some((lo, hi)) = self.brightness {
             if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
                 return Err(format!(
@@ -183,6 +273,7 @@ impl AugmentConfig {
             && self.shear_deg == 0.0
             && self.brightness.is_none()
             && self.contrast == 0.0
+            && self.degrade.is_none()
     }
 
     /// Draws one concrete augmentation. With a seeded `rand_chacha::ChaCha8Rng` the draws are
@@ -211,6 +302,13 @@ impl AugmentConfig {
             None => 1.0,
         };
         let contrast = 1.0 + sym(rng, self.contrast);
+        // Drawn after the original fields and only when enabled, so configs without
+        // degradations draw exactly the numbers they always did.
+        let degrade = if self.degrade.is_none() {
+            Degrade::default()
+        } else {
+            self.degrade.sample(rng)
+        };
         AugmentParams {
             flip,
             rotation_deg,
@@ -222,6 +320,219 @@ impl AugmentConfig {
             brightness,
             contrast,
             fill: self.fill,
+            degrade,
+        }
+    }
+}
+
+impl DegradeConfig {
+    fn sample(&self, rng: &mut impl Rng) -> Degrade {
+        let mut hit = |p: f32| p > 0.0 && rng.random::<f32>() < p;
+        let (blur, noise, jpeg, erase) = (
+            hit(self.blur_prob),
+            hit(self.noise_prob),
+            hit(self.jpeg_prob),
+            hit(self.erase_prob),
+        );
+        let gamma = if self.gamma > 0.0 {
+            let l = (1.0 + self.gamma).ln();
+            rng.random_range(-l..=l).exp()
+        } else {
+            1.0
+        };
+        let blur_sigma = if blur && self.blur_sigma > 0.3 {
+            rng.random_range(0.3..=self.blur_sigma)
+        } else if blur {
+            self.blur_sigma
+        } else {
+            0.0
+        };
+        let noise_std = if noise && self.noise_std > 1.0 {
+            rng.random_range(1.0..=self.noise_std)
+        } else if noise {
+            self.noise_std
+        } else {
+            0.0
+        };
+        let jpeg_quality = if jpeg {
+            rng.random_range(self.jpeg_quality_min.clamp(1, 95)..=95)
+        } else {
+            0
+        };
+        let erase = erase.then(|| {
+            let area = rng.random_range(0.02f32..=0.2);
+            let aspect = rng.random_range(0.3f32.ln()..=3.3f32.ln()).exp();
+            let (ew, eh) = (
+                (area * aspect).sqrt().min(1.0),
+                (area / aspect).sqrt().min(1.0),
+            );
+            let x = rng.random_range(0.0..=1.0 - ew);
+            let y = rng.random_range(0.0..=1.0 - eh);
+            [x, y, ew, eh]
+        });
+        Degrade {
+            gamma,
+            blur_sigma,
+            noise_std,
+            jpeg_quality,
+            erase,
+            seed: rng.random(),
+        }
+    }
+}
+
+/// One concrete draw of [`DegradeConfig`] (all identity by default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Degrade {
+    pub gamma: f32,
+    /// 0: no blur.
+    pub blur_sigma: f32,
+    /// 0: no noise.
+    pub noise_std: f32,
+    /// 0: no JPEG round trip.
+    pub jpeg_quality: u8,
+    /// The erased rectangle: x, y, width, height as fractions of the image.
+    pub erase: Option<[f32; 4]>,
+    /// Seeds the noise and the erased rectangle's fill.
+    pub seed: u64,
+}
+
+impl Default for Degrade {
+    fn default() -> Self {
+        Degrade {
+            gamma: 1.0,
+            blur_sigma: 0.0,
+            noise_std: 0.0,
+            jpeg_quality: 0,
+            erase: None,
+            seed: 0,
+        }
+    }
+}
+
+impl Degrade {
+    fn is_identity(&self) -> bool {
+        self.gamma == 1.0
+            && self.blur_sigma == 0.0
+            && self.noise_std == 0.0
+            && self.jpeg_quality == 0
+            && self.erase.is_none()
+    }
+
+    /// Applies the draw to planar u8 `channels x h x w` pixels in place: gamma, blur, noise,
+    /// JPEG, erasing, in that order (the order a camera and an upload pipeline degrade a face).
+    fn apply(&self, px: &mut [u8], channels: usize, h: usize, w: usize) {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
+        if self.gamma != 1.0 {
+            let lut: Vec<u8> = (0..256)
+                .map(|v| {
+                    (255.0 * (v as f32 / 255.0).powf(self.gamma) + 0.5).clamp(0.0, 255.0) as u8
+                })
+                .collect();
+            px.iter_mut().for_each(|v| *v = lut[*v as usize]);
+        }
+        if self.blur_sigma > 0.0 {
+            gaussian_blur(px, channels, h, w, self.blur_sigma);
+        }
+        if self.noise_std > 0.0 {
+            for v in px.iter_mut() {
+                // Box-Muller from two uniforms.
+                let (u1, u2): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+                *v = (*v as f32 + z * self.noise_std + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+        if self.jpeg_quality > 0 {
+            jpeg_round_trip(px, channels, h, w, self.jpeg_quality);
+        }
+        if let Some([fx, fy, fw, fh]) = self.erase {
+            let (x0, y0) = ((fx * w as f32) as usize, (fy * h as f32) as usize);
+            let x1 = ((fx + fw) * w as f32).ceil().min(w as f32) as usize;
+            let y1 = ((fy + fh) * h as f32).ceil().min(h as f32) as usize;
+            for c in 0..channels {
+                for y in y0..y1 {
+                    for x in x0..x1 {
+                        px[c * h * w + y * w + x] = rng.random();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Separable Gaussian blur of each plane, edges clamped.
+fn gaussian_blur(px: &mut [u8], channels: usize, h: usize, w: usize, sigma: f32) {
+    let r = (3.0 * sigma).ceil().max(1.0) as i64;
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|v| v / sum).collect();
+    let mut tmp = vec![0f32; h * w];
+    for c in 0..channels {
+        let plane = &mut px[c * h * w..(c + 1) * h * w];
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (j, kv) in k.iter().enumerate() {
+                    let xx = (x as i64 + j as i64 - r).clamp(0, w as i64 - 1) as usize;
+                    acc += kv * plane[y * w + xx] as f32;
+                }
+                tmp[y * w + x] = acc;
+            }
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (j, kv) in k.iter().enumerate() {
+                    let yy = (y as i64 + j as i64 - r).clamp(0, h as i64 - 1) as usize;
+                    acc += kv * tmp[yy * w + x];
+                }
+                plane[y * w + x] = (acc + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+}
+
+/// Encodes the planar image as JPEG at `quality` and decodes it back (grayscale or RGB; other
+/// channel counts are left alone).
+fn jpeg_round_trip(px: &mut [u8], channels: usize, h: usize, w: usize, quality: u8) {
+    use image::codecs::jpeg::JpegEncoder;
+    use image::ExtendedColorType;
+    let plane = h * w;
+    let (interleaved, colour) = match channels {
+        1 => (px.to_vec(), ExtendedColorType::L8),
+        3 => (
+            (0..plane)
+                .flat_map(|i| [px[i], px[plane + i], px[2 * plane + i]])
+                .collect(),
+            ExtendedColorType::Rgb8,
+        ),
+        _ => return,
+    };
+    let mut bytes = Vec::new();
+    if JpegEncoder::new_with_quality(&mut bytes, quality)
+        .encode(&interleaved, w as u32, h as u32, colour)
+        .is_err()
+    {
+        return;
+    }
+    let Ok(img) = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg) else {
+        return;
+    };
+    match channels {
+        1 => {
+            let g = img.to_luma8();
+            px.copy_from_slice(g.as_raw());
+        }
+        _ => {
+            let rgb = img.to_rgb8();
+            for (i, p) in rgb.pixels().enumerate() {
+                for c in 0..3 {
+                    px[c * plane + i] = p[c];
+                }
+            }
         }
     }
 }
@@ -247,6 +558,9 @@ pub struct AugmentParams {
     pub brightness: f32,
     pub contrast: f32,
     pub fill: FillMode,
+    /// Degradations after the geometry and photometry (identity in manifests saved before).
+    #[serde(default)]
+    pub degrade: Degrade,
 }
 
 impl Default for AugmentParams {
@@ -269,6 +583,7 @@ impl AugmentParams {
             brightness: 1.0,
             contrast: 1.0,
             fill: FillMode::Nearest,
+            degrade: Degrade::default(),
         }
     }
 
@@ -359,6 +674,9 @@ pub fn apply_augment(
         for v in dst.iter_mut() {
             *v = (*v as f32 * scale + offset).clamp(0.0, 255.0) as u8;
         }
+    }
+    if !params.degrade.is_identity() {
+        params.degrade.apply(dst, channels, h, w);
     }
 }
 
@@ -581,17 +899,102 @@ mod tests {
 
     #[test]
     fn presets_validate_and_roundtrip_through_json() {
-        for name in ["none", "original", "original-balance", "standard"] {
+        for name in ["none", "original", "original-balance", "standard", "wild"] {
             let cfg = AugmentConfig::preset(name).unwrap();
             cfg.validate().unwrap();
             let json = serde_json::to_string(&cfg).unwrap();
             assert_eq!(serde_json::from_str::<AugmentConfig>(&json).unwrap(), cfg);
         }
-        assert!(AugmentConfig::preset("wild").is_none());
+        assert!(AugmentConfig::preset("feral").is_none());
         let bad = AugmentConfig {
             zoom: 1.5,
             ..AugmentConfig::none()
         };
         assert!(bad.validate().unwrap_err().contains("zoom"));
+    }
+
+    #[test]
+    fn degradations_are_deterministic_bounded_and_off_by_default() {
+        let src = gradient(1, 48, 48);
+        // Off: the standard preset draws no degradation, and an old config without the field
+        // reads as off.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(
+            AugmentConfig::standard().sample(&mut rng).degrade,
+            Degrade::default()
+        );
+        let old = serde_json::json!({"hflip": true, "rotation_deg": 10.0, "width_shift": 0.1,
+            "height_shift": 0.1, "zoom": 0.1, "brightness": [0.8, 1.2], "contrast": 0.2,
+            "fill": "nearest"});
+        let old: AugmentConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(old, AugmentConfig::standard());
+        // Every degradation on: same draw, same pixels; pixels change; the config validates.
+        let all = AugmentConfig {
+            degrade: DegradeConfig {
+                gamma: 0.5,
+                blur_prob: 1.0,
+                blur_sigma: 1.5,
+                noise_prob: 1.0,
+                noise_std: 10.0,
+                jpeg_prob: 1.0,
+                jpeg_quality_min: 20,
+                erase_prob: 1.0,
+            },
+            ..AugmentConfig::none()
+        };
+        all.validate().unwrap();
+        let p = all.sample(&mut ChaCha8Rng::seed_from_u64(9));
+        let [x, y, w, h] = p.degrade.erase.expect("erase drawn");
+        assert!(x >= 0.0 && y >= 0.0 && x + w <= 1.0 + 1e-6 && y + h <= 1.0 + 1e-6);
+        assert!(p.degrade.blur_sigma >= 0.3 && p.degrade.noise_std >= 1.0);
+        assert!((20..=95).contains(&p.degrade.jpeg_quality));
+        let (mut a, mut b) = (vec![0; src.len()], vec![0; src.len()]);
+        apply_augment(&p, &src, 1, 48, 48, &mut a);
+        apply_augment(&p, &src, 1, 48, 48, &mut b);
+        assert_eq!(a, b);
+        let changed = a.iter().zip(&src).filter(|(u, v)| u != v).count();
+        assert!(changed > src.len() / 2, "{changed} pixels changed");
+        // Each alone changes the image, and colour images work too.
+        let rgb = gradient(3, 32, 32);
+        for d in [
+            Degrade {
+                gamma: 0.6,
+                ..Degrade::default()
+            },
+            Degrade {
+                blur_sigma: 1.0,
+                ..Degrade::default()
+            },
+            Degrade {
+                noise_std: 5.0,
+                seed: 1,
+                ..Degrade::default()
+            },
+            Degrade {
+                jpeg_quality: 30,
+                ..Degrade::default()
+            },
+            Degrade {
+                erase: Some([0.25, 0.25, 0.5, 0.5]),
+                seed: 2,
+                ..Degrade::default()
+            },
+        ] {
+            let p = AugmentParams {
+                degrade: d,
+                ..AugmentParams::identity()
+            };
+            let mut out = vec![0; rgb.len()];
+            apply_augment(&p, &rgb, 3, 32, 32, &mut out);
+            assert_ne!(out, rgb, "{d:?} left the image unchanged");
+        }
+        let bad = AugmentConfig {
+            degrade: DegradeConfig {
+                erase_prob: 1.5,
+                ..DegradeConfig::default()
+            },
+            ..AugmentConfig::none()
+        };
+        assert!(bad.validate().unwrap_err().contains("erase_prob"));
     }
 }
