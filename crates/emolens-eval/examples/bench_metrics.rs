@@ -45,6 +45,7 @@ fn main() {
         model_name: "synthetic".into(),
         model_source: "synthetic probabilities".into(),
         data_dir: "-".into(),
+        labels: Default::default(),
         class_map: vec![],
         flip_tta: false,
         runtime: "synthetic".into(),

@@ -3,6 +3,7 @@
 //! plus calibration and baselines. Pure functions; no I/O.
 
 use crate::error::EvalError;
+use emolens_core::Emotion;
 use serde::{Deserialize, Serialize};
 
 /// Number of equal-width confidence bins used for the expected calibration error.
@@ -93,6 +94,25 @@ pub struct WrongPrediction {
     pub true_class_probability: f64,
 }
 
+/// How the model reads neutral faces: neutral's recall and the share of neutral faces read as
+/// a negative emotion (angry, disgust, fear or sad), which pulls an ad's average reaction
+/// negative. Taken from the confusion matrix; classes are recognised by emotion name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeutralReading {
+    /// The model class recognised as neutral.
+    pub neutral_class: String,
+    /// Neutral faces evaluated (the neutral row's total).
+    pub support: u64,
+    /// Neutral faces read as neutral, over `support` (0 with no neutral faces).
+    pub recall: f64,
+    /// The model classes counted as negative (those whose emotion has negative valence).
+    pub negative_classes: Vec<String>,
+    /// Neutral faces read as one of `negative_classes`.
+    pub as_negative: u64,
+    /// `as_negative / support` (0 with no neutral faces).
+    pub as_negative_share: f64,
+}
+
 /// Everything `evaluate` measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -113,6 +133,9 @@ pub struct EvalReport {
     pub baselines: Vec<Baseline>,
     /// Per true class, its most confidently wrong predictions, most confident first.
     pub confidently_wrong: Vec<Vec<WrongPrediction>>,
+    /// Neutral faces read as negative emotions; `None` when the model has no neutral class.
+    #[serde(default)]
+    pub neutral: Option<NeutralReading>,
 }
 
 /// Validates the inputs shared by every metric here.
@@ -499,6 +522,30 @@ fn confidently_wrong(
     out
 }
 
+/// Neutral's recall and the neutral faces read as angry, disgust, fear or sad, from a count
+/// confusion matrix (rows true, columns predicted) over `classes`. `None` when no class is
+/// neutral by name (synonyms included, e.g. `calm`).
+pub fn neutral_reading(confusion: &[Vec<u64>], classes: &[String]) -> Option<NeutralReading> {
+    let emotion = |c: &String| Emotion::from_label(c);
+    let n = classes
+        .iter()
+        .position(|c| emotion(c) == Some(Emotion::Neutral))?;
+    let negative: Vec<usize> = (0..classes.len())
+        .filter(|&c| emotion(&classes[c]).is_some_and(|e| e.valence() < 0))
+        .collect();
+    let row = &confusion[n];
+    let support: u64 = row.iter().sum();
+    let as_negative: u64 = negative.iter().map(|&c| row[c]).sum();
+    Some(NeutralReading {
+        neutral_class: classes[n].clone(),
+        support,
+        recall: safe_div(row[n] as f64, support as f64),
+        negative_classes: negative.iter().map(|&c| classes[c].clone()).collect(),
+        as_negative,
+        as_negative_share: safe_div(as_negative as f64, support as f64),
+    })
+}
+
 /// Evaluates class probabilities against true labels.
 ///
 /// `labels[i]` is the true class index of sample `i` into `classes`; `probs[i]` its
@@ -535,12 +582,13 @@ pub fn evaluate(
         macro_avg,
         weighted_avg,
         micro_avg,
-        confusion,
         confusion_normalised,
         roc: roc_summary(labels, probs, classes),
         calibration: calibration(labels, probs, ECE_BINS),
         baselines: baselines(labels, classes),
         confidently_wrong: confidently_wrong(labels, probs, classes, WRONG_PER_CLASS),
+        neutral: neutral_reading(&confusion, classes),
+        confusion,
     })
 }
 
@@ -618,6 +666,34 @@ mod tests {
         assert!(evaluate(&[], &[], &names(2)).is_err());
         assert!(evaluate(&[0], &[vec![f32::NAN, 0.5]], &names(2)).is_err());
         assert!(evaluate(&[0], &[vec![0.5, 0.3, 0.2]], &names(2)).is_err());
+    }
+
+    #[test]
+    fn neutral_reading_counts_negative_columns_by_emotion() {
+        // A model in another order with synonyms: anger, happiness, calm, sadness, surprise.
+        let classes: Vec<String> = ["anger", "happiness", "calm", "sadness", "surprise"]
+            .map(String::from)
+            .to_vec();
+        let cm = vec![
+            vec![5, 0, 0, 0, 0],
+            vec![0, 5, 0, 0, 0],
+            vec![3, 1, 10, 4, 2],
+            vec![0, 0, 0, 5, 0],
+            vec![0, 0, 0, 0, 5],
+        ];
+        let r = neutral_reading(&cm, &classes).unwrap();
+        assert_eq!(r.neutral_class, "calm");
+        assert_eq!(r.support, 20);
+        assert_eq!(r.negative_classes, vec!["anger", "sadness"]);
+        assert_eq!(r.as_negative, 7);
+        assert!((r.as_negative_share - 0.35).abs() < 1e-12);
+        assert!((r.recall - 0.5).abs() < 1e-12);
+        // No neutral class, no reading; no neutral faces, zero shares.
+        assert!(neutral_reading(&cm, &names(5)).is_none());
+        let mut empty = cm.clone();
+        empty[2] = vec![0; 5];
+        let r = neutral_reading(&empty, &classes).unwrap();
+        assert_eq!((r.support, r.recall, r.as_negative_share), (0, 0.0, 0.0));
     }
 
     #[test]

@@ -35,6 +35,49 @@ pub struct EvalSection {
     pub excluded: Vec<String>,
 }
 
+/// Files that a label source leaves out of the evaluation for one reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub reason: String,
+    pub count: usize,
+    /// The files, relative to the data folder.
+    pub files: Vec<String>,
+}
+
+/// Where the true labels came from, and which candidate files it left out and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSource {
+    /// `folders` (the class folder of each file) or `ferplus` (the FER+ votes' majority).
+    pub kind: String,
+    /// One line for a reader, e.g. `FER+ majority vote (../votes.csv), PrivateTest rows`.
+    pub description: String,
+    /// The labels file, when the labels come from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Fingerprint of the labels file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Candidate files before any was left out (for FER+: the rows of the chosen usage).
+    pub candidates: usize,
+    /// Files left out by the label rule, grouped by reason (unreadable files are in
+    /// `failures` instead).
+    #[serde(default)]
+    pub left_out: Vec<LeftOut>,
+}
+
+impl Default for LabelSource {
+    fn default() -> Self {
+        LabelSource {
+            kind: "folders".into(),
+            description: "the class folder of each file".into(),
+            file: None,
+            fingerprint: None,
+            candidates: 0,
+            left_out: Vec::new(),
+        }
+    }
+}
+
 /// Everything the `eval` command measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalDocument {
@@ -43,7 +86,10 @@ pub struct EvalDocument {
     /// `bundled` or the model file's path.
     pub model_source: String,
     pub data_dir: String,
-    /// Dataset class folder -> model class, as used.
+    /// Where the true labels came from (class folders unless stated), and what was left out.
+    #[serde(default)]
+    pub labels: LabelSource,
+    /// Dataset class (folder or label name) -> model class, as used.
     pub class_map: Vec<(String, String)>,
     pub flip_tta: bool,
     /// How the model ran (kernels and number format, e.g. `onednn plan (bf16)`).
@@ -365,6 +411,17 @@ fn section_markdown(s: &EvalSection, out: &mut String) {
         "\nSamples: {}. Baselines: {}; {}.\n",
         r.n_samples, r.baselines[0].description, r.baselines[1].description
     );
+    if let Some(nr) = &r.neutral {
+        let _ = writeln!(
+            out,
+            "**Neutral faces:** recall {:.4}; {} of {} ({}) read as a negative emotion ({}).\n",
+            nr.recall,
+            nr.as_negative,
+            nr.support,
+            pct(nr.as_negative_share),
+            nr.negative_classes.join(", ")
+        );
+    }
     let _ = writeln!(out, "### Classification report\n");
     let _ = writeln!(
         out,
@@ -446,7 +503,22 @@ fn header_markdown(doc: &EvalDocument, out: &mut String) {
         .iter()
         .map(|(a, b)| format!("{a}→{b}"))
         .collect();
-    let _ = writeln!(out, "- class map (folder→model): {}", map.join(", "));
+    let _ = writeln!(out, "- labels: {}", doc.labels.description);
+    if let Some(fp) = &doc.labels.fingerprint {
+        let _ = writeln!(out, "- labels file fingerprint: `{fp}`");
+    }
+    if !doc.labels.left_out.is_empty() {
+        let total: usize = doc.labels.left_out.iter().map(|l| l.count).sum();
+        let _ = writeln!(
+            out,
+            "- {} candidate files, {} left out by the labels:",
+            doc.labels.candidates, total
+        );
+        for l in &doc.labels.left_out {
+            let _ = writeln!(out, "    - {}: {}", l.reason, l.count);
+        }
+    }
+    let _ = writeln!(out, "- class map (label→model): {}", map.join(", "));
     let _ = writeln!(
         out,
         "- horizontal-flip test-time augmentation: {}",

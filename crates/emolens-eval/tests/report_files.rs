@@ -23,6 +23,7 @@ fn eval_report_files_are_complete() {
         model_name: "fixture".into(),
         model_source: "fixture".into(),
         data_dir: "fixture".into(),
+        labels: Default::default(),
         class_map: classes.iter().map(|c| (c.clone(), c.clone())).collect(),
         flip_tta: false,
         runtime: "test".into(),

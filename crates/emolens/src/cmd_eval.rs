@@ -6,9 +6,10 @@ use emolens_core::{EmotionClassifier, Preprocessor};
 use emolens_data::{load_cache, scan_dataset, ScanOptions, Split};
 use emolens_eval::experiments::{analyse, filter_by_mode, load_runs, write_experiments_report};
 use emolens_eval::inference::predict_pixels;
+use emolens_eval::labels::{ferplus_usage, select_ferplus, Labels};
 use emolens_eval::mapping::{map_classes, parse_class_map};
 use emolens_eval::report::{
-    load_from_disk, write_eval_report, EvalDocument, EvalSection, ItemFailure,
+    load_from_disk, write_eval_report, EvalDocument, EvalSection, ItemFailure, LabelSource,
 };
 use emolens_eval::{dedup, evaluate};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,13 +23,23 @@ pub struct EvalArgs {
     /// Model file (.emolens); the bundled default model when omitted.
     #[arg(long, env = "EMOLENS_MODEL")]
     model: Option<PathBuf>,
-    /// Labelled images: a dataset root (`<root>/<split>/<class>/`) or one split folder
-    /// (`<split>/<class>/`, e.g. `fer2013/test`).
+    /// Labelled images: a dataset root (`<root>/<split>/<class>/`), one split folder
+    /// (`<split>/<class>/`, e.g. `fer2013/test`) or any folder of class folders
+    /// (`<dir>/<class>/`). With `--labels ferplus:...`: the FER2013 folder the votes' paths are
+    /// relative to.
     #[arg(long, env = "EMOLENS_EVAL_DATA")]
     data: PathBuf,
-    /// Split to evaluate when DATA is a dataset root.
+    /// Split to evaluate when DATA is a dataset root. With FER+ labels: `test` (FER2013's
+    /// PrivateTest rows, FER+'s test set; also `private-test`), `valid` (PublicTest, FER+'s
+    /// validation set; also `public-test`) or `train`.
     #[arg(long, env = "EMOLENS_EVAL_SPLIT", default_value = "test")]
     split: String,
+    /// Where the true labels come from: `folders` (each file's class folder) or
+    /// `ferplus:VOTES_CSV` (the FER+ majority vote of each FER2013 file, e.g.
+    /// `ferplus:../shared/data/ferplus/votes.csv`; rows without a unique plurality among the
+    /// seven emotions are left out, and the report says how many and why).
+    #[arg(long, env = "EMOLENS_EVAL_LABELS", default_value = "folders")]
+    labels: String,
     /// Folder for report.json, report.md, report.html and plots/.
     #[arg(long, env = "EMOLENS_EVAL_OUT", default_value = "reports/eval")]
     out: PathBuf,
@@ -82,6 +93,17 @@ fn scan_eval_data(data: &Path, split_name: &str) -> anyhow::Result<EvalData> {
             "{}: no such folder; give a dataset root or a split folder of class folders",
             data.display()
         );
+    }
+    let is_split_name = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| Split::from_folder(&n.to_string_lossy()).is_some())
+    };
+    let has_split_folders = std::fs::read_dir(data)
+        .with_context(|| format!("{}: cannot list the folder", data.display()))?
+        .filter_map(Result::ok)
+        .any(|e| e.path().is_dir() && is_split_name(&e.path()));
+    if !has_split_folders && !is_split_name(data) {
+        return scan_class_folders(data);
     }
     let opts = ScanOptions {
         extra_classes: true,
@@ -140,6 +162,96 @@ fn scan_eval_data(data: &Path, split_name: &str) -> anyhow::Result<EvalData> {
     Ok(EvalData { files, problems })
 }
 
+/// A folder of class folders with no split level (`<dir>/<class>/<images>`, e.g. a small
+/// labelled set of one's own): every file of every class folder. Files beside the class folders
+/// (notes such as SOURCE.md) are skipped; folders inside a class folder are reported.
+fn scan_class_folders(dir: &Path) -> anyhow::Result<EvalData> {
+    let sorted = |d: &Path| -> anyhow::Result<Vec<std::fs::DirEntry>> {
+        let mut v: Vec<std::fs::DirEntry> = std::fs::read_dir(d)
+            .with_context(|| format!("{}: cannot list the folder", d.display()))?
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        v.sort_by_key(|e| e.file_name());
+        Ok(v)
+    };
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for class_dir in sorted(dir)?.into_iter().filter(|e| e.path().is_dir()) {
+        let class = class_dir.file_name().to_string_lossy().to_string();
+        for f in sorted(&class_dir.path())? {
+            let path = f.path();
+            if path.is_file() {
+                files.push((path, class.clone()));
+            } else {
+                problems.push(ItemFailure {
+                    file: path.display().to_string(),
+                    error: "not a file inside a class folder (images belong in <dir>/<class>/); skipped".into(),
+                });
+            }
+        }
+    }
+    if files.is_empty() {
+        bail!(
+            "{}: no images found; give a dataset root (<root>/<split>/<class>/), a split folder \
+             or a folder of class folders (<dir>/<class>/<images>)",
+            dir.display()
+        );
+    }
+    Ok(EvalData { files, problems })
+}
+
+/// The files to evaluate with their true class names, by the chosen label source.
+fn labelled_files(a: &EvalArgs, labels: &Labels) -> anyhow::Result<(EvalData, LabelSource)> {
+    match labels {
+        Labels::Folders => {
+            let data = scan_eval_data(&a.data, &a.split)?;
+            let source = LabelSource {
+                candidates: data.files.len(),
+                ..LabelSource::default()
+            };
+            Ok((data, source))
+        }
+        Labels::FerPlus(votes_path) => {
+            let usage = ferplus_usage(&a.split)?;
+            // `fer2013/test` given for `fer2013`: the votes' paths start at the dataset root.
+            let root = match a.data.file_name() {
+                Some(n) if Split::from_folder(&n.to_string_lossy()).is_some() => {
+                    a.data.parent().unwrap_or(&a.data).to_path_buf()
+                }
+                _ => a.data.clone(),
+            };
+            if !root.is_dir() {
+                bail!(
+                    "{}: no such folder; with FER+ labels --data is the FER2013 folder holding train/ and test/",
+                    root.display()
+                );
+            }
+            let votes = emolens_data::ferplus::FerPlusVotes::load(votes_path).with_context(|| {
+                format!(
+                    "--labels ferplus:{}: cannot read the FER+ votes file (see ../shared/data/ferplus/SOURCE.md)",
+                    votes_path.display()
+                )
+            })?;
+            let sel = select_ferplus(&votes, votes_path, &root, usage)?;
+            let left: usize = sel.source.left_out.iter().map(|l| l.count).sum();
+            tracing::info!(
+                candidates = sel.source.candidates,
+                labelled = sel.files.len(),
+                left_out = left,
+                "FER+ majority labels"
+            );
+            Ok((
+                EvalData {
+                    files: sel.files,
+                    problems: Vec::new(),
+                },
+                sel.source,
+            ))
+        }
+    }
+}
+
 fn progress_bar(len: usize, msg: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -165,7 +277,8 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "bundled default model".into());
     tracing::info!(model = %meta.name, source = %model_source, classes = ?meta.classes, "model loaded");
 
-    let data = scan_eval_data(&a.data, &a.split)?;
+    let labels_arg = Labels::parse(&a.labels)?;
+    let (data, label_source) = labelled_files(&a, &labels_arg)?;
     let explicit = parse_class_map(&a.class_map)?;
     let mut dataset_classes: Vec<String> = data.files.iter().map(|f| f.1.clone()).collect();
     dataset_classes.sort();
@@ -270,6 +383,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         model_name: meta.name.clone(),
         model_source,
         data_dir: a.data.display().to_string(),
+        labels: label_source,
         class_map,
         flip_tta: a.flip_tta,
         runtime: classifier.runtime(),
@@ -292,6 +406,31 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
             r.calibration.ece,
             r.baselines[0].accuracy,
             r.baselines[1].accuracy,
+        );
+        if let Some(nr) = &r.neutral {
+            println!(
+                "{:<26} neutral: recall {:.4}, read as negative ({}) {} of {} = {:.4}",
+                "",
+                nr.recall,
+                nr.negative_classes.join("/"),
+                nr.as_negative,
+                nr.support,
+                nr.as_negative_share,
+            );
+        }
+    }
+    if doc.labels.kind != "folders" {
+        let left: usize = doc.labels.left_out.iter().map(|l| l.count).sum();
+        println!("labels: {}", doc.labels.description);
+        println!(
+            "{} candidate files, {} left out by the labels{}",
+            doc.labels.candidates,
+            left,
+            doc.labels
+                .left_out
+                .iter()
+                .map(|l| format!("; {} {}", l.count, l.reason))
+                .collect::<String>()
         );
     }
     println!(
