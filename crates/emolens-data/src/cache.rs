@@ -28,6 +28,8 @@ pub struct ImageCache {
     pub sha256: Vec<String>,
     /// The augmentation baked into each image, if any (balance manifests).
     pub augment: Vec<Option<AugmentParams>>,
+    /// Index of each image in the samples it was loaded from (skipped files leave gaps).
+    pub sample_index: Vec<usize>,
 }
 
 impl ImageCache {
@@ -58,14 +60,25 @@ impl ImageCache {
     /// (for an augmented image the hash is followed by `+` and its params as JSON, so a balanced
     /// set differs from its source). Order-independent; renaming files keeps it.
     pub fn fingerprint(&self) -> String {
-        let labels: Vec<String> = self.labels.iter().map(|l| l.to_string()).collect();
-        let hashes: Vec<String> = self
-            .sha256
+        self.fingerprint_of(0..self.len())
+    }
+
+    /// [`ImageCache::fingerprint`] over the images `indices` only.
+    pub fn fingerprint_of(&self, indices: impl IntoIterator<Item = usize>) -> String {
+        let indices: Vec<usize> = indices.into_iter().collect();
+        let labels: Vec<String> = indices
             .iter()
-            .zip(&self.augment)
-            .map(|(h, a)| match a {
-                Some(p) => format!("{h}+{}", serde_json::to_string(p).unwrap_or_default()),
-                None => h.clone(),
+            .map(|&i| self.labels[i].to_string())
+            .collect();
+        let hashes: Vec<String> = indices
+            .iter()
+            .map(|&i| match &self.augment[i] {
+                Some(p) => format!(
+                    "{}+{}",
+                    self.sha256[i],
+                    serde_json::to_string(p).unwrap_or_default()
+                ),
+                None => self.sha256[i].clone(),
             })
             .collect();
         dataset_fingerprint(
@@ -168,6 +181,7 @@ pub fn load_cache(
                 cache.paths.push(s.path.clone());
                 cache.sha256.push(hash);
                 cache.augment.push(s.augment);
+                cache.sample_index.push(i);
                 kept += 1;
             }
             Err(p) => {

@@ -2,7 +2,7 @@
 //! inside every model file, so a run can be repeated exactly.
 
 use emolens_core::{ColourMode, Normalisation};
-use emolens_data::AugmentConfig;
+use emolens_data::{AugmentConfig, SourceSpec};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -116,8 +116,14 @@ pub struct TrainConfig {
     pub arch_source: PathBuf,
     /// The architecture in emolens' own format (so the run does not depend on the file).
     pub architecture: serde_json::Value,
-    /// Dataset folder or clean/balance manifest.
+    /// Dataset folder or clean/balance manifest (`--data`): one folder source of weight 1 with
+    /// hard labels. Empty when the run lists `sources`.
+    #[serde(default, skip_serializing_if = "path_is_empty")]
     pub data: PathBuf,
+    /// The sources of a multi-source run (`--source`); empty for a `--data` run (and in the
+    /// config.json of runs made before sources existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSpec>,
     pub colour_mode: ColourMode,
     pub input_size: u32,
     pub normalisation: Normalisation,
@@ -149,6 +155,10 @@ pub struct TrainConfig {
     pub init_from: Option<InitFrom>,
 }
 
+fn path_is_empty(p: &std::path::Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
 /// A model file whose weights start a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InitFrom {
@@ -170,8 +180,35 @@ impl TrainConfig {
         )
     }
 
+    /// The run's sources: `sources`, or `data` as one folder source named `data` (weight 1,
+    /// hard labels).
+    pub fn source_list(&self) -> Vec<SourceSpec> {
+        if self.sources.is_empty() {
+            vec![SourceSpec::folder("data", &self.data)]
+        } else {
+            self.sources.clone()
+        }
+    }
+
     /// Checks values a user can get wrong, with messages naming the flag.
     pub fn validate(&self) -> Result<(), String> {
+        match (self.data.as_os_str().is_empty(), self.sources.is_empty()) {
+            (true, true) => return Err("give the training data: --data DIR or --source".into()),
+            (false, false) => {
+                return Err("give either --data or --source, not both (--data DIR is the source DIR with weight 1)".into())
+            }
+            _ => {}
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.sources {
+            s.validate().map_err(|e| format!("--source: {e}"))?;
+            if !names.insert(s.name.as_str()) {
+                return Err(format!(
+                    "--source: two sources are named `{}`; give each its own NAME=",
+                    s.name
+                ));
+            }
+        }
         if self.batch_size == 0 {
             return Err("--batch-size must be at least 1".into());
         }
@@ -222,5 +259,79 @@ impl TrainConfig {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TrainConfig {
+        TrainConfig {
+            arch_name: "a".into(),
+            arch_source: "a.json".into(),
+            architecture: serde_json::json!({"name": "a", "layers": []}),
+            data: "data/fer2013".into(),
+            sources: Vec::new(),
+            colour_mode: ColourMode::Grayscale,
+            input_size: 48,
+            normalisation: Normalisation::Unit,
+            optimizer: OptimizerConfig::by_name("sgd").unwrap(),
+            learning_rate: 0.01,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            batch_size: 32,
+            epochs: 1,
+            seed: 1,
+            augment_preset: "none".into(),
+            augment: AugmentConfig::none(),
+            class_weights: ClassWeights::None,
+            label_smoothing: 0.0,
+            early_stopping: None,
+            valid_fraction: 0.1,
+            max_train_per_class: None,
+            max_valid_per_class: None,
+            tag: "augment".into(),
+            init_from: None,
+        }
+    }
+
+    #[test]
+    fn a_data_run_keeps_its_old_config_json() {
+        let cfg = config();
+        let v = serde_json::to_value(&cfg).unwrap();
+        // The config.json of runs made before sources existed: no `sources` key.
+        assert!(v.get("sources").is_none());
+        let back: TrainConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(
+            cfg.source_list(),
+            vec![SourceSpec::folder("data", &cfg.data)]
+        );
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn sources_round_trip_and_are_checked() {
+        let mut cfg = config();
+        cfg.data = PathBuf::new();
+        cfg.sources = vec![
+            "fer=d/fer2013,labels=ferplus:d/votes.csv".parse().unwrap(),
+            "d/affectnet7,weight=0.5".parse().unwrap(),
+        ];
+        cfg.validate().unwrap();
+        let back: TrainConfig =
+            serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(back.source_list().len(), 2);
+        let mut both = cfg.clone();
+        both.data = "d/x".into();
+        assert!(both.validate().unwrap_err().contains("not both"));
+        let mut twice = cfg.clone();
+        twice.sources[1].name = "fer".into();
+        assert!(twice.validate().unwrap_err().contains("two sources"));
+        let mut none = cfg;
+        none.sources.clear();
+        assert!(none.validate().unwrap_err().contains("--data"));
     }
 }

@@ -1,8 +1,10 @@
 //! Training history in Keras' `History.history` JSON shape (`loss`, `accuracy`, `val_loss`,
 //! `val_accuracy`, one value per epoch), plus `lr` and `epoch_seconds`, so emolens runs and the
-//! original design's histories are read by the same tools.
+//! original design's histories are read by the same tools. A run with several sources adds
+//! `val_loss_<source>` and `val_accuracy_<source>` for each source's own validation set.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -12,6 +14,10 @@ pub struct History {
     pub val_accuracy: Vec<f64>,
     pub lr: Vec<f64>,
     pub epoch_seconds: Vec<f64>,
+    /// Per-source validation metrics of multi-source runs (`val_accuracy_<source>`,
+    /// `val_loss_<source>`), one value per epoch; empty for single-source runs.
+    #[serde(flatten, default)]
+    pub per_source: BTreeMap<String, Vec<f64>>,
 }
 
 impl History {
@@ -22,6 +28,16 @@ impl History {
         self.val_accuracy.push(val_acc);
         self.lr.push(lr);
         self.epoch_seconds.push(secs);
+    }
+
+    /// Appends one epoch's validation loss and accuracy of source `name`.
+    pub fn push_source(&mut self, name: &str, val_loss: f64, val_acc: f64) {
+        for (k, v) in [("val_loss", val_loss), ("val_accuracy", val_acc)] {
+            self.per_source
+                .entry(format!("{k}_{name}"))
+                .or_default()
+                .push(v);
+        }
     }
 
     pub fn epochs(&self) -> usize {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod fused_optim;
 pub mod history;
+pub mod loss;
 pub mod schedule;
 pub mod sweep;
 pub mod trainer;

@@ -1,6 +1,14 @@
 //! The training loop: data order, augmentation, optimiser steps, validation, history,
 //! checkpoints and exact resume.
 //!
+//! A run draws from one or more sources ([`emolens_data::sources`]): their training images
+//! share one in-memory cache, each with a target distribution (soft labels such as FER+ votes,
+//! or a one-hot), and each epoch draws `round(weight * images)` from every source (see
+//! [`epoch_order`]). Each source keeps its own validation set; the run's `val_accuracy` and
+//! `val_loss` (which pick `best.emolens`, drive the plateau schedule and early stopping) are over
+//! the union of every source's validation set, i.e. the size-weighted mean of the per-source
+//! values, which multi-source runs also record as `val_accuracy_<source>`/`val_loss_<source>`.
+//!
 //! Determinism: every random choice is derived from `(seed, epoch, position)` (data order,
 //! augmentation) or reseeded at each epoch start (dropout), and the resume state is written at
 //! epoch boundaries. A run killed at any point and resumed replays from its last finished epoch
@@ -10,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
+use emolens_core::fingerprint::sha256_hex;
 use emolens_core::{InputSpec, ModelMeta, Preprocessor};
 use emolens_data::{
-    apply_augment, load_cache, open_for_training, AugmentConfig, ImageCache, Sample,
+    apply_augment, load_cache, open_source, AugmentConfig, ImageCache, Sample, SourceSplits,
+    ValidKind,
 };
 use emolens_model::burn::module::Module;
 use emolens_model::burn::nn::loss::CrossEntropyLossConfig;
@@ -34,6 +44,7 @@ use crate::config::{ClassWeights, OptimizerConfig, TrainConfig};
 use crate::error::TrainError;
 use crate::fused_optim::{FusedAdam, FusedAdamW, FusedRmsProp, FusedSgd};
 use crate::history::History;
+use crate::loss::{targets_tensor, SoftCrossEntropy};
 use crate::schedule::{learning_rate, PlateauState};
 
 /// Options that do not change the result of a run.
@@ -107,6 +118,10 @@ impl RunFiles {
     pub fn final_model(&self) -> PathBuf {
         self.dir.join("final.emolens")
     }
+    /// The relative paths of every training and validation file, per source.
+    pub fn files(&self) -> PathBuf {
+        self.dir.join("files.json")
+    }
     fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
     }
@@ -140,29 +155,65 @@ fn derive_seed(seed: u64, epoch: usize, stream: u64) -> u64 {
     splitmix(splitmix(seed ^ splitmix(epoch as u64)) ^ stream)
 }
 
-fn limit_per_class(samples: Vec<Sample>, max: Option<usize>) -> Vec<Sample> {
-    let Some(max) = max else { return samples };
-    let mut seen = std::collections::HashMap::new();
-    samples
-        .into_iter()
-        .filter(|s| {
-            let n = seen.entry(s.class).or_insert(0usize);
-            *n += 1;
-            *n <= max
-        })
-        .collect()
+/// How many training images source `n` images large with sampling weight `weight` gives an
+/// epoch: `round(weight * n)`, at least 1 (0 for an empty source).
+pub fn draws_per_epoch(n: usize, weight: f64) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((weight * n as f64).round() as usize).max(1)
+    }
+}
+
+/// The images of one epoch, in order. `by_source[s]` lists source `s`'s images (cache indices);
+/// it contributes `k = draws_per_epoch(n, weights[s])` draws: each of its images `k / n` times,
+/// plus `k % n` images picked without replacement by a `ChaCha8Rng` seeded from
+/// `(seed, epoch, 16 + s)`. All draws are then shuffled with the `(seed, epoch, 2)` stream. One
+/// source of weight 1 gives every image once in the order single-source runs always had.
+pub fn epoch_order(
+    by_source: &[Vec<usize>],
+    weights: &[f64],
+    seed: u64,
+    epoch: usize,
+) -> Vec<usize> {
+    let mut order = Vec::new();
+    for (s, (idx, &w)) in by_source.iter().zip(weights).enumerate() {
+        let n = idx.len();
+        let k = draws_per_epoch(n, w);
+        if n == 0 {
+            continue;
+        }
+        for _ in 0..k / n {
+            order.extend_from_slice(idx);
+        }
+        if k % n > 0 {
+            let mut pick = idx.clone();
+            pick.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+                seed,
+                epoch,
+                16 + s as u64,
+            )));
+            order.extend_from_slice(&pick[..k % n]);
+        }
+    }
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, 2)));
+    order
 }
 
 /// A batch ready for the network.
 struct Batch {
     images: Vec<f32>,
     labels: Vec<i64>,
+    /// `[batch, classes]` target rows (training batches only).
+    targets: Vec<f32>,
 }
 
 /// Builds batch `b` of an epoch: picks the images in the epoch's order, augments each with its
 /// own seeded RNG (so threads never change the result) and normalises them.
+#[allow(clippy::too_many_arguments)]
 fn make_batch(
     cache: &ImageCache,
+    targets: Option<&TargetTable>,
     order: &[usize],
     pre: &Preprocessor,
     augment: &AugmentConfig,
@@ -197,7 +248,27 @@ fn make_batch(
             }
         });
     let labels = order.iter().map(|&i| cache.labels[i] as i64).collect();
-    Batch { images, labels }
+    let targets = match targets {
+        Some(t) => order.iter().flat_map(|&i| t.row(i)).copied().collect(),
+        None => Vec::new(),
+    };
+    Batch {
+        images,
+        labels,
+        targets,
+    }
+}
+
+/// One target distribution per training image, `classes` values each.
+struct TargetTable {
+    classes: usize,
+    rows: Vec<f32>,
+}
+
+impl TargetTable {
+    fn row(&self, i: usize) -> &[f32] {
+        &self.rows[i * self.classes..(i + 1) * self.classes]
+    }
 }
 
 /// The run's optimiser: burn's update computed by the fused, in-place steps of
@@ -236,11 +307,15 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
+/// The loss's class weights. `balanced` is scikit-learn's `n / (classes * count[c])` with
+/// soft counts: `count[c]` sums every training image's target mass on `c` times its source's
+/// sampling weight (so with hard labels and one source, the plain class counts).
 fn class_weights(
     cfg: &TrainConfig,
-    cache: &ImageCache,
-    classes: usize,
+    targets: &TargetTable,
+    weight_of_image: &[f64],
 ) -> Result<Option<Vec<f32>>, TrainError> {
+    let classes = targets.classes;
     match &cfg.class_weights {
         ClassWeights::None => Ok(None),
         ClassWeights::Custom(w) => {
@@ -250,19 +325,26 @@ fn class_weights(
                     w.len()
                 )));
             }
+            if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().all(|x| *x == 0.0) {
+                return Err(TrainError::Config(format!(
+                    "--class-weights {w:?}: weights must be non-negative numbers, not all 0"
+                )));
+            }
             Ok(Some(w.clone()))
         }
         ClassWeights::Balanced => {
-            let mut counts = vec![0usize; classes];
-            for &l in &cache.labels {
-                counts[l as usize] += 1;
+            let mut counts = vec![0f64; classes];
+            for (i, &w) in weight_of_image.iter().enumerate() {
+                for (c, &t) in targets.row(i).iter().enumerate() {
+                    counts[c] += w * t as f64;
+                }
             }
-            let n = cache.len() as f32;
+            let n = counts.iter().sum::<f64>() as f32;
             Ok(Some(
                 counts
                     .iter()
                     .map(|&c| {
-                        if c == 0 {
+                        if c == 0.0 {
                             0.0
                         } else {
                             n / (classes as f32 * c as f32)
@@ -290,7 +372,7 @@ pub fn evaluate(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let none = AugmentConfig::none();
     for chunk in order.chunks(256) {
-        let b = make_batch(cache, chunk, pre, &none, 0, 0, 0);
+        let b = make_batch(cache, None, chunk, pre, &none, 0, 0, 0);
         let (x, y) = to_tensors(&b, cache, device);
         let logits = net.forward(x);
         let loss: f64 = loss_fn
@@ -331,6 +413,12 @@ pub fn model_meta(
     fingerprint: &str,
     name: &str,
 ) -> ModelMeta {
+    let mut training = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(t) = training.as_object_mut() {
+        // The names of the sources the weights were trained on (`data` for a `--data` run).
+        let names: Vec<String> = cfg.source_list().into_iter().map(|s| s.name).collect();
+        t.insert("data_sources".into(), serde_json::json!(names));
+    }
     ModelMeta {
         flip_tta: false,
         flip_tta_below: None,
@@ -340,7 +428,7 @@ pub fn model_meta(
         classes: classes.to_vec(),
         input: input_spec(cfg),
         architecture: cfg.architecture.clone(),
-        training: serde_json::to_value(cfg).unwrap_or_default(),
+        training,
         data_fingerprint: Some(fingerprint.to_string()),
         metrics: Default::default(),
     }
@@ -409,9 +497,8 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<RunOutcome, TrainError> {
     cfg.validate().map_err(TrainError::Config)?;
-    // Open the data first, so a wrong --data leaves no run folder behind.
-    let splits =
-        open_for_training(&cfg.data, cfg.valid_fraction, cfg.seed).map_err(TrainError::Data)?;
+    // Open the data first, so a wrong --data or --source leaves no run folder behind.
+    let sources = open_sources(cfg)?;
     let files = RunFiles {
         dir: run_dir.to_path_buf(),
     };
@@ -448,49 +535,22 @@ pub fn train(
     let pre = Preprocessor::new(spec.clone());
 
     // Data.
-    for p in &splits.problems {
-        warn!(problem = %p, "dataset problem");
-    }
-    let classes = splits.classes.clone();
-    let train_samples = limit_per_class(splits.train.clone(), cfg.max_train_per_class);
-    let valid_samples = limit_per_class(splits.valid.clone(), cfg.max_valid_per_class);
-    if train_samples.is_empty() {
-        return Err(TrainError::Config(format!(
-            "{}: no training images found",
-            cfg.data.display()
-        )));
-    }
-    let t0 = Instant::now();
-    let (train_cache, p1) = load_cache(&train_samples, &pre, opts.progress);
-    let (valid_cache, p2) = load_cache(&valid_samples, &pre, opts.progress);
-    for p in p1.iter().chain(&p2) {
-        warn!(problem = %p, "skipped file");
-    }
-    info!(
-        train = train_cache.len(),
-        valid = valid_cache.len(),
-        seconds = format!("{:.1}", t0.elapsed().as_secs_f64()),
-        "decoded images into memory"
-    );
-    let fingerprint = train_cache.fingerprint();
-    let dataset_json = serde_json::json!({
-        "source": cfg.data,
-        "classes": classes,
-        "train_images": train_cache.len(),
-        "valid_images": valid_cache.len(),
-        "valid_carved": splits.valid_carved,
-        "valid_fraction": cfg.valid_fraction,
-        "carved_valid_files": splits.carved_valid_keys,
-        "train_fingerprint": fingerprint,
-        "valid_fingerprint": valid_cache.fingerprint(),
-        "skipped_files": p1.iter().chain(&p2).map(|p| p.to_string()).collect::<Vec<_>>(),
-    });
+    let data = load_data(cfg, &sources, &pre, opts.progress)?;
+    let classes = sources[0].classes.clone();
     write_atomic(
         &files.dataset(),
-        serde_json::to_string_pretty(&dataset_json)
+        serde_json::to_string_pretty(&data.dataset_json(cfg, &sources, &classes))
             .expect("json")
             .as_bytes(),
     )?;
+    write_atomic(
+        &files.files(),
+        serde_json::to_string_pretty(&data.files_json(&sources))
+            .expect("json")
+            .as_bytes(),
+    )?;
+    let fingerprint = data.fingerprint.clone();
+    let train_cache = &data.train;
 
     // Model, optimiser, state.
     let device = opts.device.clone().autodiff();
@@ -548,17 +608,21 @@ pub fn train(
         kernels = emolens_model::onednn::cpu_kernels(),
         "CPU kernels for convolution, batch norm and pooling"
     );
-    let weights = class_weights(cfg, &train_cache, classes.len())?;
-    let mut loss_cfg = CrossEntropyLossConfig::new();
-    if let Some(w) = &weights {
-        loss_cfg = loss_cfg.with_weights(Some(w.clone()));
-    }
-    if cfg.label_smoothing > 0.0 {
-        loss_cfg = loss_cfg.with_smoothing(Some(cfg.label_smoothing));
-    }
-    let loss_fn = loss_cfg.init(&device);
+    let weight_of_image: Vec<f64> = data
+        .source_of
+        .iter()
+        .map(|&s| sources[s].spec.weight)
+        .collect();
+    let weights = class_weights(cfg, &data.targets, &weight_of_image)?;
+    let loss_fn = SoftCrossEntropy::new(
+        classes.len(),
+        weights.as_deref(),
+        cfg.label_smoothing,
+        &device,
+    );
+    let source_weights: Vec<f64> = sources.iter().map(|s| s.spec.weight).collect();
 
-    let n = train_cache.len();
+    let n = data.images_per_epoch;
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
     let mut epochs_this_call = 0;
     let run_name = run_dir
@@ -578,10 +642,8 @@ pub fn train(
         let started = Instant::now();
         // Reseed the backend (dropout masks) and derive this epoch's order from the seed alone.
         device.seed(derive_seed(cfg.seed, epoch, 1));
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
-            cfg.seed, epoch, 2,
-        )));
+        let order = epoch_order(&data.by_source, &source_weights, cfg.seed, epoch);
+        debug_assert_eq!(order.len(), n);
 
         let bar = if opts.progress {
             let b = ProgressBar::new(n as u64);
@@ -606,12 +668,14 @@ pub fn train(
             let mut model = model;
             let (tx, rx) = sync_channel::<(usize, Batch)>(2);
             let order_ref = &order;
-            let cache_ref = &train_cache;
+            let cache_ref = train_cache;
+            let targets_ref = &data.targets;
             let pre_ref = &pre;
             scope.spawn(move || {
                 for (bi, chunk) in order_ref.chunks(cfg.batch_size).enumerate() {
                     let b = make_batch(
                         cache_ref,
+                        Some(targets_ref),
                         chunk,
                         pre_ref,
                         &cfg.augment,
@@ -626,9 +690,10 @@ pub fn train(
             });
             for (bi, batch) in rx {
                 let bsz = batch.labels.len();
-                let (x, y) = to_tensors(&batch, &train_cache, &device);
+                let (x, y) = to_tensors(&batch, train_cache, &device);
+                let t = targets_tensor(&batch.targets, classes.len(), &device);
                 let logits = model.forward(x);
-                let loss = loss_fn.forward(logits.clone(), y.clone());
+                let loss = loss_fn.forward(logits.clone(), t);
                 let loss_v: f64 = loss.clone().into_scalar::<f32>() as f64;
                 if !loss_v.is_finite() {
                     return Err(TrainError::Diverged {
@@ -671,11 +736,26 @@ pub fn train(
         let train_loss = loss_sum / n as f64;
         let train_acc = correct as f64 / n as f64;
         let valid_net = model.valid();
-        let (val_loss, val_acc) = evaluate(&valid_net, &valid_cache, &pre, &opts.device);
+        let per_source: Vec<(f64, f64, usize)> = data
+            .valid
+            .iter()
+            .map(|c| {
+                let (l, a) = evaluate(&valid_net, c, &pre, &opts.device);
+                (l, a, c.len())
+            })
+            .collect();
+        let (val_loss, val_acc) = pooled(&per_source);
         let secs = started.elapsed().as_secs_f64();
         state
             .history
             .push(train_loss, train_acc, val_loss, val_acc, lr, secs);
+        if sources.len() > 1 {
+            for (src, &(l, a, len)) in sources.iter().zip(&per_source) {
+                if len > 0 {
+                    state.history.push_source(&src.spec.name, l, a);
+                }
+            }
+        }
         state.epochs_done += 1;
         state
             .plateau
@@ -759,4 +839,364 @@ pub fn train(
         finished: state.finished,
         best_model: files.best(),
     })
+}
+
+/// The run's validation loss and accuracy from each source's `(loss, accuracy, images)`: over
+/// the union of the validation sets (the size-weighted mean); a source's own values when only
+/// one has validation images; NaN when none has.
+fn pooled(per_source: &[(f64, f64, usize)]) -> (f64, f64) {
+    let used: Vec<&(f64, f64, usize)> = per_source.iter().filter(|x| x.2 > 0).collect();
+    match used.as_slice() {
+        [] => (f64::NAN, f64::NAN),
+        [one] => (one.0, one.1),
+        many => {
+            let n: usize = many.iter().map(|x| x.2).sum();
+            let loss = many.iter().map(|x| x.0 * x.2 as f64).sum::<f64>() / n as f64;
+            let acc = many.iter().map(|x| x.1 * x.2 as f64).sum::<f64>() / n as f64;
+            (loss, acc)
+        }
+    }
+}
+
+/// Opens every source of the run (capped per class as the config says) and checks they share
+/// one class list.
+fn open_sources(cfg: &TrainConfig) -> Result<Vec<SourceSplits>, TrainError> {
+    let mut out: Vec<SourceSplits> = Vec::new();
+    for spec in cfg.source_list() {
+        let mut s = open_source(&spec, cfg.valid_fraction, cfg.seed).map_err(|e| {
+            if cfg.sources.is_empty() {
+                TrainError::Data(e)
+            } else {
+                TrainError::Config(format!("--source {}: {e}", spec.name))
+            }
+        })?;
+        s.limit_per_class(cfg.max_train_per_class, cfg.max_valid_per_class);
+        if s.train.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: no training images found",
+                spec.path.display()
+            )));
+        }
+        if let Some(first) = out.first() {
+            if first.classes != s.classes {
+                return Err(TrainError::Config(format!(
+                    "source {} has the classes {:?} but source {} has {:?}; every source of a run needs the same classes",
+                    spec.name, s.classes, first.spec.name, first.classes
+                )));
+            }
+        }
+        for p in &s.problems {
+            warn!(source = %spec.name, problem = %p, "dataset problem");
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The decoded data of a run.
+struct RunData {
+    /// Every source's training images.
+    train: ImageCache,
+    /// Target distribution of each training image.
+    targets: TargetTable,
+    /// Source of each training image.
+    source_of: Vec<usize>,
+    /// Each source's training images (indices into `train`).
+    by_source: Vec<Vec<usize>>,
+    /// Each source's validation images.
+    valid: Vec<ImageCache>,
+    /// Training images drawn per epoch, all sources together.
+    images_per_epoch: usize,
+    /// Each training image's index into the concatenation of the sources' train items.
+    item_of: Vec<usize>,
+    /// What the model file records as its data fingerprint.
+    fingerprint: String,
+    skipped: Vec<String>,
+}
+
+/// Decodes every source's training images into one cache (through the run's one
+/// [`Preprocessor`], so every source arrives in the run's colour mode and size) and each
+/// source's validation images into its own.
+fn load_data(
+    cfg: &TrainConfig,
+    sources: &[SourceSplits],
+    pre: &Preprocessor,
+    progress: bool,
+) -> Result<RunData, TrainError> {
+    let classes = sources[0].classes.len();
+    let items: Vec<(usize, &emolens_data::SourceItem)> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(s, src)| src.train.iter().map(move |it| (s, it)))
+        .collect();
+    let samples: Vec<Sample> = items.iter().map(|(_, it)| it.sample.clone()).collect();
+    let t0 = Instant::now();
+    let (train, p1) = load_cache(&samples, pre, progress);
+    let mut skipped: Vec<String> = p1.iter().map(|p| p.to_string()).collect();
+    let mut valid = Vec::new();
+    for src in sources {
+        let vs: Vec<Sample> = src.valid.iter().map(|it| it.sample.clone()).collect();
+        let (c, p) = load_cache(&vs, pre, progress);
+        skipped.extend(p.iter().map(|p| p.to_string()));
+        valid.push(c);
+    }
+    for p in &skipped {
+        warn!(problem = %p, "skipped file");
+    }
+    let mut rows = Vec::with_capacity(train.len() * classes);
+    let mut source_of = Vec::with_capacity(train.len());
+    let mut by_source = vec![Vec::new(); sources.len()];
+    for (j, &k) in train.sample_index.iter().enumerate() {
+        let (s, it) = items[k];
+        match &it.target {
+            Some(t) if t.len() == classes => rows.extend_from_slice(t),
+            Some(t) => {
+                return Err(TrainError::Config(format!(
+                    "source {}: {} has a target of {} values for {classes} classes",
+                    sources[s].spec.name,
+                    it.key,
+                    t.len()
+                )))
+            }
+            None => rows.extend((0..classes).map(|c| (c == it.sample.class) as u8 as f32)),
+        }
+        source_of.push(s);
+        by_source[s].push(j);
+    }
+    for (s, idx) in by_source.iter().enumerate() {
+        if idx.is_empty() {
+            return Err(TrainError::Config(format!(
+                "source {}: none of its training images could be decoded",
+                sources[s].spec.name
+            )));
+        }
+    }
+    let images_per_epoch = by_source
+        .iter()
+        .zip(sources)
+        .map(|(idx, s)| draws_per_epoch(idx.len(), s.spec.weight))
+        .sum();
+    info!(
+        train = train.len(),
+        valid = valid.iter().map(ImageCache::len).sum::<usize>(),
+        images_per_epoch,
+        seconds = format!("{:.1}", t0.elapsed().as_secs_f64()),
+        "decoded images into memory"
+    );
+    let fingerprint = if cfg.sources.is_empty() {
+        train.fingerprint()
+    } else {
+        let lines: String = sources
+            .iter()
+            .zip(&by_source)
+            .map(|(s, idx)| {
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    s.spec.name,
+                    train.fingerprint_of(idx.iter().copied()),
+                    s.votes_sha256.as_deref().unwrap_or("-"),
+                    s.spec.weight
+                )
+            })
+            .collect();
+        sha256_hex(lines.as_bytes())
+    };
+    let item_of = train.sample_index.clone();
+    Ok(RunData {
+        train,
+        targets: TargetTable { classes, rows },
+        source_of,
+        by_source,
+        valid,
+        images_per_epoch,
+        item_of,
+        fingerprint,
+        skipped,
+    })
+}
+
+fn per_class(classes: &[String], labels: impl Iterator<Item = u32>) -> serde_json::Value {
+    let mut counts = vec![0usize; classes.len()];
+    for l in labels {
+        counts[l as usize] += 1;
+    }
+    serde_json::Value::Object(
+        classes
+            .iter()
+            .zip(counts)
+            .map(|(c, n)| (c.clone(), n.into()))
+            .collect(),
+    )
+}
+
+impl RunData {
+    /// The train items (per source) of the decoded training images.
+    fn train_keys<'a>(&self, sources: &'a [SourceSplits]) -> Vec<&'a str> {
+        let all: Vec<&str> = sources
+            .iter()
+            .flat_map(|s| s.train.iter().map(|it| it.key.as_str()))
+            .collect();
+        self.item_of.iter().map(|&k| all[k]).collect()
+    }
+
+    /// `dataset.json`: every source with its path, weight, labels, validation, counts per split
+    /// and class, exclusions and fingerprints.
+    fn dataset_json(
+        &self,
+        cfg: &TrainConfig,
+        sources: &[SourceSplits],
+        classes: &[String],
+    ) -> serde_json::Value {
+        let src_json: Vec<serde_json::Value> = sources
+            .iter()
+            .enumerate()
+            .map(|(s, src)| {
+                let idx = &self.by_source[s];
+                let v = &self.valid[s];
+                let mut mass = vec![0f64; classes.len()];
+                for &i in idx {
+                    for (c, &t) in self.targets.row(i).iter().enumerate() {
+                        mass[c] += t as f64;
+                    }
+                }
+                let mass: serde_json::Map<String, serde_json::Value> = classes
+                    .iter()
+                    .zip(mass)
+                    .map(|(c, m)| (c.clone(), serde_json::json!((m * 1000.0).round() / 1000.0)))
+                    .collect();
+                let carved: Vec<&str> = if src.valid_kind == ValidKind::Carved {
+                    let mut k: Vec<&str> = src.valid.iter().map(|it| it.key.as_str()).collect();
+                    k.sort();
+                    k
+                } else {
+                    Vec::new()
+                };
+                serde_json::json!({
+                    "name": src.spec.name,
+                    "path": src.spec.path,
+                    "weight": src.spec.weight,
+                    "labels": src.spec.labels,
+                    "votes_sha256": src.votes_sha256,
+                    "validation": src.valid_kind,
+                    "train_images": idx.len(),
+                    "valid_images": v.len(),
+                    "images_per_epoch": draws_per_epoch(idx.len(), src.spec.weight),
+                    "train_per_class": per_class(classes, idx.iter().map(|&i| self.train.labels[i])),
+                    "train_target_mass": mass,
+                    "valid_per_class": per_class(classes, v.labels.iter().copied()),
+                    "label_origin": src.label_origin,
+                    "excluded": src.excluded,
+                    "carved_valid_files": carved,
+                    "train_fingerprint": self.train.fingerprint_of(idx.iter().copied()),
+                    "valid_fingerprint": v.fingerprint(),
+                })
+            })
+            .collect();
+        let mut j = serde_json::json!({
+            "classes": classes,
+            "train_images": self.train.len(),
+            "valid_images": self.valid.iter().map(ImageCache::len).sum::<usize>(),
+            "images_per_epoch": self.images_per_epoch,
+            "valid_fraction": cfg.valid_fraction,
+            "max_train_per_class": cfg.max_train_per_class,
+            "max_valid_per_class": cfg.max_valid_per_class,
+            "counts": "train_images, valid_images and the per-class counts are of the images used (after the caps); label_origin and excluded count every file of a source (before the caps)",
+            "sampling": "each epoch draws round(weight * train images) from every source: each image weight times (whole part), the rest a seeded random subset, all shuffled",
+            "validation": "val_accuracy and val_loss (which pick best.emolens) are over the union of every source's validation set; history.json has val_accuracy_<source> per source when there are several",
+            "data_fingerprint": self.fingerprint,
+            "train_fingerprint": self.train.fingerprint(),
+            "skipped_files": self.skipped,
+            "sources": src_json,
+        });
+        if let Some(o) = j.as_object_mut() {
+            if cfg.sources.is_empty() {
+                // The keys of single-dataset runs, as they always were.
+                o.insert("source".into(), serde_json::json!(cfg.data));
+                o.insert(
+                    "valid_carved".into(),
+                    serde_json::json!(sources[0].valid_kind == ValidKind::Carved),
+                );
+                o.insert(
+                    "carved_valid_files".into(),
+                    src_json[0]["carved_valid_files"].clone(),
+                );
+                o.insert(
+                    "valid_fingerprint".into(),
+                    serde_json::json!(self.valid[0].fingerprint()),
+                );
+            } else {
+                let all: String = self.valid.iter().map(|c| c.fingerprint() + "\n").collect();
+                o.insert(
+                    "valid_fingerprint".into(),
+                    serde_json::json!(sha256_hex(all.as_bytes())),
+                );
+            }
+        }
+        j
+    }
+
+    /// `files.json`: per source, the relative paths of its training and validation files.
+    fn files_json(&self, sources: &[SourceSplits]) -> serde_json::Value {
+        let keys = self.train_keys(sources);
+        let mut out = serde_json::Map::new();
+        for (s, src) in sources.iter().enumerate() {
+            let mut train: Vec<&str> = self.by_source[s].iter().map(|&i| keys[i]).collect();
+            train.sort();
+            let mut valid: Vec<&str> = self.valid[s]
+                .sample_index
+                .iter()
+                .map(|&k| src.valid[k].key.as_str())
+                .collect();
+            valid.sort();
+            out.insert(
+                src.spec.name.clone(),
+                serde_json::json!({"root": src.spec.path, "train": train, "valid": valid}),
+            );
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_order_draws_by_weight_and_keeps_the_single_source_order() {
+        // One source of weight 1: the order single-source runs always had.
+        let mut old: Vec<usize> = (0..50).collect();
+        old.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(7, 3, 2)));
+        assert_eq!(epoch_order(&[(0..50).collect()], &[1.0], 7, 3), old);
+
+        let a: Vec<usize> = (0..40).collect();
+        let b: Vec<usize> = (40..100).collect();
+        let o = epoch_order(&[a.clone(), b.clone()], &[1.5, 0.5], 7, 0);
+        assert_eq!(o.len(), 60 + 30);
+        let count = |i: usize| o.iter().filter(|&&x| x == i).count();
+        // Weight 1.5: every image once, half of them twice; weight 0.5: half, none twice.
+        assert!(a.iter().all(|&i| (1..=2).contains(&count(i))));
+        assert_eq!(a.iter().filter(|&&i| count(i) == 2).count(), 20);
+        assert!(b.iter().all(|&i| count(i) <= 1));
+        // Deterministic from (seed, epoch); another epoch draws another half.
+        assert_eq!(o, epoch_order(&[a.clone(), b.clone()], &[1.5, 0.5], 7, 0));
+        let half = |o: &[usize]| {
+            let mut h: Vec<usize> = o.iter().copied().filter(|&i| i >= 40).collect();
+            h.sort();
+            h
+        };
+        assert_ne!(half(&o), half(&epoch_order(&[a, b], &[1.5, 0.5], 7, 1)));
+        assert_eq!(draws_per_epoch(3, 0.01), 1);
+        assert_eq!(draws_per_epoch(0, 2.0), 0);
+    }
+
+    #[test]
+    fn pooled_validation_is_the_size_weighted_mean() {
+        assert_eq!(
+            pooled(&[(0.5, 0.25, 10), (f64::NAN, f64::NAN, 0)]),
+            (0.5, 0.25)
+        );
+        let (l, a) = pooled(&[(1.0, 0.5, 30), (2.0, 1.0, 10)]);
+        assert!((l - 1.25).abs() < 1e-12 && (a - 0.625).abs() < 1e-12);
+        assert!(pooled(&[]).0.is_nan());
+    }
 }

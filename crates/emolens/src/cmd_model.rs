@@ -16,9 +16,35 @@ use emolens_train::{
 /// Flags shared by `train` and `sweep`: everything of a run but the grid axes.
 #[derive(clap::Args, Clone)]
 pub struct CommonTrainArgs {
-    /// Dataset folder (`<root>/<split>/<class>/`) or a clean/balance manifest.
-    #[arg(long, env = "EMOLENS_DATA")]
-    data: PathBuf,
+    /// Dataset folder (`<root>/<split>/<class>/`) or a clean/balance manifest: one source with
+    /// weight 1 and the folders' labels. Use --source instead for several sources.
+    #[arg(
+        long,
+        env = "EMOLENS_DATA",
+        required_unless_present = "sources",
+        conflicts_with = "sources"
+    )]
+    data: Option<PathBuf>,
+    /// A training source, repeatable: `NAME=PATH[,labels=folder|ferplus:VOTES_CSV][,weight=W]`
+    /// (or just PATH, named after its folder). `labels=folder` (default): the class folders'
+    /// labels; validation is the dataset's valid split or a carve of train (--valid-fraction),
+    /// never its test/. `labels=ferplus:VOTES_CSV` on the FER2013 folder: train/ with the FER+
+    /// vote distribution as a soft target (the folder label where FER+ has no votes; not-a-face
+    /// rows dropped), validated on FER+ PublicTest with majority labels; PrivateTest is never
+    /// used. `weight`: each epoch draws round(weight x train images) from the source (1 = each
+    /// image once, 0.5 = a fresh random half). val_accuracy, which picks best.emolens, is over
+    /// all sources' validation images together; history.json adds val_accuracy_NAME per source.
+    /// In EMOLENS_SOURCES (or one flag), separate sources with `;`. Example: --source
+    /// fer2013=../shared/data/fer2013,labels=ferplus:../shared/data/ferplus/votes.csv --source
+    /// affectnet=../shared/data/affectnet7,weight=0.5
+    #[arg(
+        long = "source",
+        id = "sources",
+        env = "EMOLENS_SOURCES",
+        value_delimiter = ';',
+        value_name = "SOURCE"
+    )]
+    sources: Vec<emolens_data::SourceSpec>,
     /// Folder that holds one sub-folder per run.
     #[arg(long, env = "EMOLENS_RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
@@ -58,10 +84,14 @@ pub struct CommonTrainArgs {
     /// Augmentation preset: none, original (the original design's generator), original-balance, standard.
     #[arg(long, env = "EMOLENS_AUGMENT", default_value = "original")]
     augment: String,
-    /// Class weights: none, balanced, or a comma list (one per class).
+    /// Class weights: none, balanced, or a comma list (one per class). Each class's term of the
+    /// cross-entropy is multiplied by its weight and the batch is normalised by the images'
+    /// target-weighted weights; `balanced` counts classes by target mass (FER+ votes count as
+    /// fractions) times each source's weight.
     #[arg(long, env = "EMOLENS_CLASS_WEIGHTS", default_value = "none")]
     class_weights: String,
-    /// Label smoothing in [0, 1).
+    /// Label smoothing in [0, 1): targets (one-hot or FER+ vote distributions) become
+    /// (1 - s) x target + s / classes.
     #[arg(long, env = "EMOLENS_LABEL_SMOOTHING", default_value_t = 0.0)]
     label_smoothing: f32,
     /// Random seed (data order, augmentation, initialisation, dropout).
@@ -715,7 +745,8 @@ fn build_config(
         arch_name: imported.arch.name.clone(),
         arch_source: arch.to_path_buf(),
         architecture: serde_json::to_value(&imported.arch)?,
-        data: c.data.clone(),
+        data: c.data.clone().unwrap_or_default(),
+        sources: c.sources.clone(),
         colour_mode,
         input_size: c.input_size,
         normalisation: parse_normalisation(&c.normalisation)?,

@@ -29,6 +29,7 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         arch_source: "inline".into(),
         architecture: arch,
         data,
+        sources: Vec::new(),
         colour_mode: ColourMode::Grayscale,
         input_size: 48,
         normalisation: Normalisation::Unit,
@@ -53,6 +54,38 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         tag: "augment".into(),
         init_from: None,
     }
+}
+
+/// [`tiny_config`] on two sources: FER2013 with FER+ soft labels, and affectnet7 (96x96
+/// colour, converted to 48x48 grayscale by the run's preprocessing) at weight 0.5.
+#[allow(dead_code)]
+pub fn tiny_multi_source_config(epochs: usize) -> TrainConfig {
+    let shared = emolens_core::paths::shared_dir();
+    let votes = shared.join("data/ferplus/votes.csv");
+    let affectnet = shared.join("data/affectnet7");
+    assert!(votes.is_file(), "FER+ votes missing at {}", votes.display());
+    assert!(
+        affectnet.join("train").is_dir(),
+        "affectnet7 missing at {}",
+        affectnet.display()
+    );
+    let mut cfg = tiny_config(epochs);
+    cfg.sources = vec![
+        format!(
+            "fer2013={},labels=ferplus:{}",
+            cfg.data.display(),
+            votes.display()
+        )
+        .parse()
+        .unwrap(),
+        format!("affectnet={},weight=0.5", affectnet.display())
+            .parse()
+            .unwrap(),
+    ];
+    cfg.data = Default::default();
+    cfg.max_train_per_class = Some(30);
+    cfg.max_valid_per_class = Some(10);
+    cfg
 }
 
 pub fn quiet() -> RunOptions {
