@@ -26,7 +26,7 @@ pub mod sources;
 pub mod stats;
 pub mod training;
 
-pub use augment::{apply_augment, AugmentConfig, AugmentParams, FillMode};
+pub use augment::{apply_augment, AugmentConfig, AugmentParams, Degrade, DegradeConfig, FillMode};
 pub use cache::{load_cache, ImageCache};
 pub use error::DataError;
 pub use ferplus::{FerPlusRow, FerPlusVotes, Usage};
