@@ -236,7 +236,7 @@ impl Plan {
             return Err("oneDNN is not available".into());
         }
         let ranges = match (precision, int8) {
-            // Below AVX2 oneDNN's int8 convolutions are reference code, slower than f32.
+            // int8 is offered where it was measured: AVX2 (7-bit weights) and VNNI CPUs.
             (Precision::Int8, _) if !cpu_has_int8() => {
                 return Err(format!(
                     "int8 plans need a CPU with AVX2 or later; this one (oneDNN ISA {}) runs f32",
