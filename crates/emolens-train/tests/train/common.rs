@@ -1,4 +1,4 @@
-//! Shared by the training test binaries: a tiny real training configuration on FER2013.
+//! Shared by the modules of this test binary: a tiny real training configuration on FER2013.
 
 use emolens_core::paths::fer2013_dir;
 use emolens_core::{ColourMode, Normalisation};
@@ -93,4 +93,13 @@ pub fn quiet() -> RunOptions {
         progress: false,
         ..RunOptions::default()
     }
+}
+
+/// Training draws its initial weights and dropout masks from burn's device RNG, which is
+/// process-wide: two runs on parallel test threads (or a run beside a test that builds a
+/// network) would interleave their draws and neither would be reproducible. Every test here
+/// that trains or builds a network holds this lock.
+pub fn one_training_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RUNS.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -354,6 +354,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn fused_optimisers_match_burn_and_share_its_state_files() {
+    let _one_run = crate::common::one_training_at_a_time();
     let failures: Vec<String> = cases().iter().filter_map(|c| check(c).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -382,6 +383,7 @@ fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 /// the other holder keeps its values. Large enough to take rayon's parallel path.
 #[test]
 fn updates_in_place_only_when_unshared() {
+    let _one_run = crate::common::one_training_at_a_time();
     let n = 300_000;
     let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
     let g0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() * 0.01).collect();
@@ -416,6 +418,7 @@ fn updates_in_place_only_when_unshared() {
 /// A strided (non-contiguous) parameter goes to burn's own optimiser, with the same result.
 #[test]
 fn strided_tensors_fall_back_to_burn() {
+    let _one_run = crate::common::one_training_at_a_time();
     let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
     let grad: Vec<f32> = (0..12).map(|i| (i as f32).sin()).collect();
     let matrix = |v: &[f32]| -> Tensor<2> {

@@ -3,9 +3,8 @@
 //! carve, no PrivateTest file enters it, and it resumes exactly. (Its own test binary: burn's
 //! random generator is process-wide, so no other test may train beside it.)
 
-mod common;
 
-use common::{quiet, tiny_multi_source_config};
+use crate::common::{quiet, tiny_multi_source_config};
 use emolens_train::{train, RunOptions};
 use serde_json::Value;
 
@@ -15,6 +14,7 @@ fn read(p: &std::path::Path) -> Value {
 
 #[test]
 fn two_sources_with_soft_labels_train_record_and_resume() {
+    let _one_run = crate::common::one_training_at_a_time();
     let cfg = tiny_multi_source_config(2);
     let a = tempfile::tempdir().unwrap();
     let full = train(&cfg, a.path(), &quiet()).unwrap();

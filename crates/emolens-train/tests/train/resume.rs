@@ -2,13 +2,13 @@
 //! (Its own test binary: burn's random generator is process-wide, so no other test may train
 //! beside it.)
 
-mod common;
 
-use common::{quiet, tiny_config};
+use crate::common::{quiet, tiny_config};
 use emolens_train::{train, RunOptions};
 
 #[test]
 fn resume_gives_the_same_history() {
+    let _one_run = crate::common::one_training_at_a_time();
     let cfg = tiny_config(3);
     let a = tempfile::tempdir().unwrap();
     let full = train(&cfg, a.path(), &quiet()).unwrap();

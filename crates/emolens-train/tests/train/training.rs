@@ -1,13 +1,13 @@
 //! Real training on a small real subset of FER2013: the loss goes down, and a run stopped part
 //! way and resumed gives exactly the history of an uninterrupted run.
 
-mod common;
 
-use common::{quiet, tiny_config};
+use crate::common::{quiet, tiny_config};
 use emolens_train::{train, RunOptions};
 
 #[test]
 fn loss_goes_down_and_files_are_written() {
+    let _one_run = crate::common::one_training_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(4);
     let out = train(&cfg, &dir.path().join(cfg.run_name()), &quiet()).unwrap();
@@ -43,6 +43,7 @@ fn loss_goes_down_and_files_are_written() {
 
 #[test]
 fn a_changed_config_is_refused_on_resume() {
+    let _one_run = crate::common::one_training_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(1);
     train(
