@@ -70,7 +70,7 @@ fn bad_flags_and_files_get_clear_errors() {
         ("--optimizer", "adagrad", "--optimizer `adagrad` is unknown"),
         ("--schedule", "zigzag", "--schedule `zigzag` is unknown"),
         ("--colour-mode", "cmyk", "unknown colour mode"),
-        ("--augment", "wild", "--augment `wild` is unknown"),
+        ("--augment", "feral", "--augment `feral` is unknown"),
         ("--batch-size", "0", "--batch-size must be at least 1"),
     ] {
         let out = emolens()

@@ -1,0 +1,7 @@
+//! The `emolens` command-line program's tests, in one binary (one compile and link instead of
+//! one per file): each module runs the built program (`CARGO_BIN_EXE_emolens`) on real data.
+
+mod analyze;
+mod data;
+mod eval;
+mod model;
