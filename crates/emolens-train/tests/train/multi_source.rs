@@ -1,8 +1,7 @@
 //! A run on two real sources at once (FER2013 with FER+ soft labels, affectnet7 at weight 0.5):
 //! the files it writes describe both sources, validation is FER+ PublicTest plus affectnet7's
-//! carve, no PrivateTest file enters it, and it resumes exactly. (Its own test binary: burn's
-//! random generator is process-wide, so no other test may train beside it.)
-
+//! carve, no PrivateTest file enters it, and it resumes exactly. (burn's random generator is
+//! process-wide: the test holds `one_training_at_a_time`, so no other test trains beside it.)
 
 use crate::common::{quiet, tiny_multi_source_config};
 use emolens_train::{train, RunOptions};

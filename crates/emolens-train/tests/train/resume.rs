@@ -1,7 +1,6 @@
 //! A run stopped part way and resumed gives exactly the history of an uninterrupted run.
-//! (Its own test binary: burn's random generator is process-wide, so no other test may train
-//! beside it.)
-
+//! (burn's random generator is process-wide: the test holds
+//! `one_training_at_a_time`, so no other test trains beside it.)
 
 use crate::common::{quiet, tiny_config};
 use emolens_train::{train, RunOptions};

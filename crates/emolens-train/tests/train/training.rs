@@ -1,7 +1,6 @@
 //! Real training on a small real subset of FER2013: the loss goes down, and a run stopped part
 //! way and resumed gives exactly the history of an uninterrupted run.
 
-
 use crate::common::{quiet, tiny_config};
 use emolens_train::{train, RunOptions};
 
