@@ -43,6 +43,10 @@ impl Default for DecodeLimits {
 
 /// Decodes an image from its bytes, sniffing the format from the content.
 /// `source_name` is used in error messages (a path, an upload's file name, `item 3`).
+///
+/// Palette (indexed-colour) TIFFs are decoded to RGB. A JPEG or PNG that ends before its
+/// end marker (a cut-off download or upload) is refused rather than decoded with made-up pixels.
+/// Messages name the file and say what to do; they never carry the decoders' own wording.
 pub fn decode_image(
     bytes: &[u8],
     source_name: &str,
@@ -53,19 +57,182 @@ pub fn decode_image(
             source_name: source_name.to_string(),
         });
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| CoreError::Decode {
-            source_name: source_name.to_string(),
-            detail: e.to_string(),
-        })?;
-    if reader.format().is_none() {
+    let format = image::guess_format(bytes).ok();
+    let Some(format) = format else {
         return Err(CoreError::UnknownFormat {
             source_name: source_name.to_string(),
             detail: "the first bytes match no image signature".into(),
         });
+    };
+    if let Some(why) = truncation(bytes, format) {
+        return Err(CoreError::Decode {
+            source_name: source_name.to_string(),
+            detail: format!("{why}; the file is incomplete (cut off while copying or uploading): upload the whole file again"),
+        });
     }
-    let mut reader = reader;
+    if format == image::ImageFormat::Tiff {
+        if let Some(p) = palette_tiff(bytes) {
+            let indices = decode_known(&p.grey_bytes, format, source_name, limits)?;
+            return p.to_rgb(indices, source_name);
+        }
+    }
+    decode_known(bytes, format, source_name, limits)
+}
+
+/// Why a JPEG or PNG is cut short, if it is: a JPEG must have its end-of-image marker after
+/// the start of its (first) scan, a PNG must reach its `IEND` chunk. Other formats are left to
+/// their decoders.
+fn truncation(bytes: &[u8], format: image::ImageFormat) -> Option<&'static str> {
+    match format {
+        image::ImageFormat::Jpeg => {
+            // Walk the marker segments up to the first start-of-scan (an EXIF thumbnail with its
+            // own end marker sits inside a segment and is skipped), then look for the end marker:
+            // entropy-coded data never holds FF D9 (a data FF is followed by 00).
+            let mut at = 2;
+            loop {
+                let (Some(&ff), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+                    return Some("the JPEG ends inside its headers");
+                };
+                if ff != 0xFF {
+                    return Some("the JPEG headers are damaged");
+                }
+                match marker {
+                    0xFF => at += 1, // fill byte
+                    0xD8 | 0x01 | 0xD0..=0xD7 => at += 2,
+                    0xD9 => return Some("the JPEG ends before its image data"),
+                    0xDA => break,
+                    _ => {
+                        let Some(len) = bytes.get(at + 2..at + 4) else {
+                            return Some("the JPEG ends inside its headers");
+                        };
+                        at += 2 + u16::from_be_bytes([len[0], len[1]]) as usize;
+                    }
+                }
+            }
+            let scan = &bytes[at..];
+            (!scan.windows(2).any(|w| w == [0xFF, 0xD9]))
+                .then_some("the JPEG ends before its end-of-image marker")
+        }
+        image::ImageFormat::Png => {
+            let mut at = 8;
+            loop {
+                let Some(head) = bytes.get(at..at + 8) else {
+                    return Some("the PNG ends before its IEND chunk");
+                };
+                let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                if &head[4..8] == b"IEND" {
+                    return None;
+                }
+                at = at.checked_add(12)?.checked_add(len)?;
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A palette TIFF seen as a greyscale one (its photometric interpretation rewritten from
+/// "RGB palette" to "black is zero", so the decoder yields the 8-bit indices) with its colour map.
+struct PaletteTiff {
+    grey_bytes: Vec<u8>,
+    colours: Vec<[u8; 3]>,
+}
+
+impl PaletteTiff {
+    fn to_rgb(&self, indices: DynamicImage, source_name: &str) -> Result<DynamicImage, CoreError> {
+        let DynamicImage::ImageLuma8(idx) = indices else {
+            return Err(CoreError::Decode {
+                source_name: source_name.to_string(),
+                detail: "this palette TIFF has more than 8 bits per colour index, which emolens does not read; convert it to PNG or JPEG".into(),
+            });
+        };
+        let black = [0, 0, 0];
+        let rgb = image::RgbImage::from_fn(idx.width(), idx.height(), |x, y| {
+            image::Rgb(
+                *self
+                    .colours
+                    .get(idx.get_pixel(x, y).0[0] as usize)
+                    .unwrap_or(&black),
+            )
+        });
+        Ok(DynamicImage::ImageRgb8(rgb))
+    }
+}
+
+/// Reads the first directory of a classic (not Big) TIFF; `Some` only for an 8-bit palette image
+/// with a complete colour map.
+fn palette_tiff(bytes: &[u8]) -> Option<PaletteTiff> {
+    let le = match bytes.get(0..4)? {
+        [b'I', b'I', 42, 0] => true,
+        [b'M', b'M', 0, 42] => false,
+        _ => return None,
+    };
+    let u16_at = |o: usize| {
+        bytes.get(o..o + 2).map(|b| {
+            if le {
+                u16::from_le_bytes([b[0], b[1]])
+            } else {
+                u16::from_be_bytes([b[0], b[1]])
+            }
+        })
+    };
+    let u32_at = |o: usize| {
+        bytes.get(o..o + 4).map(|b| {
+            let a = [b[0], b[1], b[2], b[3]];
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
+        })
+    };
+    const SHORT: u16 = 3;
+    let ifd = u32_at(4)? as usize;
+    let entries = u16_at(ifd)? as usize;
+    let (mut photometric_at, mut bits, mut samples, mut colour_map) = (None, 1, 1, None);
+    for i in 0..entries {
+        let e = ifd + 2 + 12 * i;
+        let (tag, kind, count) = (u16_at(e)?, u16_at(e + 2)?, u32_at(e + 4)?);
+        match (tag, kind, count) {
+            // PhotometricInterpretation, 3 = RGB palette.
+            (262, SHORT, 1) if u16_at(e + 8)? == 3 => photometric_at = Some(e + 8),
+            (262, _, _) => return None,
+            (258, SHORT, 1) => bits = u16_at(e + 8)?,
+            (277, SHORT, 1) => samples = u16_at(e + 8)?,
+            (320, SHORT, n) => colour_map = Some((n as usize, u32_at(e + 8)? as usize)),
+            _ => {}
+        }
+    }
+    let at = photometric_at?;
+    let (n, offset) = colour_map?;
+    if bits != 8 || samples != 1 || n != 3 * 256 {
+        return None;
+    }
+    // The map holds every red, then every green, then every blue, 16 bits each.
+    let channel = |c: usize, i: usize| u16_at(offset + 2 * (c * 256 + i)).map(|v| (v >> 8) as u8);
+    let colours = (0..256)
+        .map(|i| Some([channel(0, i)?, channel(1, i)?, channel(2, i)?]))
+        .collect::<Option<Vec<_>>>()?;
+    let mut grey_bytes = bytes.to_vec();
+    let one = if le {
+        1u16.to_le_bytes()
+    } else {
+        1u16.to_be_bytes()
+    };
+    grey_bytes[at..at + 2].copy_from_slice(&one);
+    Some(PaletteTiff {
+        grey_bytes,
+        colours,
+    })
+}
+
+/// Decodes bytes of a known format within the limits.
+fn decode_known(
+    bytes: &[u8],
+    format: image::ImageFormat,
+    source_name: &str,
+    limits: &DecodeLimits,
+) -> Result<DynamicImage, CoreError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = image::Limits::default();
     // Width and height are checked below from the header, so the error can name them.
     lim.max_alloc = Some(limits.max_alloc);
@@ -78,16 +245,20 @@ pub fn decode_image(
         max: limits.max_side,
         max_alloc_mib: limits.max_alloc >> 20,
     };
-    let decode_err = |e: image::ImageError| match e {
+    let kind = format!("{format:?}").to_uppercase();
+    // The decoders' own messages (library types, internal states) stay out of what users read.
+    let decode_err = |e: image::ImageError| {
+        match e {
         image::ImageError::Limits(_) => too_large(0, 0),
-        image::ImageError::Unsupported(u) => CoreError::UnknownFormat {
+        image::ImageError::Unsupported(_) => CoreError::Decode {
             source_name: source_name.to_string(),
-            detail: u.to_string(),
+            detail: format!("this {kind} file uses a colour type or compression emolens does not read; convert it to PNG or JPEG"),
         },
-        other => CoreError::Decode {
+        _ => CoreError::Decode {
             source_name: source_name.to_string(),
-            detail: other.to_string(),
+            detail: format!("the {kind} data is damaged or incomplete; export or upload the file again"),
         },
+    }
     };
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (w, h) = decoder.dimensions();
@@ -344,10 +515,24 @@ mod tests {
         );
         let img = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(48, 48, Luma([7])));
         let jpg = encode(&img, ImageFormat::Jpeg);
-        let e = decode_image(&jpg[..jpg.len() / 2], "cut.jpg", &l);
-        // A truncated JPEG either errors with its name or decodes partially; it never panics.
-        if let Err(e) = e {
-            assert!(e.to_string().contains("cut.jpg"));
+        // Cut-off files are refused, whole ones (even with bytes after the end) are not.
+        let png = encode(&img, ImageFormat::Png);
+        for (bytes, name) in [
+            (&jpg[..jpg.len() / 2], "cut.jpg"),
+            (&jpg[..jpg.len() - 2], "no-end.jpg"),
+            (&jpg[..40], "headers.jpg"),
+            (&png[..png.len() / 2], "cut.png"),
+            (&png[..png.len() - 12], "no-iend.png"),
+        ] {
+            let e = decode_image(bytes, name, &l).unwrap_err();
+            assert!(matches!(e, CoreError::Decode { .. }), "{name}: {e:?}");
+            let e = e.to_string();
+            assert!(e.contains(name) && e.contains("incomplete"), "{e}");
+        }
+        for (whole, name) in [(&jpg, "tail.jpg"), (&png, "tail.png")] {
+            let mut tail = whole.clone();
+            tail.extend_from_slice(b"trailing bytes");
+            decode_image(&tail, name, &l).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let small = DecodeLimits {
             max_side: 16,
@@ -357,5 +542,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("big.jpg") && e.contains("48x48"), "{e}");
+    }
+
+    /// A minimal uncompressed 8-bit palette TIFF, written field by field (little- or big-endian).
+    fn palette_tiff_bytes(le: bool, w: u16, h: u16, idx: &[u8], map: &[[u16; 3]; 256]) -> Vec<u8> {
+        let u16b = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        let u32b = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        let mut b: Vec<u8> = if le { b"II".to_vec() } else { b"MM".to_vec() };
+        b.extend(u16b(42));
+        let data_at = 8u32;
+        let map_at = data_at + idx.len() as u32;
+        let ifd_at = map_at + 2 * 768;
+        b.extend(u32b(ifd_at));
+        b.extend_from_slice(idx);
+        for c in 0..3 {
+            for e in map.iter() {
+                b.extend(u16b(e[c]));
+            }
+        }
+        // (tag, type, count, value): SHORT = 3, LONG = 4.
+        let entries: [(u16, u16, u32, u32); 10] = [
+            (256, 3, 1, w as u32),
+            (257, 3, 1, h as u32),
+            (258, 3, 1, 8),
+            (259, 3, 1, 1),
+            (262, 3, 1, 3),
+            (273, 4, 1, data_at),
+            (277, 3, 1, 1),
+            (278, 3, 1, h as u32),
+            (279, 4, 1, idx.len() as u32),
+            (320, 3, 768, map_at),
+        ];
+        b.extend(u16b(entries.len() as u16));
+        for (tag, kind, count, value) in entries {
+            b.extend(u16b(tag));
+            b.extend(u16b(kind));
+            b.extend(u32b(count));
+            if kind == 3 && count == 1 {
+                b.extend(u16b(value as u16));
+                b.extend([0, 0]);
+            } else {
+                b.extend(u32b(value));
+            }
+        }
+        b.extend(u32b(0));
+        b
+    }
+
+    #[test]
+    fn palette_tiff_decodes_to_rgb() {
+        let mut map = [[0u16; 3]; 256];
+        map[1] = [0xFFFF, 0, 0];
+        map[2] = [0, 0x8000, 0xFFFF];
+        let idx: Vec<u8> = (0..12).map(|i| (i % 3) as u8).collect();
+        for le in [true, false] {
+            let bytes = palette_tiff_bytes(le, 4, 3, &idx, &map);
+            let img = decode_image(&bytes, "palette.tif", &DecodeLimits::default())
+                .unwrap_or_else(|e| panic!("little-endian {le}: {e}"));
+            let rgb = img.as_rgb8().expect("palette images decode to RGB");
+            assert_eq!(rgb.dimensions(), (4, 3));
+            assert_eq!(rgb.get_pixel(0, 0).0, [0, 0, 0]);
+            assert_eq!(rgb.get_pixel(1, 0).0, [255, 0, 0]);
+            assert_eq!(rgb.get_pixel(2, 0).0, [0, 128, 255]);
+            assert_eq!(rgb.get_pixel(3, 0).0, [0, 0, 0]);
+        }
     }
 }

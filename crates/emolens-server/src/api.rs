@@ -80,7 +80,7 @@ pub struct FaceOut {
 pub struct ItemOut {
     pub index: usize,
     pub name: String,
-    /// `ok` or `error`.
+    /// `ok` or `error` (and, for stored uploads, `duplicate`).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
@@ -93,6 +93,10 @@ pub struct ItemOut {
     /// Set on stored uploads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub photo_id: Option<i64>,
+    /// Set on stored uploads with status `duplicate`: the ad's photo with the same content,
+    /// which alone is counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<i64>,
 }
 
 /// Converts a face for output, applying the uncertainty thresholds.
@@ -188,6 +192,7 @@ pub fn item_out(state: &SharedState, u: &Upload, r: &ServerResult<PhotoReport>) 
             faces: Some(rep.faces.iter().map(|f| face_out(state, f)).collect()),
             error: None,
             photo_id: None,
+            duplicate_of: None,
         },
         Err(e) => ItemOut {
             index: u.index,
@@ -198,6 +203,7 @@ pub fn item_out(state: &SharedState, u: &Upload, r: &ServerResult<PhotoReport>) 
             faces: None,
             error: Some(error_value(e)),
             photo_id: None,
+            duplicate_of: None,
         },
     }
 }

@@ -183,22 +183,36 @@ pub async fn upload(
         });
         items.push(item);
     }
-    let ids = state.db.insert_photos(id, &rows).await?;
-    for (item, pid) in items.iter_mut().zip(ids) {
-        item.photo_id = Some(pid);
+    let stored = state.db.insert_photos(id, &rows).await?;
+    for (item, s) in items.iter_mut().zip(stored) {
+        item.photo_id = Some(s.id);
+        if let Some(first) = s.duplicate_of {
+            // Same content as a photo the ad has: reported, not counted (no faces stored).
+            item.status = "duplicate";
+            item.duplicate_of = Some(first);
+            item.faces = None;
+        }
     }
-    let ok = items.iter().filter(|i| i.status == "ok").count();
+    let count = |status: &str| items.iter().filter(|i| i.status == status).count();
+    let (ok, failed, duplicates) = (count("ok"), count("error"), count("duplicate"));
     let faces: usize = items
         .iter()
         .filter_map(|i| i.faces.as_ref())
         .map(|f| f.len())
         .sum();
-    tracing::info!(ad = id, photos = items.len(), ok, faces, "photos uploaded");
+    tracing::info!(
+        ad = id,
+        photos = items.len(),
+        ok,
+        duplicates,
+        faces,
+        "photos uploaded"
+    );
     Ok(Json(json!({
         "ad_id": id,
         "classes": classes,
         "images_kept": campaign.keep_images,
-        "summary": { "items": items.len(), "ok": ok, "failed": items.len() - ok, "faces": faces },
+        "summary": { "items": items.len(), "ok": ok, "failed": failed, "duplicates": duplicates, "faces": faces },
         "items": items,
     })))
 }
@@ -338,9 +352,16 @@ fn format_of(q: &ExportQuery) -> ServerResult<Format> {
     }
 }
 
-/// Quotes a CSV field when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
+/// A text cell of a CSV export: quoted when needed (RFC 4180), and made inert for spreadsheets
+/// (OWASP's CSV-injection advice): a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return, which Excel, LibreOffice and Google Sheets would run as a formula, gets a leading `'`
+/// and quotes. Numbers are written by the callers directly and never pass through here, so a
+/// negative valence stays a number.
+pub fn csv_text(s: &str) -> String {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky {
+        format!("\"'{}\"", s.replace('"', "\"\""))
+    } else if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -385,7 +406,7 @@ pub async fn export_ad(
             let signs = valence_signs(&classes);
             let mut o = String::from("ad_id,ad_name,photo_id,file_name,face_id,x,y,width,height,quality,uncertain,top_emotion,top_probability,valence");
             for c in &classes {
-                let _ = write!(o, ",p_{}", csv_field(c));
+                let _ = write!(o, ",{}", csv_text(&format!("p_{c}")));
             }
             o.push('\n');
             for f in &faces {
@@ -397,9 +418,9 @@ pub async fn export_ad(
                     o,
                     "{},{},{},{},{},{:.1},{:.1},{:.1},{:.1},{:.4},{},{},{:.6},{:.6}",
                     ad.id,
-                    csv_field(&ad.name),
+                    csv_text(&ad.name),
                     f.photo_id,
-                    csv_field(&f.file_name),
+                    csv_text(&f.file_name),
                     f.id,
                     f.x,
                     f.y,
@@ -407,7 +428,7 @@ pub async fn export_ad(
                     f.height,
                     f.quality,
                     f.uncertain,
-                    csv_field(&f.top_class),
+                    csv_text(&f.top_class),
                     f.top_probability,
                     face_valence(&probs, &signs)
                 );
@@ -451,9 +472,14 @@ pub async fn export_campaign(
             ))
         }
         Format::Csv => {
-            let mut o = String::from("campaign_id,campaign_name,ad_id,ad_name,photos,failed_photos,faces_counted,faces_uncertain,valence,valence_ci_low,valence_ci_high,valence_diff_vs_baseline,valence_diff_ci_low,valence_diff_ci_high");
+            let mut o = String::from("campaign_id,campaign_name,ad_id,ad_name,photos,failed_photos,duplicate_photos,faces_counted,faces_uncertain,valence,valence_ci_low,valence_ci_high,valence_diff_vs_baseline,valence_diff_ci_low,valence_diff_ci_high");
             for c in &classes {
-                let _ = write!(o, ",mean_p_{c},share_{c}", c = csv_field(c));
+                let _ = write!(
+                    o,
+                    ",{},{}",
+                    csv_text(&format!("mean_p_{c}")),
+                    csv_text(&format!("share_{c}"))
+                );
             }
             o.push('\n');
             let num = |v: &Value| v.as_f64().map(|x| format!("{x:.6}")).unwrap_or_default();
@@ -461,13 +487,14 @@ pub async fn export_campaign(
                 let (ad, r, d) = (&row["ad"], &row["results"], &row["difference_vs_baseline"]);
                 let _ = write!(
                     o,
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     campaign.id,
-                    csv_field(&campaign.name),
+                    csv_text(&campaign.name),
                     ad["id"],
-                    csv_field(ad["name"].as_str().unwrap_or("")),
+                    csv_text(ad["name"].as_str().unwrap_or("")),
                     ad["photos"],
                     ad["failed_photos"],
+                    ad["duplicate_photos"],
                     r["faces"],
                     r["uncertain_faces"],
                     num(&r["valence"]["value"]),
@@ -507,4 +534,30 @@ pub async fn photo_image(
         .map(|f| f.to_mime_type())
         .unwrap_or("application/octet-stream");
     Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_text;
+
+    #[test]
+    fn csv_text_is_quoted_and_inert() {
+        assert_eq!(csv_text("plain"), "plain");
+        assert_eq!(csv_text("a,b"), "\"a,b\"");
+        assert_eq!(csv_text("say \"hi\""), "\"say \"\"hi\"\"\"");
+        for (risky, safe) in [
+            ("=1+2", "\"'=1+2\""),
+            ("+1", "\"'+1\""),
+            ("-1", "\"'-1\""),
+            ("@SUM(1)", "\"'@SUM(1)\""),
+            ("\tx", "\"'\tx\""),
+            ("\rx", "\"'\rx\""),
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+        ] {
+            assert_eq!(csv_text(risky), safe, "{risky:?}");
+        }
+    }
 }

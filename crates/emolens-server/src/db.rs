@@ -53,6 +53,35 @@ pub fn normalise_url(url: &str) -> ServerResult<(String, Backend)> {
     Ok((url, Backend::Sqlite))
 }
 
+/// The file of a normalised SQLite URL (`sqlite://PATH?...`), or `None` for an in-memory
+/// database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory"))
+        .then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates a missing SQLite file readable and writable by its owner only (0600), before SQLite
+/// opens it: it holds face boxes, file names and (when kept) photos. SQLite gives its journal
+/// and WAL files the database file's mode.
+fn create_private(path: &std::path::Path) -> ServerResult<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(ServerError::Database(format!(
+            "cannot create the database file {}: {e}; check the folder exists and is writable, or pass another --database-url",
+            path.display()
+        ))),
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     SystemTime::now()
@@ -83,6 +112,8 @@ pub struct Ad {
     pub photos: i64,
     /// Uploads that failed (not an image, truncated...), kept as records with their error.
     pub failed_photos: i64,
+    /// Uploads of a file already analysed for this ad (same SHA-256), not counted again.
+    pub duplicate_photos: i64,
     /// Faces found in the photos.
     pub faces: i64,
 }
@@ -143,6 +174,17 @@ pub struct StoredPhoto {
     pub height: i64,
     pub image_kept: bool,
     pub created_at: i64,
+    /// For status `duplicate`: the photo of this ad with the same content.
+    pub duplicate_of: Option<i64>,
+}
+
+/// Where a stored upload went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    /// Set when the photo's content was already analysed for the ad: the first photo's id. The
+    /// upload is kept as a record with status `duplicate` and no faces.
+    pub duplicate_of: Option<i64>,
 }
 
 /// An API key's record (never the key itself).
@@ -168,7 +210,8 @@ fn campaign_from(row: &AnyRow) -> Result<Campaign, sqlx::Error> {
 
 const AD_SELECT: &str = "SELECT a.id, a.campaign_id, a.name, a.created_at, \
     (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'ok') AS photos, \
-    (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status <> 'ok') AS failed_photos, \
+    (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'error') AS failed_photos, \
+    (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'duplicate') AS duplicate_photos, \
     (SELECT COUNT(*) FROM faces f WHERE f.ad_id = a.id) AS faces \
     FROM ads a";
 
@@ -180,15 +223,22 @@ fn ad_from(row: &AnyRow) -> Result<Ad, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         photos: row.try_get("photos")?,
         failed_photos: row.try_get("failed_photos")?,
+        duplicate_photos: row.try_get("duplicate_photos")?,
         faces: row.try_get("faces")?,
     })
 }
 
 impl Db {
-    /// Connects and applies the migrations of the backend.
+    /// Connects and applies the migrations of the backend. A missing SQLite file is created
+    /// (mode 0600).
     pub async fn connect(url: &str) -> ServerResult<Db> {
         sqlx::any::install_default_drivers();
         let (url, backend) = normalise_url(url)?;
+        if let (Backend::Sqlite, Some(path)) = (backend, sqlite_file(&url)) {
+            if url.contains("mode=rwc") && !path.exists() {
+                create_private(&path)?;
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // SQLite serialises writers anyway; a few readers are enough.
@@ -206,6 +256,22 @@ impl Db {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Db { pool, backend })
+    }
+
+    /// Connects to a database that must already exist (what `emolens keys` works on): a
+    /// SQLite file that is not there is an error naming it, never a new empty database.
+    pub async fn connect_existing(url: &str) -> ServerResult<Db> {
+        let (normalised, backend) = normalise_url(url)?;
+        if let (Backend::Sqlite, Some(path)) = (backend, sqlite_file(&normalised)) {
+            if !path.exists() {
+                let shown = std::path::absolute(&path).unwrap_or(path);
+                return Err(ServerError::NotFound(format!(
+                    "no database at {}: keys are stored in the server's database; pass --database-url (or EMOLENS_DATABASE_URL) with the path or postgres:// URL `emolens serve` uses, or start `emolens serve` once to create it there",
+                    shown.display()
+                )));
+            }
+        }
+        Db::connect(url).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -305,28 +371,61 @@ impl Db {
     }
 
     /// Stores a batch of uploads and their faces in one transaction: either all rows are
-    /// written or none. Returns the new photo ids in input order.
-    pub async fn insert_photos(&self, ad_id: i64, photos: &[NewPhoto]) -> ServerResult<Vec<i64>> {
+    /// written or none. An analysed photo whose content (SHA-256) the ad already has, from an
+    /// earlier request or earlier in this one, is stored as a `duplicate` of the first, without
+    /// faces or image. Returns where each photo went, in input order.
+    pub async fn insert_photos(
+        &self,
+        ad_id: i64,
+        photos: &[NewPhoto],
+    ) -> ServerResult<Vec<Stored>> {
         let mut tx = self.pool.begin().await?;
-        let mut ids = Vec::with_capacity(photos.len());
+        let mut out = Vec::with_capacity(photos.len());
         let t = now();
         for p in photos {
+            let duplicate_of: Option<i64> = if p.error.is_none() {
+                sqlx::query(
+                    "SELECT id FROM photos WHERE ad_id = $1 AND sha256 = $2 AND status = 'ok' \
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(ad_id)
+                .bind(&p.sha256)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?
+            } else {
+                None
+            };
+            let status = match (&p.error, duplicate_of) {
+                (Some(_), _) => "error",
+                (None, Some(_)) => "duplicate",
+                (None, None) => "ok",
+            };
             let row = sqlx::query(
-                "INSERT INTO photos (ad_id, file_name, sha256, status, error, width, height, image, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                "INSERT INTO photos (ad_id, file_name, sha256, status, error, width, height, image, created_at, duplicate_of) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             )
             .bind(ad_id)
             .bind(&p.file_name)
             .bind(&p.sha256)
-            .bind(if p.error.is_none() { "ok" } else { "error" })
+            .bind(status)
             .bind(p.error.clone())
             .bind(p.width as i64)
             .bind(p.height as i64)
-            .bind(p.image.clone())
+            .bind(p.image.clone().filter(|_| duplicate_of.is_none()))
             .bind(t)
+            .bind(duplicate_of)
             .fetch_one(&mut *tx)
             .await?;
             let photo_id: i64 = row.try_get("id")?;
+            out.push(Stored {
+                id: photo_id,
+                duplicate_of,
+            });
+            if duplicate_of.is_some() {
+                continue;
+            }
             for f in &p.faces {
                 let probs = serde_json::to_string(&f.probabilities)
                     .map_err(|e| ServerError::Internal(e.to_string()))?;
@@ -348,10 +447,9 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             }
-            ids.push(photo_id);
         }
         tx.commit().await?;
-        Ok(ids)
+        Ok(out)
     }
 
     /// Every face of an ad, in upload order.
@@ -394,7 +492,7 @@ impl Db {
     pub async fn ad_photos(&self, ad_id: i64) -> ServerResult<Vec<StoredPhoto>> {
         let rows = sqlx::query(
             "SELECT id, file_name, sha256, status, error, width, height, \
-             CASE WHEN image IS NULL THEN 0 ELSE 1 END AS image_kept, created_at \
+             CASE WHEN image IS NULL THEN 0 ELSE 1 END AS image_kept, created_at, duplicate_of \
              FROM photos WHERE ad_id = $1 ORDER BY id",
         )
         .bind(ad_id)
@@ -413,6 +511,7 @@ impl Db {
                     height: r.try_get("height")?,
                     image_kept: r.try_get::<i64, _>("image_kept")? != 0,
                     created_at: r.try_get("created_at")?,
+                    duplicate_of: r.try_get("duplicate_of")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)

@@ -28,6 +28,9 @@ pub enum ServerError {
     /// No such campaign, ad, photo or route.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// No bearer token or an unknown/revoked one.
     #[error("{0}")]
     Unauthorized(String),
@@ -56,6 +59,7 @@ impl ServerError {
             ServerError::UndecodableImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServerError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServerError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ServerError::Inference(_) | ServerError::Database(_) | ServerError::Internal(_) => {
@@ -73,11 +77,43 @@ impl ServerError {
             ServerError::UndecodableImage(_) => "undecodable_image",
             ServerError::TooLarge(_) => "too_large",
             ServerError::NotFound(_) => "not_found",
+            ServerError::MethodNotAllowed(_) => "method_not_allowed",
             ServerError::Unauthorized(_) => "unauthorized",
             ServerError::Busy(_) => "busy",
             ServerError::Inference(_) => "inference_failed",
             ServerError::Database(_) => "database_error",
             ServerError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ServerError {
+    /// The error for a response that no handler of ours made (the router's 405, the body
+    /// limit's 413, an extractor's 400), from its status and plain-text body, so every answer
+    /// has the same JSON shape. `what` names the request (`POST /health`).
+    pub fn from_plain(status: StatusCode, text: &str, what: &str, allow: Option<&str>) -> Self {
+        let text = text.trim();
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => ServerError::MethodNotAllowed(format!(
+                "{what}: method not allowed here{}; see /docs for the API",
+                allow
+                    .filter(|a| !a.is_empty())
+                    .map(|a| format!(" (allowed: {a})"))
+                    .unwrap_or_default()
+            )),
+            StatusCode::PAYLOAD_TOO_LARGE => ServerError::TooLarge(format!(
+                "{what}: request body is over the size limit (--max-body-mib); send less per request"
+            )),
+            StatusCode::NOT_FOUND => {
+                ServerError::NotFound(format!("{what}: not found; see /docs for the API"))
+            }
+            StatusCode::UNAUTHORIZED => ServerError::Unauthorized(format!("{what}: {text}")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ServerError::UnsupportedMediaType(format!("{what}: {text}"))
+            }
+            StatusCode::TOO_MANY_REQUESTS => ServerError::Busy(format!("{what}: {text}")),
+            s if s.is_server_error() => ServerError::Internal(format!("{what}: {text}")),
+            _ => ServerError::BadRequest(format!("{what}: {text}")),
         }
     }
 }

@@ -39,6 +39,14 @@ the campaign is set to keep them; only the numbers are stored. Emotion recogniti
 consenting test audiences only: inform the people photographed and get their consent. The EU AI \
 Act prohibits emotion recognition in the workplace and in education.";
 
+/// The database `emolens serve` and `emolens keys` use when none is given: a SQLite file in
+/// the current folder.
+pub const DEFAULT_DATABASE: &str = "emolens.db";
+
+/// The address `emolens serve` listens on when none is given: loopback only. Serving other
+/// machines (a container, a LAN) is a choice: `--host 0.0.0.0`.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Settings of a running server (the CLI maps each flag and environment variable here).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -212,6 +220,7 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(system::harden))
         .with_state(state)
 }
 

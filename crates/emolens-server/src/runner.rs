@@ -74,10 +74,11 @@ pub fn run_blocking(launch: Launch, classifier: Arc<dyn EmotionClassifier>) -> S
     })
 }
 
-/// Creates an API key in the database at `database_url`; returns the key (shown once).
+/// Creates an API key in the (existing) database at `database_url`; returns the key (shown
+/// once).
 pub fn create_key_blocking(database_url: &str, name: &str) -> ServerResult<crate::auth::NewKey> {
     runtime()?.block_on(async {
-        let db = Db::connect(database_url).await?;
+        let db = Db::connect_existing(database_url).await?;
         let k = crate::auth::create_key(&db, name).await;
         db.close().await;
         k
@@ -87,7 +88,7 @@ pub fn create_key_blocking(database_url: &str, name: &str) -> ServerResult<crate
 /// Lists the keys (never the keys themselves).
 pub fn list_keys_blocking(database_url: &str) -> ServerResult<Vec<crate::db::ApiKeyInfo>> {
     runtime()?.block_on(async {
-        let db = Db::connect(database_url).await?;
+        let db = Db::connect_existing(database_url).await?;
         let k = db.list_keys().await;
         db.close().await;
         k
@@ -97,7 +98,7 @@ pub fn list_keys_blocking(database_url: &str) -> ServerResult<Vec<crate::db::Api
 /// Revokes a key by id.
 pub fn revoke_key_blocking(database_url: &str, id: i64) -> ServerResult<bool> {
     runtime()?.block_on(async {
-        let db = Db::connect(database_url).await?;
+        let db = Db::connect_existing(database_url).await?;
         let k = db.revoke_key(id).await;
         db.close().await;
         k

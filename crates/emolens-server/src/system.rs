@@ -43,6 +43,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/demo.js"),
     ),
     (
+        "/static/docs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/docs.js"),
+    ),
+    (
         "/static/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/app.js"),
@@ -200,4 +205,67 @@ pub async fn limit_concurrency(
         )));
     };
     Ok(next.run(req).await)
+}
+
+/// The Content-Security-Policy of every answer: the pages load only this binary's own scripts,
+/// styles and images (previews are `blob:` URLs of the chosen file), talk only to this server,
+/// and may not be framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; \
+base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Middleware (outermost): security headers on every answer, and answers that no handler of
+/// ours made (the router's 405, the body limit's 413, an extractor's plain-text 400) re-made as
+/// the JSON error every other answer uses.
+pub async fn harden(req: Request, next: Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let allow = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = std::mem::take(resp.body_mut());
+        let text = axum::body::to_bytes(body, 64 << 10)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let mut json =
+            ServerError::from_plain(status, &text, &what, allow.as_deref()).into_response();
+        // The status stands as the router or extractor chose it.
+        *json.status_mut() = status;
+        if let Some(a) = allow.and_then(|a| header::HeaderValue::from_str(&a).ok()) {
+            json.headers_mut().insert(header::ALLOW, a);
+        }
+        resp = json;
+    }
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::X_FRAME_OPTIONS,
+            header::HeaderValue::from_static("DENY"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            header::HeaderValue::from_static("no-referrer"),
+        ),
+    ] {
+        h.insert(name, value);
+    }
+    resp
 }

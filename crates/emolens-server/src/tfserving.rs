@@ -48,6 +48,52 @@ pub async fn status(Path(model): Path<String>) -> Response {
     .into_response()
 }
 
+/// The range of each input channel the model was trained on: pixels 0 to 255 through the
+/// model file's normalisation (`value = pixel * scale + offset`).
+pub fn input_range(spec: &InputSpec) -> Vec<(f32, f32)> {
+    spec.normalisation
+        .affine(spec.channels())
+        .into_iter()
+        .map(|(scale, offset)| {
+            let (a, b) = (offset, 255.0 * scale + offset);
+            (a.min(b), a.max(b))
+        })
+        .collect()
+}
+
+/// The range as the metadata and the errors state it: one `{min, max}` per channel.
+fn range_json(range: &[(f32, f32)]) -> Value {
+    json!(range
+        .iter()
+        .map(|(lo, hi)| json!({ "min": lo, "max": hi }))
+        .collect::<Vec<_>>())
+}
+
+/// Refuses values outside the model's input range (beyond rounding): an instance in 0-255 sent
+/// to a model that takes 0-1 would otherwise get a confident, meaningless answer.
+fn check_range(vals: &[f32], at: usize, range: &[(f32, f32)]) -> Result<(), ServerError> {
+    let c = range.len().max(1);
+    for (ch, &(lo, hi)) in range.iter().enumerate() {
+        let slack = 1e-3 * (hi - lo).max(1e-6);
+        let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+        for x in vals.iter().skip(ch).step_by(c) {
+            min = min.min(*x);
+            max = max.max(*x);
+        }
+        if min < lo - slack || max > hi + slack {
+            let which = if c > 1 {
+                format!(" in channel {ch}")
+            } else {
+                String::new()
+            };
+            return Err(ServerError::BadRequest(format!(
+                "instance {at} has values from {min} to {max}{which}, outside this model's input range [{lo}, {hi}] (pixels 0-255 normalised as the model file says; GET /v1/models/{MODEL_NAME}/metadata states it as `input_range`): scale the values into the range, or send {{\"b64\": <encoded image>}}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn dim(v: i64) -> Value {
     json!({ "size": v.to_string(), "name": "" })
 }
@@ -80,6 +126,8 @@ pub async fn metadata(State(state): State<SharedState>, Path(model): Path<String
             "classes": meta.classes,
             "colour_mode": i.colour_mode,
             "normalisation": i.normalisation,
+            // Numeric instances outside this range (per channel) are refused with 400.
+            "input_range": range_json(&input_range(i)),
         }
     }))
     .into_response()
@@ -183,6 +231,7 @@ fn instance_input(
             if c == 1 { format!(" or [{h}, {w}]") } else { String::new() }
         )));
     }
+    check_range(&vals, at, &input_range(spec))?;
     // Channels-last (Keras) to the planar layout the classifier takes.
     let plane = h * w;
     let mut planar = vec![0.0; c * plane];

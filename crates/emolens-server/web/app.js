@@ -131,7 +131,7 @@ async function upload(id) {
   const files = Array.from($("photos").files);
   const bar = $("progress"), items = $("upload-items");
   bar.hidden = false; bar.max = files.length; bar.value = 0; $("upload").disabled = true; items.replaceChildren();
-  let ok = 0, failed = 0, faces = 0;
+  let ok = 0, failed = 0, faces = 0, dup = 0;
   for (let i = 0; i < files.length; i += BATCH) {
     const batch = files.slice(i, i + BATCH);
     try {
@@ -140,18 +140,20 @@ async function upload(id) {
         const tr = document.createElement("tr"); tr.className = "upload-item " + it.status;
         const status = document.createElement("span"); status.className = "pill " + (it.status === "ok" ? "good" : "bad"); status.textContent = it.status;
         const s = document.createElement("td"); s.appendChild(status);
-        tr.append(td(it.name), s, td(it.status === "ok" ? `${it.faces.length} face(s)` : it.error.message));
+        const what = it.status === "ok" ? `${it.faces.length} face(s)`
+          : it.status === "duplicate" ? `same file as photo ${it.duplicate_of}; not counted again` : it.error.message;
+        tr.append(td(it.name), s, td(what));
         items.appendChild(tr);
-        if (it.status === "ok") { ok++; faces += it.faces.length; } else failed++;
+        if (it.status === "ok") { ok++; faces += it.faces.length; } else if (it.status === "duplicate") dup++; else failed++;
       }
     } catch (e) {
       failed += batch.length;
       $("error").textContent = e.message;
     }
     bar.value = Math.min(files.length, i + batch.length);
-    $("upload-status").textContent = `${Math.min(files.length, i + batch.length)} of ${files.length} sent: ${ok} analysed, ${failed} failed, ${faces} faces`;
+    $("upload-status").textContent = `${Math.min(files.length, i + batch.length)} of ${files.length} sent: ${ok} analysed, ${failed} failed, ${dup} duplicates, ${faces} faces`;
   }
-  $("upload-status").textContent = `Done: ${ok} analysed, ${failed} failed, ${faces} faces.`;
+  $("upload-status").textContent = `Done: ${ok} analysed, ${failed} failed, ${dup} duplicates, ${faces} faces.`;
   $("upload").disabled = false;
   await showResults(id);
 }

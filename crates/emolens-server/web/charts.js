@@ -58,7 +58,7 @@ function drawBoxes(svg, w, h, faces, selected, onSelect) {
   faces.forEach((f, i) => {
     const b = f.box, stroke = i === selected ? "#e07b00" : "#2fdf6f";
     const r = el("rect", { class: "face-box", x: b.x, y: b.y, width: b.width, height: b.height, fill: "transparent",
-      stroke, "stroke-width": Math.max(2, w / 200), style: "cursor:pointer" });
+      stroke, "stroke-width": Math.max(2, w / 200) });
     r.addEventListener("click", () => onSelect(i));
     svg.appendChild(r);
     svg.appendChild(el("text", { x: b.x + 3, y: Math.max(12, b.y - 4), fill: stroke, "font-size": Math.max(12, w / 40), "font-weight": 700 },

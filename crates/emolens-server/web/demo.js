@@ -24,9 +24,25 @@ function show(i) {
   drawBoxes($("boxes"), img.naturalWidth, img.naturalHeight, faces, i, show);
 }
 
+// The API key, shared with the campaigns page (this browser's localStorage). A server started
+// with `--open-demo false` needs it for predictions too: the key field is shown then.
+const key = () => localStorage.getItem("emolens-key") || "";
+function askForKey(why) {
+  $("keyrow").hidden = false;
+  $("apikey").value = key();
+  if (why) $("error").textContent = why;
+}
+$("savekey").addEventListener("click", () => {
+  localStorage.setItem("emolens-key", $("apikey").value.trim());
+  $("error").textContent = key() ? "Key saved; press Predict." : "";
+});
+fetch("/info").then((r) => r.json()).then((info) => { if (info.open_demo === false) askForKey(); }).catch(() => {});
+
 async function post(url, form) {
-  const r = await fetch(url, { method: "POST", body: form });
+  const headers = key() ? { Authorization: "Bearer " + key() } : {};
+  const r = await fetch(url, { method: "POST", body: form, headers });
   const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (r.status === 401) askForKey();
   if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
   return body;
 }

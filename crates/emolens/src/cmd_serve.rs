@@ -9,8 +9,11 @@ use std::process::ExitCode;
 /// Flags of `emolens serve`; each is also an environment variable.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (0.0.0.0 for all interfaces, as in a container).
-    #[arg(long, env = "EMOLENS_HOST", default_value = "0.0.0.0")]
+    /// Address to listen on. The default, 127.0.0.1, serves this machine only; `--host 0.0.0.0`
+    /// (or EMOLENS_HOST=0.0.0.0, as the Docker image sets) serves every interface: do that only
+    /// behind a firewall or proxy you trust, with --open-demo false if the demo endpoints must
+    /// not be open.
+    #[arg(long, env = "EMOLENS_HOST", default_value = emolens_server::DEFAULT_HOST)]
     host: String,
     /// Port to listen on (8000, as the original).
     #[arg(long, env = "EMOLENS_PORT", default_value_t = 8000)]
@@ -18,8 +21,9 @@ pub struct ServeArgs {
     /// Model file; the bundled default model when absent.
     #[arg(long, env = "EMOLENS_MODEL")]
     model: Option<PathBuf>,
-    /// Database: a SQLite file path (created and migrated on start) or a postgres:// URL.
-    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+    /// Database: a SQLite file path (created with mode 0600 and migrated on start) or a
+    /// postgres:// URL.
+    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
     database_url: String,
     /// Largest request body, MiB.
     #[arg(long, env = "EMOLENS_MAX_BODY_MIB", default_value_t = 64)]
@@ -62,13 +66,14 @@ pub enum KeysCommand {
         /// A name to tell the key apart (e.g. the team or client using it).
         #[arg(long, env = "EMOLENS_KEY_NAME", default_value = "default")]
         name: String,
-        /// The server's database.
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        /// The server's database (as `emolens serve` takes it); it must exist already.
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
         database_url: String,
     },
     /// List keys (ids, names, prefixes; never the keys).
     List {
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        /// The server's database (as `emolens serve` takes it); it must exist already.
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
         database_url: String,
     },
     /// Revoke a key by id.
@@ -76,7 +81,8 @@ pub enum KeysCommand {
         /// Key id from `emolens keys list`.
         #[arg(long, env = "EMOLENS_KEY_ID")]
         id: i64,
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = "emolens.db")]
+        /// The server's database (as `emolens serve` takes it); it must exist already.
+        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
         database_url: String,
     },
 }

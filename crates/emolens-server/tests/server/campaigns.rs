@@ -325,6 +325,8 @@ async fn a_failed_transaction_writes_nothing() {
     // The second photo's face has a NaN quality, which SQLite stores as NULL and the NOT NULL
     // constraint refuses: the batch fails after its first photo was inserted.
     let mut bad = good.clone();
+    // Other content: a photo the ad already has would be stored as a duplicate, without faces.
+    bad.sha256 = "y".into();
     bad.faces.push(emolens_server::db::NewFace {
         x: 0.0,
         y: 0.0,

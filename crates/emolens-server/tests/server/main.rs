@@ -7,3 +7,4 @@ mod common;
 mod api;
 mod browser;
 mod campaigns;
+mod trust;
