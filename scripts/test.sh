@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need, builds the release binary exactly as
-# the Dockerfile and scripts/main.sh do, then runs every test of the workspace. Prints how long
+# The README's test command: installs what the tests need, builds the release binary and the
+# test binaries, then runs every test of the workspace. Prints how long
 # each phase took (CI must stay under 30 minutes on 2 cores).
 #
 # Each crate's integration tests are one binary (tests/<crate>/main.rs): every test binary links
@@ -13,10 +13,12 @@ start=$SECONDS
 scripts/install-test-deps.sh
 phase "test dependencies"
 scripts/cpu-info.sh
-cargo build --release -p emolens
-phase "release build"
+# One cargo invocation for everything: features are unified over the packages a command
+# selects, so `cargo build -p emolens` before `cargo test --workspace` can compile burn and
+# others a second time with other features. `cargo test` builds the release binary
+# (target/release/emolens, the program the CLI tests run) with the test binaries.
 cargo test --release --workspace --no-fail-fast --no-run
-phase "test build"
+phase "build (release binary and test binaries)"
 cargo test --release --workspace --no-fail-fast
 phase "tests"
 # The vendored rustface (outside the workspace): its patched pyramid resize against the original.

@@ -19,7 +19,7 @@ data=${EMOLENS_SHARED:-../shared}/data/fer2013/test
 py=.venv-peers/bin/python
 [ -x "$py" ] || { echo "error: $py missing; run scripts/setup-peers.sh first" >&2; exit 1; }
 if [ -z "${EMOLENS_BENCH_NO_BUILD:-}" ]; then
-  cargo build --release -q -p emolens-model --example classifier_speed
+  cargo build --release -q --workspace --example classifier_speed
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

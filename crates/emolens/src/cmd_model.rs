@@ -81,7 +81,9 @@ pub struct CommonTrainArgs {
     /// Epochs.
     #[arg(long, env = "EMOLENS_EPOCHS", default_value_t = 50)]
     epochs: usize,
-    /// Augmentation preset: none, original (the original design's generator), original-balance, standard.
+    /// Augmentation preset: none, original (the original design's generator), original-balance,
+    /// standard, wild (standard plus gamma, blur, noise, JPEG and random erasing: for faces from
+    /// customers' photos and webcams).
     #[arg(long, env = "EMOLENS_AUGMENT", default_value = "original")]
     augment: String,
     /// Class weights: none, balanced, or a comma list (one per class). Each class's term of the
@@ -550,6 +552,14 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
             let (bytes, name) = model_bytes(&file)?;
             let f = emolens_model::ModelFile::decode(&bytes, &name)?;
             println!("{}", serde_json::to_string_pretty(&f.meta)?);
+            // How this machine would run it (number format and instruction set): on stderr, so
+            // stdout stays the metadata document.
+            let c = emolens_model::BurnClassifier::from_bytes(
+                &bytes,
+                &name,
+                &emolens_model::inference_device(),
+            )?;
+            eprintln!("runtime on this machine: {}", c.runtime());
         }
         ModelCommand::TuneTta {
             file,
@@ -727,7 +737,7 @@ fn build_config(
     let colour_mode: ColourMode = colour.parse().map_err(anyhow::Error::msg)?;
     let augment = AugmentConfig::preset(&c.augment).with_context(|| {
         format!(
-            "--augment `{}` is unknown: use none, original, original-balance or standard",
+            "--augment `{}` is unknown: use none, original, original-balance, standard or wild",
             c.augment
         )
     })?;

@@ -210,9 +210,15 @@ fn succeed(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-/// `emolens model info FILE` as JSON.
+/// `emolens model info FILE` as JSON; its stderr must say how this machine runs the model.
 fn model_info(file: &Path) -> serde_json::Value {
     let out = succeed(emolens().args(["model", "info"]).arg(file));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("runtime on this machine: ")
+            && err.contains(" layers") | err.contains("plan ("),
+        "{err}"
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
