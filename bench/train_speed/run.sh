@@ -22,6 +22,9 @@ steps=${2:-5}
 [ -x .venv-peers/bin/python ] || scripts/setup-peers.sh
 [ -n "${EMOLENS_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p emolens
 bin=target/release/emolens
+# The CPU the figures belong to. ONEDNN_MAX_CPU_ISA=AVX2 caps both stacks' oneDNN (TensorFlow's
+# too) at AVX2, as on an AVX2-only CPU.
+scripts/cpu-info.sh
 # The original design's best network, and the bundled default model's architecture.
 archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_s.json:1")
 out=$(mktemp)
