@@ -361,7 +361,7 @@ fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> an
             String::new()
         }
     );
-    let cal = emolens_model::onednn::plan::calibrate(&frozen, &x, used, &source)
+    let cal = emolens_model::onednn::calibrate(&frozen, &x, used, &source)
         .map_err(|e| anyhow::anyhow!("{name}: calibration failed: {e}"))?;
     let mut meta = f.meta.clone();
     meta.int8 = Some(cal);

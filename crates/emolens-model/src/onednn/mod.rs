@@ -35,3 +35,23 @@ pub fn set_enabled(on: bool) {
 
 /// Whether this build has the oneDNN kernels at all.
 pub const BUILT_IN: bool = cfg!(emolens_onednn);
+
+/// Why a oneDNN-only operation (compiled plans, int8 calibration) cannot run here.
+pub const UNAVAILABLE: &str = "oneDNN is not available (built without libdnnl-dev, or switched off by EMOLENS_KERNELS=flex); int8 and bf16 plans and int8 calibration need it";
+
+/// Measures the activation ranges int8 plans quantize to (`plan::calibrate`): needs oneDNN,
+/// and says so (with [`UNAVAILABLE`]) in a build without it.
+pub fn calibrate(
+    net: &crate::frozen::FrozenNet,
+    images: &[f32],
+    n: usize,
+    source: &str,
+) -> Result<emolens_core::Int8Calibration, String> {
+    #[cfg(emolens_onednn)]
+    return plan::calibrate(net, images, n, source);
+    #[cfg(not(emolens_onednn))]
+    {
+        let _ = (net, images, n, source);
+        Err(UNAVAILABLE.into())
+    }
+}

@@ -233,7 +233,7 @@ impl Plan {
         int8: Option<&Int8Calibration>,
     ) -> Result<Plan, String> {
         if !kernels::ready() {
-            return Err("oneDNN is not available".into());
+            return Err(super::UNAVAILABLE.into());
         }
         let ranges = match (precision, int8) {
             // int8 is offered where it was measured: AVX2 (7-bit weights) and VNNI CPUs.

@@ -2,6 +2,7 @@
 
 /// Asserts that `got` matches `want` element by element within `tol` times the larger of
 /// `want`'s largest magnitude and 0.01.
+#[cfg_attr(not(emolens_onednn), allow(dead_code))] // used by the oneDNN modules
 pub fn assert_close(what: &str, want: &[f32], got: &[f32], tol: f32) {
     assert_eq!(want.len(), got.len(), "{what}: lengths differ");
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-2);
@@ -22,6 +23,7 @@ pub fn assert_close(what: &str, want: &[f32], got: &[f32], tol: f32) {
 static SWITCH: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Exclusive: for tests that call `onednn::set_enabled`.
+#[cfg_attr(not(emolens_onednn), allow(dead_code))] // used by the oneDNN modules
 pub fn switch_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
     SWITCH.write().unwrap_or_else(|e| e.into_inner())
 }
