@@ -8,7 +8,9 @@
 #
 # Resumable: run the same command again and it continues from the last finished epoch (the
 # run folder is outside the work tree by default, so it survives a fresh checkout on the same
-# machine). Runs at low priority so builds and benchmarks keep the CPU they need.
+# machine). Where it is missing (a new machine), the snapshot committed at the end of the last
+# working session, models/training/$run/ (config, history, best model and state/), is copied
+# there first. Runs at low priority so builds and benchmarks keep the CPU they need.
 #
 #   scripts/train-wild.sh [extra emolens train flags, e.g. --stop-after-epochs 2]
 set -euo pipefail
@@ -16,6 +18,12 @@ cd "$(dirname "$0")/.."
 shared=${EMOLENS_SHARED:-../shared}
 runs=${EMOLENS_RUNS_DIR:-/work/runs}
 bin=${EMOLENS_BIN:-target/release/emolens}
+run=vgg_s_adam_grayscale_64_wild
+if [ ! -d "$runs/$run/state" ] && [ -d "models/training/$run/state" ]; then
+  mkdir -p "$runs"
+  cp -r "models/training/$run" "$runs/$run"
+  echo "resuming from the committed snapshot models/training/$run" >&2
+fi
 exec nice -n 15 "$bin" train --arch architectures/vgg_s.json --colour-mode grayscale --input-size 48 \
   --init-from models/default.emolens \
   --optimizer adam --lr 0.0005 --schedule cosine --warmup-epochs 1 --min-lr 0.00001 \

@@ -463,15 +463,17 @@ impl Output {
     }
 }
 
-/// RFC 4180 quoting: fields with commas, quotes or line breaks are quoted, quotes doubled.
+/// One CSV line: numbers as they are, every other field through the service's export rule
+/// (RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a formula, such as a
+/// file named `=HYPERLINK(...).png`), so the CLI's and the server's CSV files are equally safe.
 fn csv_row(fields: &[String]) -> String {
     fields
         .iter()
         .map(|f| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
+            if f.parse::<f64>().is_ok() {
                 f.clone()
+            } else {
+                emolens_server::campaigns::csv_text(f)
             }
         })
         .collect::<Vec<_>>()

@@ -218,6 +218,45 @@ fn csv_rows_per_face_annotations_and_env_flags() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// Text cells a spreadsheet would run as formulas (photos named `=...`, `@...`, `+...`, given by
+/// relative path) get a leading `'`; numbers, negative ones included, stay numbers.
+#[test]
+fn csv_cells_are_formula_safe() {
+    let d = tempdir("csv-formula");
+    let names = ["=HYPERLINK(1).png", "@SUM(1).png", "+cmd.png"];
+    for n in names {
+        std::fs::copy(assets().join("astronaut.png"), d.join(n)).unwrap();
+    }
+    let mut args = model_args(&d);
+    args.push("--csv".into());
+    args.extend(names.iter().map(|n| n.to_string()));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
+    let out = c
+        .current_dir(&d)
+        .arg("analyze")
+        .args(&args)
+        .env("EMOLENS_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<String>> = text.lines().map(csv_fields).collect();
+    assert_eq!(rows.len(), 1 + names.len(), "{text}");
+    let source = rows[0].iter().position(|h| h == "source").unwrap();
+    for (row, name) in rows[1..].iter().zip(names) {
+        assert_eq!(row[source], format!("'{name}"), "{text}");
+        for cell in row {
+            let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            assert!(!risky || cell.parse::<f64>().is_ok(), "{cell:?} in {text}");
+        }
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn assume_crop_and_text_output_on_fer_crops() {
     let d = tempdir("crops");
