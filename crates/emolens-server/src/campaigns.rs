@@ -5,6 +5,7 @@ use crate::db::{Ad, Campaign, NewFace, NewPhoto, StoredFace};
 use crate::error::{ServerError, ServerResult};
 use crate::stats::{
     difference, distribution, face_valence, valence_signs, Distribution, FaceSample,
+    MIN_FACES_FOR_INTERVAL,
 };
 use crate::SharedState;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -308,7 +309,7 @@ async fn comparison(
         "campaign": campaign,
         "classes": classes,
         "baseline_ad_id": base_id,
-        "method": "95% percentile bootstrap intervals (2000 resamples, fixed seed); differences resample both ads independently. Uncertain faces are counted apart and left out.",
+        "method": format!("95% percentile bootstrap intervals (2000 resamples, fixed seed); differences resample both ads independently. Intervals only from {MIN_FACES_FOR_INTERVAL} counted faces up and where faces vary (otherwise null, with interval_note); a difference is significant only when both ads reach that and its interval excludes zero. Uncertain faces are counted apart and left out."),
         "ads": rows,
     }))
 }
@@ -472,7 +473,7 @@ pub async fn export_campaign(
             ))
         }
         Format::Csv => {
-            let mut o = String::from("campaign_id,campaign_name,ad_id,ad_name,photos,failed_photos,duplicate_photos,faces_counted,faces_uncertain,valence,valence_ci_low,valence_ci_high,valence_diff_vs_baseline,valence_diff_ci_low,valence_diff_ci_high");
+            let mut o = String::from("campaign_id,campaign_name,ad_id,ad_name,photos,failed_photos,duplicate_photos,faces_counted,faces_uncertain,valence,valence_ci_low,valence_ci_high,valence_diff_vs_baseline,valence_diff_ci_low,valence_diff_ci_high,valence_interval_note,valence_diff_significance");
             for c in &classes {
                 let _ = write!(
                     o,
@@ -487,7 +488,7 @@ pub async fn export_campaign(
                 let (ad, r, d) = (&row["ad"], &row["results"], &row["difference_vs_baseline"]);
                 let _ = write!(
                     o,
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     campaign.id,
                     csv_text(&campaign.name),
                     ad["id"],
@@ -503,6 +504,9 @@ pub async fn export_campaign(
                     num(&d["valence"]["value"]),
                     num(&d["valence"]["ci_low"]),
                     num(&d["valence"]["ci_high"]),
+                    csv_text(r["valence"]["interval_note"].as_str().unwrap_or("")),
+                    // The baseline row has no difference: its cell stays empty.
+                    csv_text(d["valence_significance"].as_str().unwrap_or("")),
                 );
                 for c in &classes {
                     let _ = write!(

@@ -10,6 +10,14 @@ use std::collections::BTreeMap;
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 /// Fixed seed: the same faces always give the same intervals (reports are reproducible).
 const BOOTSTRAP_SEED: u64 = 0x0E30_1E45;
+/// Fewest counted faces for which an ad gets a 95 % interval, and for which a comparison may be
+/// called significant. A percentile bootstrap resamples the faces it has: with n faces it can
+/// only produce means of those n values, so for tiny n the interval is far too narrow (two faces
+/// give at most three distinct means, and two identical faces a zero-width interval). Around ten
+/// observations is the usual floor below which the percentile bootstrap of a mean under-covers
+/// badly (Efron & Tibshirani, ch. 13; Davison & Hinkley, 2.7); under it we report the value
+/// alone and say why.
+pub const MIN_FACES_FOR_INTERVAL: usize = 10;
 
 /// One classified face as the statistics see it.
 #[derive(Debug, Clone)]
@@ -22,12 +30,38 @@ pub struct FaceSample {
     pub uncertain: bool,
 }
 
-/// A value with its 95 % bootstrap interval.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+/// A value with its 95 % bootstrap interval, where the sample allows one.
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Estimate {
     pub value: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
+    /// Interval bounds; both `None` (JSON `null`) when the sample cannot carry an interval.
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+    /// Why there is no interval (`None` when there is one): `too few faces (2 < 10)`, or
+    /// `no variation between faces (...)` when every face gives the same value.
+    pub interval_note: Option<String>,
+}
+
+impl Estimate {
+    /// True when an interval is given and it lies wholly above or below zero.
+    pub fn excludes_zero(&self) -> bool {
+        matches!((self.ci_low, self.ci_high), (Some(lo), Some(hi)) if lo > 0.0 || hi < 0.0)
+    }
+}
+
+/// The note for `n` faces under the minimum.
+fn too_few(n: usize) -> String {
+    format!("too few faces ({n} < {MIN_FACES_FOR_INTERVAL})")
+}
+
+/// A value without an interval, and why.
+fn point(value: f64, note: String) -> Estimate {
+    Estimate {
+        value,
+        ci_low: None,
+        ci_high: None,
+        interval_note: Some(note),
+    }
 }
 
 /// Summary of one ad's faces.
@@ -90,13 +124,27 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn interval(mut draws: Vec<f64>, value: f64) -> Estimate {
+/// The percentile interval of `draws` around `value`; absent when the draws do not vary (every
+/// face gave the same value: nothing to resample, and a zero-width interval would read as
+/// certainty).
+fn interval(mut draws: Vec<f64>, value: f64, no_variation: &str) -> Estimate {
     draws.sort_by(|a, b| a.total_cmp(b));
+    let (lo, hi) = (quantile(&draws, 0.025), quantile(&draws, 0.975));
+    let spread = draws.last().zip(draws.first()).map_or(0.0, |(l, f)| l - f);
+    if spread.is_nan() || spread <= 1e-12 {
+        return point(value, no_variation.to_string());
+    }
     Estimate {
         value,
-        ci_low: quantile(&draws, 0.025),
-        ci_high: quantile(&draws, 0.975),
+        ci_low: Some(lo),
+        ci_high: Some(hi),
+        interval_note: None,
     }
+}
+
+/// A note for a single ad whose faces all give the same value.
+fn same_value(n: usize) -> String {
+    format!("no variation between faces (all {n} give the same value)")
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -148,18 +196,27 @@ pub fn distribution(classes: &[String], faces: &[FaceSample]) -> Distribution {
             mean_probabilities.insert(name.clone(), m);
         }
         let tops: Vec<usize> = counted.iter().map(|f| f.top).collect();
-        let draws = bootstrap_shares(&tops, k, &mut rng);
-        for (c, name) in classes.iter().enumerate() {
-            let share = tops.iter().filter(|&&t| t == c).count() as f64 / n as f64;
-            let col: Vec<f64> = draws.iter().map(|row| row[c]).collect();
-            top_share.insert(name.clone(), interval(col, share));
-        }
         let vals: Vec<f64> = counted
             .iter()
             .map(|f| face_valence(&f.probabilities, &signs))
             .collect();
-        let draws = bootstrap_means(&vals, &mut rng);
-        valence = Some(interval(draws, mean(&vals)));
+        if n < MIN_FACES_FOR_INTERVAL {
+            for (c, name) in classes.iter().enumerate() {
+                let share = tops.iter().filter(|&&t| t == c).count() as f64 / n as f64;
+                top_share.insert(name.clone(), point(share, too_few(n)));
+            }
+            valence = Some(point(mean(&vals), too_few(n)));
+        } else {
+            let note = same_value(n);
+            let draws = bootstrap_shares(&tops, k, &mut rng);
+            for (c, name) in classes.iter().enumerate() {
+                let share = tops.iter().filter(|&&t| t == c).count() as f64 / n as f64;
+                let col: Vec<f64> = draws.iter().map(|row| row[c]).collect();
+                top_share.insert(name.clone(), interval(col, share, &note));
+            }
+            let draws = bootstrap_means(&vals, &mut rng);
+            valence = Some(interval(draws, mean(&vals), &note));
+        }
     }
     Distribution {
         faces: n,
@@ -174,12 +231,16 @@ pub fn distribution(classes: &[String], faces: &[FaceSample]) -> Distribution {
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
     /// Valence of this ad minus the baseline's, with a 95 % bootstrap interval (the two ads'
-    /// faces resampled independently); `None` when either ad has no counted face.
+    /// faces resampled independently) when both ads have at least [`MIN_FACES_FOR_INTERVAL`]
+    /// faces; `None` when either ad has no counted face.
     pub valence: Option<Estimate>,
     /// Difference in top-class share per class.
     pub top_share: BTreeMap<String, Estimate>,
-    /// True when the valence interval excludes zero.
+    /// True only when both ads meet the minimum and the valence interval excludes zero.
     pub valence_differs: bool,
+    /// The verdict in words, machine-readable: `significant`, `not_significant`,
+    /// `too_few_faces`, `no_variation` or `no_faces`.
+    pub valence_significance: &'static str,
 }
 
 /// Compares `ad` against `baseline`.
@@ -199,8 +260,10 @@ pub fn difference(classes: &[String], baseline: &[FaceSample], ad: &[FaceSample]
             valence: None,
             top_share: BTreeMap::new(),
             valence_differs: false,
+            valence_significance: "no_faces",
         };
     }
+    let fewest = a.len().min(b.len());
     let mut rng = SplitMix64(BOOTSTRAP_SEED ^ 0x5A5A);
     let va: Vec<f64> = a
         .iter()
@@ -210,22 +273,50 @@ pub fn difference(classes: &[String], baseline: &[FaceSample], ad: &[FaceSample]
         .iter()
         .map(|f| face_valence(&f.probabilities, &signs))
         .collect();
+    let ta: Vec<usize> = a.iter().map(|f| f.top).collect();
+    let tb: Vec<usize> = b.iter().map(|f| f.top).collect();
+    let share =
+        |t: &[usize], c: usize| t.iter().filter(|&&x| x == c).count() as f64 / t.len() as f64;
+    let value = mean(&vb) - mean(&va);
+    let mut top_share = BTreeMap::new();
+    if fewest < MIN_FACES_FOR_INTERVAL {
+        for (c, name) in classes.iter().enumerate() {
+            top_share.insert(
+                name.clone(),
+                point(share(&tb, c) - share(&ta, c), too_few(fewest)),
+            );
+        }
+        return Difference {
+            valence: Some(point(value, too_few(fewest))),
+            top_share,
+            valence_differs: false,
+            valence_significance: "too_few_faces",
+        };
+    }
+    let note = "no variation between faces in either ad";
     let da = bootstrap_means(&va, &mut rng);
     let db = bootstrap_means(&vb, &mut rng);
     let diffs: Vec<f64> = db.iter().zip(&da).map(|(y, x)| y - x).collect();
-    let valence = interval(diffs, mean(&vb) - mean(&va));
-    let ta: Vec<usize> = a.iter().map(|f| f.top).collect();
-    let tb: Vec<usize> = b.iter().map(|f| f.top).collect();
+    let valence = interval(diffs, value, note);
     let sa = bootstrap_shares(&ta, k, &mut rng);
     let sb = bootstrap_shares(&tb, k, &mut rng);
-    let mut top_share = BTreeMap::new();
     for (c, name) in classes.iter().enumerate() {
-        let share = |t: &[usize]| t.iter().filter(|&&x| x == c).count() as f64 / t.len() as f64;
         let col: Vec<f64> = sb.iter().zip(&sa).map(|(y, x)| y[c] - x[c]).collect();
-        top_share.insert(name.clone(), interval(col, share(&tb) - share(&ta)));
+        top_share.insert(
+            name.clone(),
+            interval(col, share(&tb, c) - share(&ta, c), note),
+        );
     }
+    let valence_differs = valence.excludes_zero();
     Difference {
-        valence_differs: valence.ci_low > 0.0 || valence.ci_high < 0.0,
+        valence_significance: if valence.ci_low.is_none() {
+            "no_variation"
+        } else if valence_differs {
+            "significant"
+        } else {
+            "not_significant"
+        },
+        valence_differs,
         valence: Some(valence),
         top_share,
     }
@@ -274,13 +365,15 @@ mod tests {
         let d = distribution(&classes(), &faces);
         assert_eq!(d.faces, 30);
         assert_eq!(d.uncertain_faces, 1);
-        let happy = d.top_share["happy"];
+        let happy = &d.top_share["happy"];
         assert!((happy.value - 20.0 / 30.0).abs() < 1e-9);
-        assert!(happy.ci_low < happy.value && happy.value < happy.ci_high);
+        assert!(happy.ci_low.unwrap() < happy.value && happy.value < happy.ci_high.unwrap());
         let total: f64 = d.mean_probabilities.values().sum();
         assert!((total - 1.0).abs() < 1e-5);
         let v = d.valence.unwrap();
-        assert!(v.ci_low <= v.value && v.value <= v.ci_high);
+        assert!(v.ci_low.unwrap() <= v.value && v.value <= v.ci_high.unwrap());
+        // No one's top class was angry: a share of 0 with nothing to resample has no interval.
+        assert!(d.top_share["angry"].ci_low.is_none());
     }
 
     #[test]
@@ -293,10 +386,67 @@ mod tests {
             .collect();
         let d = difference(&classes(), &sad, &happy);
         assert!(d.valence_differs, "{:?}", d.valence);
+        assert_eq!(d.valence_significance, "significant");
         assert!(d.valence.unwrap().value > 0.5);
         let same = difference(&classes(), &happy, &happy);
         assert!(!same.valence_differs);
+        assert_eq!(same.valence_significance, "not_significant");
         assert!(same.valence.unwrap().value.abs() < 1e-12);
+    }
+
+    /// Varied faces: `n` faces, alternately happy and sad.
+    fn varied(n: usize) -> Vec<FaceSample> {
+        (0..n)
+            .map(|i| face(if i % 3 == 0 { 5 } else { 3 }, 0.8))
+            .collect()
+    }
+
+    #[test]
+    fn intervals_start_at_the_minimum_number_of_faces() {
+        let m = MIN_FACES_FOR_INTERVAL;
+        let below = distribution(&classes(), &varied(m - 1));
+        let v = below.valence.unwrap();
+        assert_eq!((v.ci_low, v.ci_high), (None, None));
+        assert_eq!(
+            v.interval_note.as_deref(),
+            Some(format!("too few faces ({} < {m})", m - 1).as_str())
+        );
+        assert!(below.top_share["happy"].ci_low.is_none());
+        let at = distribution(&classes(), &varied(m));
+        let v = at.valence.unwrap();
+        assert!(v.ci_high.unwrap() - v.ci_low.unwrap() > 0.0, "{v:?}");
+        assert!(v.interval_note.is_none());
+
+        // A clear difference is still only called one when both ads reach the minimum.
+        let sad: Vec<FaceSample> = (0..40).map(|_| face(5, 0.9)).collect();
+        let d = difference(&classes(), &sad, &varied(m - 1));
+        assert!(!d.valence_differs);
+        assert_eq!(d.valence_significance, "too_few_faces");
+        assert!(d.valence.as_ref().unwrap().ci_low.is_none());
+        assert!(d.valence.unwrap().value > 0.5);
+        let d = difference(&classes(), &sad, &varied(m));
+        assert!(d.valence_differs, "{:?}", d.valence);
+        assert_eq!(d.valence_significance, "significant");
+    }
+
+    #[test]
+    fn identical_faces_give_no_interval_and_no_star() {
+        // The finding: two identical faces gave a zero-width interval and a "significant" star.
+        let two = vec![face(3, 0.9); 2];
+        let sad = vec![face(5, 0.9); 2];
+        let v = distribution(&classes(), &two).valence.unwrap();
+        assert!(v.ci_low.is_none() && v.ci_high.is_none());
+        let d = difference(&classes(), &sad, &two);
+        assert!(!d.valence_differs);
+        assert_eq!(d.valence_significance, "too_few_faces");
+        // Enough faces, but all the same: nothing to resample, so no interval either.
+        let many = vec![face(3, 0.9); 50];
+        let v = distribution(&classes(), &many).valence.unwrap();
+        assert!(v.ci_low.is_none(), "{v:?}");
+        assert!(v.interval_note.unwrap().starts_with("no variation"));
+        let d = difference(&classes(), &vec![face(5, 0.9); 50], &many);
+        assert!(!d.valence_differs);
+        assert_eq!(d.valence_significance, "no_variation");
     }
 
     #[test]

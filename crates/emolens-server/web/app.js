@@ -18,6 +18,8 @@ async function api(method, url, body) {
 }
 function td(text) { const e = document.createElement("td"); e.textContent = text; return e; }
 function link(text, href) { const a = document.createElement("a"); a.textContent = text; a.href = href; return a; }
+// A value with its 95% interval, or with the reason there is none (too few faces, no variation).
+function est(e) { return e.ci_low === null || e.ci_low === undefined ? `${num(e.value)} (${e.interval_note || "no interval"})` : `${num(e.value)} [${num(e.ci_low)}, ${num(e.ci_high)}]`; }
 function pct(v) { return v === undefined || v === null ? "–" : (v * 100).toFixed(1) + "%"; }
 function num(v) { return v === undefined || v === null ? "–" : v.toFixed(3); }
 function view(tpl) { $("view").replaceChildren($(tpl).content.cloneNode(true)); }
@@ -74,9 +76,11 @@ async function showCampaign(id) {
   for (const r of cmp.ads) {
     const tr = document.createElement("tr"); tr.className = "cmp-row";
     const v = r.results.valence, d = r.difference_vs_baseline;
-    const dv = d && d.valence ? `${num(d.valence.value)} [${num(d.valence.ci_low)}, ${num(d.valence.ci_high)}]${d.valence_differs ? " *" : ""}` : "baseline";
+    const dv = !d ? "baseline" : !d.valence ? "no faces"
+      : d.valence_significance === "too_few_faces" ? `${num(d.valence.value)} (too few faces)`
+      : `${est(d.valence)}${d.valence_differs ? " *" : ""}`;
     tr.append(td(r.ad.name), td(r.results.faces), td(r.results.uncertain_faces),
-      td(v ? `${num(v.value)} [${num(v.ci_low)}, ${num(v.ci_high)}]` : "–"), td(dv),
+      td(v ? est(v) : "–"), td(dv),
       ...cmp.classes.map((c) => td(pct(r.results.top_share[c] && r.results.top_share[c].value))));
     t.appendChild(tr);
   }
@@ -101,11 +105,11 @@ async function showResults(id) {
   const res = await api("GET", `/v1/ads/${id}/results`);
   const r = res.results;
   $("ad-summary").textContent = `${res.ad.photos} photos, ${r.faces} faces counted, ${r.uncertain_faces} uncertain (counted apart), ` +
-    `${res.ad.failed_photos} failed uploads. Valence: ` + (r.valence ? `${num(r.valence.value)} [${num(r.valence.ci_low)}, ${num(r.valence.ci_high)}]` : "–");
+    `${res.ad.failed_photos} failed uploads. Valence: ` + (r.valence ? est(r.valence) : "–");
   if (r.faces > 0) {
     barChart($("mean-chart"), res.classes, res.classes.map((c) => r.mean_probabilities[c]), { title: "mean probability" });
     barChart($("share-chart"), res.classes, res.classes.map((c) => r.top_share[c].value),
-      { title: "share of faces", intervals: res.classes.map((c) => [r.top_share[c].ci_low, r.top_share[c].ci_high]) });
+      { title: "share of faces", intervals: res.classes.map((c) => r.top_share[c].ci_low === null ? null : [r.top_share[c].ci_low, r.top_share[c].ci_high]) });
   }
 }
 

@@ -42,9 +42,10 @@ function valenceChart(container, names, estimates) {
     const y = i * rowH + rowH / 2, e = estimates[i];
     svg.appendChild(el("text", { x: 0, y: y + 4 }, n.length > 18 ? n.slice(0, 17) + "…" : n));
     if (!e) { svg.appendChild(el("text", { x: x(0) + 6, y: y + 4, class: "muted" }, "no faces yet")); return; }
-    svg.appendChild(el("line", { class: "ci", x1: x(e.ci_low), x2: x(e.ci_high), y1: y, y2: y }));
+    const hasCi = e.ci_low !== null && e.ci_low !== undefined;
+    if (hasCi) svg.appendChild(el("line", { class: "ci", x1: x(e.ci_low), x2: x(e.ci_high), y1: y, y2: y }));
     const dot = el("circle", { class: "bar", cx: x(e.value), cy: y, r: 6, "data-value": e.value.toFixed(4) });
-    dot.appendChild(el("title", {}, `${n}: ${e.value.toFixed(3)} [${e.ci_low.toFixed(3)}, ${e.ci_high.toFixed(3)}]`));
+    dot.appendChild(el("title", {}, `${n}: ${e.value.toFixed(3)} ` + (hasCi ? `[${e.ci_low.toFixed(3)}, ${e.ci_high.toFixed(3)}]` : `(${e.interval_note || "no interval"})`)));
     svg.appendChild(dot);
   });
   container.replaceChildren(svg);

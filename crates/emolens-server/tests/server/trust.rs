@@ -133,7 +133,15 @@ async fn csv_exports_are_formula_safe_and_numbers_stay_numbers() {
 
     let r = get(s.addr, &format!("/v1/campaigns/{cid}/export?format=csv"), k).await;
     assert_eq!(r.status, 200);
-    let rows = check_csv(&r.text(), &["campaign_name", "ad_name"]);
+    let rows = check_csv(
+        &r.text(),
+        &[
+            "campaign_name",
+            "ad_name",
+            "valence_interval_note",
+            "valence_diff_significance",
+        ],
+    );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["campaign_name"], format!("'{HYPERLINK}"));
     assert_eq!(rows[1]["ad_name"], "'+cmd|' /C calc'!A0");
@@ -676,6 +684,188 @@ async fn closed_demo_page_asks_for_a_key_and_pages_obey_the_csp_in_a_browser() {
         out.status.success() && stdout.contains("\"ok\":true"),
         "browser check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    s.stop().await;
+}
+
+/// One image as two different files with the same pixels (PNG at two compression settings):
+/// two identical faces that the duplicate check rightly does not merge.
+fn same_face_twice(jpeg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let gray = image::load_from_memory(jpeg).unwrap().to_luma8();
+    let enc = |c, f| {
+        let mut out = Vec::new();
+        gray.write_with_encoder(PngEncoder::new_with_quality(&mut out, c, f))
+            .unwrap();
+        out
+    };
+    let (a, b) = (
+        enc(CompressionType::Fast, FilterType::NoFilter),
+        enc(CompressionType::Best, FilterType::Paeth),
+    );
+    assert_ne!(a, b, "two different files");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intervals_and_significance_only_where_the_sample_allows() {
+    let min = emolens_server::stats::MIN_FACES_FOR_INTERVAL;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("honest.db").display().to_string();
+    let (s, key) = server(counting_config(), &db).await;
+    let k = Some(key.as_str());
+    let cid = post_json(s.addr, "/v1/campaigns", k, &json!({ "name": "honest" }))
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let mut ads = Vec::new();
+    for n in ["sad pair", "happy pair", "varied", "varied too"] {
+        let a = post_json(
+            s.addr,
+            &format!("/v1/campaigns/{cid}/ads"),
+            k,
+            &json!({ "name": n }),
+        )
+        .await;
+        assert_eq!(a.status, 201);
+        ads.push(a.json()["id"].as_i64().unwrap());
+    }
+    let upload = |ad: i64, files: Vec<Vec<u8>>| {
+        let (addr, key) = (s.addr, key.clone());
+        async move {
+            let names: Vec<String> = (0..files.len()).map(|i| format!("f{i}.png")).collect();
+            let parts: Vec<(&str, &str, &[u8])> = files
+                .iter()
+                .zip(&names)
+                .map(|(b, n)| ("files", n.as_str(), b.as_slice()))
+                .collect();
+            let r = post_multipart(addr, &format!("/v1/ads/{ad}/photos"), Some(&key), &parts).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let n = files.len();
+            assert_eq!(r.json()["summary"]["ok"], n, "{}", r.text());
+            assert_eq!(r.json()["summary"]["faces"], n, "{}", r.text());
+        }
+    };
+    // Two identical faces per ad (the finding), a sad pair as the baseline and a happy pair.
+    for (ad, class) in [(ads[0], "sad"), (ads[1], "happy")] {
+        let (a, b) = same_face_twice(&fer_images(class, 1)[0].1);
+        upload(ad, vec![a, b]).await;
+    }
+    // Enough varied faces: real photos of several emotions.
+    let varied = |skip: usize| -> Vec<Vec<u8>> {
+        ["happy", "sad", "angry", "surprise"]
+            .iter()
+            .flat_map(|c| fer_images(c, skip + 3).into_iter().skip(skip))
+            .map(|(_, b)| b)
+            .collect()
+    };
+    upload(ads[2], varied(0)).await;
+    upload(ads[3], varied(3)).await;
+    assert!(12 >= min, "the varied ads reach the minimum");
+
+    // The pair's two faces really are identical.
+    let faces = get(s.addr, &format!("/v1/ads/{}/export?format=json", ads[1]), k)
+        .await
+        .json()["faces"]
+        .clone();
+    assert_eq!(
+        faces[0]["probabilities"], faces[1]["probabilities"],
+        "{faces}"
+    );
+
+    let too_few = format!("too few faces (2 < {min})");
+    let res = get(s.addr, &format!("/v1/ads/{}/results", ads[1]), k)
+        .await
+        .json();
+    let v = &res["results"]["valence"];
+    assert!(v["value"].is_f64(), "{res}");
+    assert!(v["ci_low"].is_null() && v["ci_high"].is_null(), "{res}");
+    assert_eq!(v["interval_note"], too_few.as_str(), "{res}");
+    for (c, e) in res["results"]["top_share"].as_object().unwrap() {
+        assert!(e["ci_low"].is_null(), "{c}: {e}");
+        assert_eq!(e["interval_note"], too_few.as_str());
+    }
+    let res = get(s.addr, &format!("/v1/ads/{}/results", ads[2]), k)
+        .await
+        .json();
+    let v = &res["results"]["valence"];
+    let width = v["ci_high"].as_f64().unwrap() - v["ci_low"].as_f64().unwrap();
+    assert!(width > 0.0, "{res}");
+    assert!(v["interval_note"].is_null(), "{res}");
+
+    // Pairs compared: no interval, no star, "too few faces".
+    let cmp = get(s.addr, &format!("/v1/campaigns/{cid}/compare"), k)
+        .await
+        .json();
+    assert_eq!(cmp["baseline_ad_id"], ads[0]);
+    for i in 1..=3 {
+        let d = &cmp["ads"][i]["difference_vs_baseline"];
+        assert_eq!(d["valence_differs"], false, "{d}");
+        assert_eq!(d["valence_significance"], "too_few_faces", "{d}");
+        assert!(d["valence"]["ci_low"].is_null(), "{d}");
+        assert_eq!(d["valence"]["interval_note"], too_few.as_str(), "{d}");
+    }
+    // Two ads with enough faces: a real interval and a verdict.
+    let cmp = get(
+        s.addr,
+        &format!("/v1/campaigns/{cid}/compare?baseline={}", ads[2]),
+        k,
+    )
+    .await
+    .json();
+    let d = &cmp["ads"][3]["difference_vs_baseline"];
+    let dv = &d["valence"];
+    assert!(
+        dv["ci_high"].as_f64().unwrap() > dv["ci_low"].as_f64().unwrap(),
+        "{d}"
+    );
+    let verdict = d["valence_significance"].as_str().unwrap();
+    assert!(["significant", "not_significant"].contains(&verdict), "{d}");
+    assert_eq!(d["valence_differs"], verdict == "significant");
+
+    // Exports say the same.
+    let r = get(s.addr, &format!("/v1/campaigns/{cid}/export?format=csv"), k).await;
+    let rows = check_csv(
+        &r.text(),
+        &[
+            "campaign_name",
+            "ad_name",
+            "valence_interval_note",
+            "valence_diff_significance",
+        ],
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["valence_diff_significance"], "", "baseline row");
+    for row in &rows[..2] {
+        assert_eq!(row["valence_interval_note"], too_few, "{row:?}");
+        assert_eq!(row["valence_ci_low"], "", "{row:?}");
+    }
+    assert_eq!(rows[1]["valence_diff_significance"], "too_few_faces");
+    assert_eq!(rows[1]["valence_diff_ci_low"], "");
+    assert!(rows[1]["valence_diff_vs_baseline"].parse::<f64>().is_ok());
+    assert_eq!(rows[2]["valence_interval_note"], "");
+    assert!(rows[2]["valence_ci_low"].parse::<f64>().is_ok());
+    let j = get(
+        s.addr,
+        &format!("/v1/campaigns/{cid}/export?format=json"),
+        k,
+    )
+    .await
+    .json();
+    let d = &j["comparison"]["ads"][1]["difference_vs_baseline"];
+    assert_eq!(d["valence_significance"], "too_few_faces", "{d}");
+    assert_eq!(d["valence_differs"], false);
+    let j = get(s.addr, &format!("/v1/ads/{}/export?format=json", ads[1]), k)
+        .await
+        .json();
+    assert_eq!(j["results"]["valence"]["interval_note"], too_few.as_str());
+
+    // The web app shows the reason instead of an interval or a star.
+    let js = get(s.addr, "/static/app.js", None).await.text();
+    assert!(
+        js.contains("too few faces") && js.contains("interval_note"),
+        "app.js"
     );
     s.stop().await;
 }
