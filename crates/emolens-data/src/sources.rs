@@ -1,8 +1,8 @@
 //! Training sources: the datasets one training run draws from, each with its labels and
 //! sampling weight, opened into labelled train and validation items.
 //!
-//! A source is written `NAME=PATH[,labels=folder|ferplus:VOTES][,weight=W]` (or just `PATH`,
-//! named after its folder). Two label kinds:
+//! A source is written `NAME=PATH[,labels=folder|ferplus:VOTES][,weight=W][,folder_votes=V]` (or
+//! just `PATH`, named after its folder). Two label kinds:
 //!
 //! - `folder` (default): hard labels from the class folders of a dataset folder or manifest.
 //!   Validation is the dataset's own valid split, or a seeded stratified carve of train
@@ -10,7 +10,10 @@
 //! - `ferplus:VOTES`: the FER2013 folder with FER+ votes ([`crate::ferplus`]). Train is
 //!   FER2013 `train/` with the FER+ seven-emotion vote distribution as a soft target (the folder
 //!   label as a one-hot where FER+ has no row or no votes for the seven; rows whose plurality
-//!   is not-a-face are dropped). Validation is FER+ PublicTest (`test/PublicTest_*`) with the
+//!   is not-a-face are dropped). `folder_votes=V` counts the FER2013 folder label as `V` more
+//!   votes before the distribution is taken (0, the default: FER+ alone; 1: the original
+//!   labeller as an eleventh annotator), which leans the target toward FER2013's label exactly
+//!   where the ten annotators were split. Validation is FER+ PublicTest (`test/PublicTest_*`) with the
 //!   FER+ majority as the label, rows without a unique seven-emotion majority left out. PrivateTest
 //!   files never enter training or validation.
 
@@ -54,11 +57,19 @@ pub struct SourceSpec {
     /// Sampling weight: each epoch draws `round(weight * train images)` of this source's
     /// training images (weight 1: each once; 0.5: a fresh random half each epoch; 2: each twice).
     pub weight: f64,
+    /// FER+ labels only: extra votes given to the FER2013 folder label of each training image
+    /// (0: FER+ votes alone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folder_votes: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// How `--source` is written, for error messages and `--help`.
 pub const SOURCE_SYNTAX: &str =
-    "NAME=PATH[,labels=folder|ferplus:VOTES_CSV][,weight=W] (or just PATH)";
+    "NAME=PATH[,labels=folder|ferplus:VOTES_CSV][,weight=W][,folder_votes=V] (or just PATH)";
 
 impl SourceSpec {
     /// A folder source with hard labels and weight 1 (what `--data DIR` is).
@@ -68,6 +79,7 @@ impl SourceSpec {
             path: path.to_path_buf(),
             labels: LabelKind::Folder,
             weight: 1.0,
+            folder_votes: 0.0,
         }
     }
 
@@ -88,6 +100,18 @@ impl SourceSpec {
             return Err(format!(
                 "source {}: weight must be a positive number, got {}",
                 self.name, self.weight
+            ));
+        }
+        if !self.folder_votes.is_finite() || self.folder_votes < 0.0 {
+            return Err(format!(
+                "source {}: folder_votes must be a number >= 0, got {}",
+                self.name, self.folder_votes
+            ));
+        }
+        if self.folder_votes > 0.0 && self.labels == LabelKind::Folder {
+            return Err(format!(
+                "source {}: folder_votes needs labels=ferplus:VOTES_CSV (folder labels are one-hot already)",
+                self.name
             ));
         }
         Ok(())
@@ -119,6 +143,7 @@ impl FromStr for SourceSpec {
             path,
             labels: LabelKind::Folder,
             weight: 1.0,
+            folder_votes: 0.0,
         };
         for part in parts {
             let (k, v) = part.split_once('=').ok_or_else(|| {
@@ -144,9 +169,14 @@ impl FromStr for SourceSpec {
                         format!("source `{s}`: weight `{v}` is not a number")
                     })?
                 }
+                "folder_votes" => {
+                    spec.folder_votes = v.trim().parse().map_err(|_| {
+                        format!("source `{s}`: folder_votes `{v}` is not a number")
+                    })?
+                }
                 other => {
                     return Err(format!(
-                        "source `{s}`: `{other}` is not a source setting (labels, weight); write {SOURCE_SYNTAX}"
+                        "source `{s}`: `{other}` is not a source setting (labels, weight, folder_votes); write {SOURCE_SYNTAX}"
                     ))
                 }
             }
@@ -298,6 +328,26 @@ fn first_max(t: &[f32]) -> usize {
     best
 }
 
+/// The training target of a FER+ row: its seven-emotion vote distribution, or with
+/// `folder_votes > 0` the distribution of the votes plus `folder_votes` votes for the folder
+/// label `folder_class`.
+fn with_folder_votes(
+    dist: &[f32; 7],
+    votes: Option<[u32; 7]>,
+    folder_class: usize,
+    folder_votes: f64,
+) -> Vec<f32> {
+    match votes {
+        Some(v) if folder_votes > 0.0 && folder_class < 7 => {
+            let mut t: Vec<f64> = v.iter().map(|&c| c as f64).collect();
+            t[folder_class] += folder_votes;
+            let sum: f64 = t.iter().sum();
+            t.iter().map(|&c| (c / sum) as f32).collect()
+        }
+        _ => dist.to_vec(),
+    }
+}
+
 fn open_ferplus(spec: &SourceSpec, votes_path: &Path) -> Result<SourceSplits, DataError> {
     let votes = FerPlusVotes::load(votes_path)?;
     let scan = scan_dataset(&spec.path, &ScanOptions::default())?;
@@ -339,7 +389,8 @@ fn open_ferplus(spec: &SourceSpec, votes_path: &Path) -> Result<SourceSplits, Da
                 match row.distribution() {
                     Some(d) => {
                         bump(&mut label_origin, "ferplus_votes");
-                        let t = d.to_vec();
+                        let t =
+                            with_folder_votes(&d, row.seven_votes(), f.class, spec.folder_votes);
                         let class = first_max(&t);
                         train.push(SourceItem {
                             key: f.rel.clone(),
@@ -427,8 +478,31 @@ mod tests {
             "a=x,colour=1",
             "a b=x",
             "a=x,weight",
+            "a=x,folder_votes=1",
+            "a=x,labels=ferplus:v.csv,folder_votes=-1",
+            "a=x,labels=ferplus:v.csv,folder_votes=x",
         ] {
             assert!(bad.parse::<SourceSpec>().is_err(), "{bad} accepted");
         }
+        let s: SourceSpec = "f=x,labels=ferplus:v.csv,folder_votes=2".parse().unwrap();
+        assert_eq!(s.folder_votes, 2.0);
+    }
+
+    #[test]
+    fn folder_votes_add_to_the_ferplus_votes() {
+        // 4 angry, 3 sad, 3 neutral; the FER2013 label says sad (5).
+        let votes = [4, 0, 0, 0, 3, 3, 0];
+        let dist = [0.4, 0.0, 0.0, 0.0, 0.3, 0.3, 0.0];
+        assert_eq!(with_folder_votes(&dist, Some(votes), 5, 0.0), dist.to_vec());
+        let t = with_folder_votes(&dist, Some(votes), 5, 2.0);
+        let want = [4.0 / 12.0, 0.0, 0.0, 0.0, 3.0 / 12.0, 5.0 / 12.0, 0.0];
+        for (a, b) in t.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{t:?}");
+        }
+        assert_eq!(
+            first_max(&t),
+            5,
+            "the split vote now leans to the folder label"
+        );
     }
 }

@@ -139,6 +139,12 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
     pub class_weights: ClassWeights,
     pub label_smoothing: f32,
+    /// Mixup (Zhang et al. 2018): each training image is blended with another image of its
+    /// batch, pixels and targets alike, by a weight drawn from Beta(mixup, mixup) (the larger
+    /// share stays with the image itself). 0 (the default, and in configs saved before it
+    /// existed) turns it off.
+    #[serde(default)]
+    pub mixup: f32,
     /// Stop when val_accuracy has not improved for this many epochs.
     pub early_stopping: Option<usize>,
     /// Fraction of train carved out for validation when the dataset has no valid split.
@@ -153,6 +159,9 @@ pub struct TrainConfig {
     /// (fine-tuning, or a second schedule cycle); its SHA-256 is recorded beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<InitFrom>,
+    /// Distillation: a teacher model's probabilities join every training target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<crate::distill::Distill>,
 }
 
 fn path_is_empty(p: &std::path::Path) -> bool {
@@ -230,6 +239,15 @@ impl TrainConfig {
                 self.label_smoothing
             ));
         }
+        if let Some(d) = &self.distill {
+            d.validate()?;
+        }
+        if !(0.0..=2.0).contains(&self.mixup) {
+            return Err(format!(
+                "--mixup must be in [0, 2] (0 turns it off; 0.2-0.4 is usual), got {}",
+                self.mixup
+            ));
+        }
         if !(0.0..0.9).contains(&self.valid_fraction) {
             return Err(format!(
                 "--valid-fraction must be in [0, 0.9), got {}",
@@ -287,12 +305,14 @@ mod tests {
             augment: AugmentConfig::none(),
             class_weights: ClassWeights::None,
             label_smoothing: 0.0,
+            mixup: 0.0,
             early_stopping: None,
             valid_fraction: 0.1,
             max_train_per_class: None,
             max_valid_per_class: None,
             tag: "augment".into(),
             init_from: None,
+            distill: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod distill;
 pub mod error;
 pub mod fused_optim;
 pub mod history;
@@ -12,6 +13,7 @@ pub mod sweep;
 pub mod trainer;
 
 pub use config::{ClassWeights, InitFrom, OptimizerConfig, Schedule, TrainConfig};
+pub use distill::Distill;
 pub use error::TrainError;
 pub use history::History;
 pub use trainer::{evaluate, train, RunOptions, RunOutcome};

@@ -34,13 +34,14 @@ use emolens_model::burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use emolens_model::{Architecture, ModelFile, Network};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::{ClassWeights, OptimizerConfig, TrainConfig};
+use crate::distill::Teacher;
 use crate::error::TrainError;
 use crate::fused_optim::{FusedAdam, FusedAdamW, FusedRmsProp, FusedSgd};
 use crate::history::History;
@@ -220,7 +221,9 @@ fn make_batch(
     seed: u64,
     epoch: usize,
     start: usize,
-) -> Batch {
+    mixup: f32,
+    teacher: Option<&Teacher>,
+) -> Result<Batch, TrainError> {
     let len = cache.image_len();
     let mut images = vec![0f32; order.len() * len];
     let do_aug = !augment.is_none();
@@ -248,14 +251,71 @@ fn make_batch(
             }
         });
     let labels = order.iter().map(|&i| cache.labels[i] as i64).collect();
-    let targets = match targets {
+    let mut targets: Vec<f32> = match targets {
         Some(t) => order.iter().flat_map(|&i| t.row(i)).copied().collect(),
         None => Vec::new(),
     };
-    Batch {
+    if mixup > 0.0 && !targets.is_empty() && order.len() > 1 {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(derive_seed(seed, epoch, MIXUP_STREAM + start as u64));
+        mix_batch(&mut images, &mut targets, order.len(), mixup, &mut rng);
+    }
+    if let Some(t) = teacher {
+        if !targets.is_empty() {
+            t.blend(&images, order.len(), &mut targets)?;
+        }
+    }
+    Ok(Batch {
         images,
         labels,
         targets,
+    })
+}
+
+/// The seed stream of mixup draws, apart from the per-image augmentation streams (`start + k`).
+const MIXUP_STREAM: u64 = 1 << 40;
+
+/// A draw from Beta(a, a) by Jöhnk's method (exact for any a > 0; accepts often for a <= 1,
+/// the range mixup uses).
+fn beta_symmetric(a: f32, rng: &mut impl Rng) -> f32 {
+    let inv = 1.0 / a as f64;
+    loop {
+        let x = rng.random::<f64>().powf(inv);
+        let y = rng.random::<f64>().powf(inv);
+        let s = x + y;
+        if s <= 1.0 && s > 0.0 {
+            return (x / s) as f32;
+        }
+    }
+}
+
+/// Mixup over one batch: image `k` becomes `l x_k + (1 - l) x_p(k)` for a random partner
+/// permutation `p`, its target likewise, with `l` from Beta(alpha, alpha) folded to `l >= 0.5`
+/// so each image keeps the larger share (its hard label, used for the running accuracy, stays).
+fn mix_batch(images: &mut [f32], targets: &mut [f32], n: usize, alpha: f32, rng: &mut impl Rng) {
+    let img_len = images.len() / n;
+    let classes = targets.len() / n;
+    let mut partner: Vec<usize> = (0..n).collect();
+    partner.shuffle(rng);
+    let src_images = images.to_vec();
+    let src_targets = targets.to_vec();
+    for (k, &p) in partner.iter().enumerate() {
+        if p == k {
+            continue;
+        }
+        let l = beta_symmetric(alpha, rng);
+        let l = l.max(1.0 - l);
+        let (a, b) = (l, 1.0 - l);
+        let out = &mut images[k * img_len..(k + 1) * img_len];
+        let other = &src_images[p * img_len..(p + 1) * img_len];
+        for (o, &x) in out.iter_mut().zip(other) {
+            *o = a * *o + b * x;
+        }
+        let out = &mut targets[k * classes..(k + 1) * classes];
+        let other = &src_targets[p * classes..(p + 1) * classes];
+        for (o, &x) in out.iter_mut().zip(other) {
+            *o = a * *o + b * x;
+        }
     }
 }
 
@@ -372,7 +432,8 @@ pub fn evaluate(
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let none = AugmentConfig::none();
     for chunk in order.chunks(256) {
-        let b = make_batch(cache, None, chunk, pre, &none, 0, 0, 0);
+        let b = make_batch(cache, None, chunk, pre, &none, 0, 0, 0, 0.0, None)
+            .expect("a batch without a teacher cannot fail");
         let (x, y) = to_tensors(&b, cache, device);
         let logits = net.forward(x);
         let loss: f64 = loss_fn
@@ -621,6 +682,11 @@ pub fn train(
         &device,
     );
     let source_weights: Vec<f64> = sources.iter().map(|s| s.spec.weight).collect();
+    let teacher = cfg
+        .distill
+        .as_ref()
+        .map(|d| Teacher::load(d, &spec, &classes))
+        .transpose()?;
 
     let n = data.images_per_epoch;
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
@@ -666,7 +732,8 @@ pub fn train(
         // Batches are prepared on a second thread, one ahead, so the optimiser never waits.
         model = std::thread::scope(|scope| -> Result<Network, TrainError> {
             let mut model = model;
-            let (tx, rx) = sync_channel::<(usize, Batch)>(2);
+            let (tx, rx) = sync_channel::<(usize, Result<Batch, TrainError>)>(2);
+            let teacher_ref = teacher.as_ref();
             let order_ref = &order;
             let cache_ref = train_cache;
             let targets_ref = &data.targets;
@@ -682,6 +749,8 @@ pub fn train(
                         cfg.seed,
                         epoch,
                         bi * cfg.batch_size,
+                        cfg.mixup,
+                        teacher_ref,
                     );
                     if tx.send((bi, b)).is_err() {
                         break;
@@ -689,6 +758,7 @@ pub fn train(
                 }
             });
             for (bi, batch) in rx {
+                let batch = batch?;
                 let bsz = batch.labels.len();
                 let (x, y) = to_tensors(&batch, train_cache, &device);
                 let t = targets_tensor(&batch.targets, classes.len(), &device);
@@ -1187,6 +1257,42 @@ mod tests {
         assert_ne!(half(&o), half(&epoch_order(&[a, b], &[1.5, 0.5], 7, 1)));
         assert_eq!(draws_per_epoch(3, 0.01), 1);
         assert_eq!(draws_per_epoch(0, 2.0), 0);
+    }
+
+    #[test]
+    fn mixup_blends_images_and_targets_alike() {
+        let n = 8;
+        let mut images: Vec<f32> = (0..n * 3).map(|i| (i / 3) as f32).collect();
+        let mut targets = vec![0f32; n * 7];
+        for k in 0..n {
+            targets[k * 7 + k % 7] = 1.0;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        mix_batch(&mut images, &mut targets, n, 0.4, &mut rng);
+        let mut mixed = 0;
+        for k in 0..n {
+            let t = &targets[k * 7..(k + 1) * 7];
+            assert!((t.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            // The image keeps the larger share of its own class.
+            assert!(t[k % 7] >= 0.5, "{t:?}");
+            let px = &images[k * 3..(k + 1) * 3];
+            assert!(
+                px.iter().all(|&v| v == px[0]),
+                "pixels of one image mix alike"
+            );
+            if t[k % 7] < 1.0 {
+                mixed += 1;
+                // Pixel = l * k + (1 - l) * partner, with l the target's own share.
+                let l = t[k % 7];
+                let partner = (px[0] - l * k as f32) / (1.0 - l);
+                assert!((partner - partner.round()).abs() < 1e-3, "{partner}");
+            }
+        }
+        assert!(mixed >= n / 2, "most images were mixed ({mixed})");
+        for a in [0.2f32, 0.4, 1.0, 2.0] {
+            let mean: f32 = (0..4000).map(|_| beta_symmetric(a, &mut rng)).sum::<f32>() / 4000.0;
+            assert!((mean - 0.5).abs() < 0.02, "Beta({a},{a}) mean {mean}");
+        }
     }
 
     #[test]

@@ -96,6 +96,20 @@ pub struct CommonTrainArgs {
     /// (1 - s) x target + s / classes.
     #[arg(long, env = "EMOLENS_LABEL_SMOOTHING", default_value_t = 0.0)]
     label_smoothing: f32,
+    /// Mixup: blend each training image with another of its batch (pixels and targets) by a
+    /// weight drawn from Beta(A, A), the larger share kept by the image itself; 0 turns it off.
+    #[arg(long, env = "EMOLENS_MIXUP", default_value_t = 0.0)]
+    mixup: f32,
+    /// Distil from this trained model: its probabilities on each (augmented) training image
+    /// join the target. It must take the same input (size, colour mode, normalisation).
+    #[arg(long, env = "EMOLENS_TEACHER")]
+    teacher: Option<PathBuf>,
+    /// The teacher's share of each target, in (0, 1].
+    #[arg(long, env = "EMOLENS_DISTILL_WEIGHT", default_value_t = 0.5)]
+    distill_weight: f32,
+    /// Temperature on the teacher's logits (1: its own probabilities; above 1 softer).
+    #[arg(long, env = "EMOLENS_DISTILL_TEMPERATURE", default_value_t = 1.0)]
+    distill_temperature: f32,
     /// Random seed (data order, augmentation, initialisation, dropout).
     #[arg(long, env = "EMOLENS_SEED", default_value_t = 42)]
     seed: u64,
@@ -771,6 +785,7 @@ fn build_config(
         augment,
         class_weights,
         label_smoothing: c.label_smoothing,
+        mixup: c.mixup,
         early_stopping: c.early_stopping,
         valid_fraction: c.valid_fraction,
         max_train_per_class: c.max_train_per_class,
@@ -783,6 +798,17 @@ fn build_config(
                 sha256: emolens_core::fingerprint::sha256_hex(
                     &std::fs::read(p).with_context(|| format!("--init-from {}", p.display()))?,
                 ),
+            }),
+        },
+        distill: match &c.teacher {
+            None => None,
+            Some(p) => Some(emolens_train::Distill {
+                teacher: p.clone(),
+                sha256: emolens_core::fingerprint::sha256_hex(
+                    &std::fs::read(p).with_context(|| format!("--teacher {}", p.display()))?,
+                ),
+                weight: c.distill_weight,
+                temperature: c.distill_temperature,
             }),
         },
     };

@@ -27,6 +27,7 @@ fn ferplus_source() -> SourceSpec {
             votes: votes_path(),
         },
         weight: 1.0,
+        folder_votes: 0.0,
     }
 }
 

@@ -47,12 +47,14 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
         augment: AugmentConfig::standard(),
         class_weights: ClassWeights::Balanced,
         label_smoothing: 0.1,
+        mixup: 0.0,
         early_stopping: None,
         valid_fraction: 0.1,
         max_train_per_class: Some(60),
         max_valid_per_class: Some(20),
         tag: "augment".into(),
         init_from: None,
+        distill: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod distill;
 mod fused_optim;
 mod multi_source;
 mod resume;
