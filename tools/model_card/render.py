@@ -95,6 +95,8 @@ def comparison(c):
             rec = " | ".join(f"{m['per_class'][c]['recall']:.3f}" for c in classes)
             out.append(f"| {labels[s]} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {rec} |")
         out.append("")
+    if c.get("table"):
+        out += every_set(c)
     sp = c["speed"]
     host = c["host"]
     la = host["loadavg_1min_before_timings"]
@@ -141,6 +143,38 @@ def comparison(c):
     out.append("")
     # Wrap prose lines like the hand-written part; tables and headings stay as they are.
     return "\n".join(l if l.startswith(("|", "#")) else textwrap.fill(l, 98) for l in out)
+
+
+def every_set(c):
+    """Lines of the all-sets table (bench/accuracy/run.sh's summary): per set and model,
+    accuracy, macro-F1, neutral recall, the share of neutral faces read as a negative emotion, and
+    per-class recall."""
+    rows = c["table"]
+    classes = list(rows[0]["recall"])
+    out = ["### Every labelled set on hand", ""]
+    sets = {s["key"]: s for s in c.get("sets", [])}
+    for key in dict.fromkeys(r["set"] for r in rows):
+        s = sets.get(key, {})
+        left = s.get("left_out") or {}
+        note = "; ".join(f"{v:,} left out: {k.replace('_', ' ')}" for k, v in left.items())
+        out.append(f"- **{s.get('title', key)}**: {s.get('n', '?'):,} images, labels: {s.get('labels', '?')}"
+                   + (f" ({note})" if note else ""))
+    out.append("")
+    out.append("neutral->neg: the share of a set's neutral faces read as angry, disgust, fear or sad.")
+    out.append("")
+    out.append("| set | model | n | accuracy | macro-F1 | neutral recall | neutral->neg | "
+               + " | ".join(f"{k} recall" for k in classes) + " |")
+    out.append("|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes))
+    last = None
+    for r in rows:
+        title = r["set_title"] if r["set"] != last else ""
+        last = r["set"]
+        f = lambda v: "-" if v is None else f"{v:.3f}"
+        rec = " | ".join(f(r["recall"].get(k)) for k in classes)
+        out.append(f"| {title} | {r['model_label']} | {r['n']:,} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                   f"{f(r['neutral_recall'])} | {f(r['neutral_as_negative_share'])} | {rec} |")
+    out.append("")
+    return out
 
 
 def lookup(key, eval_report, cmp):
