@@ -50,7 +50,10 @@ fn a_student_trains_from_a_teacher_and_the_run_records_it() {
     bytes.push(0);
     std::fs::write(&teacher, &bytes).unwrap();
     let err = train(&cfg, &run, &quiet()).unwrap_err().to_string();
-    assert!(err.contains("--teacher") && err.contains("changed"), "{err}");
+    assert!(
+        err.contains("--teacher") && err.contains("changed"),
+        "{err}"
+    );
 
     // Restored, the run finishes.
     bytes.pop();
