@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use burn::tensor::Device;
 use emolens_core::{ColourMode, ModelMeta};
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use crate::arch::Act;
 use crate::error::ModelError;
@@ -99,10 +98,7 @@ pub fn export(bytes: &[u8], source_name: &str) -> Result<OnnxModel, ModelError> 
             format!("{reason}: the export writes the network in the frozen form emolens' compiled inference plans run (batch norms folded into the layer with weights before them), which this layer has not; move it after a convolution or dense layer"),
         )
     })?;
-    let sha256: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = emolens_core::fingerprint::sha256_hex(bytes);
     let metadata = metadata(&file.meta, &sha256);
     let mut graph = Graph::default();
     let logits = graph.blocks(&blocks, INPUT.to_string(), &mut true, "");
