@@ -219,9 +219,9 @@ fn parity(python: &Path, model: &Path, dir: &Path, what: &str) -> (usize, usize)
 
 /// The bundled model exported and run in ONNX Runtime, on 560 real FER2013 test faces (80 per
 /// class) prepared by Python from the ONNX metadata alone, against `emolens predict` in f32
-/// (both with the model's flip TTA): top-1 agreement at least 99.5 %. Twice: on lossless PNG
-/// copies decoded by emolens (both sides see the same pixels, so the difference is the exported
-/// network's), and on the original JPEGs (Pillow's decoder against emolens').
+/// (both with the model's flip TTA). Twice: on lossless PNG copies decoded by emolens (both
+/// sides see the same pixels, so the difference is the exported network's), top-1 agreement at
+/// least 99.5 %; and on the original JPEGs (Pillow's decoder against emolens'), at least 99 %.
 #[test]
 fn bundled_model_in_onnx_runtime_agrees_with_emolens_on_real_faces() {
     let python = match ort_python() {
@@ -260,14 +260,23 @@ fn bundled_model_in_onnx_runtime_agrees_with_emolens_on_real_faces() {
             .save(png.join(format!("{class}_{stem}.png")))
             .unwrap();
     }
-    for (folder, what) in [
-        (&png, "PNG copies: same pixels on both sides"),
-        (&jpeg, "original JPEGs: Pillow's decoder against emolens'"),
+    // The export itself must agree on at least 99.5 % of the faces (it agrees on all of them:
+    // the difference is f32 rounding). The JPEG decoders differ by a grey level here and there,
+    // which moves a face that is on the edge between two classes: 2 in 560 with the model
+    // bundled on 2026-12-02; 99 % leaves room for another bundled model.
+    for (folder, what, per_mille) in [
+        (&png, "PNG copies: same pixels on both sides", 995),
+        (
+            &jpeg,
+            "original JPEGs: Pillow's decoder against emolens'",
+            990,
+        ),
     ] {
         let (agree, n) = parity(&python, &model, folder, what);
         assert!(
-            agree * 1000 >= n * 995,
-            "{what}: top-1 agreement {agree}/{n} is below 99.5 %"
+            agree * 1000 >= n * per_mille,
+            "{what}: top-1 agreement {agree}/{n} is below {} %",
+            per_mille as f64 / 10.0
         );
     }
 }
