@@ -9,6 +9,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # emolens-model: oneDNN, the CPU convolution/batch-norm/pooling kernels (tests check parity with burn's).
 [ -f /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
+# emolens ONNX export tests: Python with venv, for ONNX Runtime from PyPI (below).
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if command -v dpkg >/dev/null 2>&1; then dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv); fi
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
@@ -20,4 +23,12 @@ fi
 browser_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
 if [ ! -d "$browser_tests/node_modules/playwright-core" ]; then
   (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# emolens ONNX export tests (crates/emolens/tests/cli/onnx.rs): onnxruntime, numpy and pillow
+# from PyPI, pinned in tools/onnx/requirements.txt, in .venv-test (git-ignored).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv-test"
+if ! "$venv/bin/python" -c 'import onnxruntime, numpy, PIL' >/dev/null 2>&1; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/tools/onnx/requirements.txt"
 fi

@@ -11,6 +11,9 @@ pub enum ModelError {
     Io { path: PathBuf, detail: String },
     #[error("model file {source_name}: {detail}")]
     ModelFile { source_name: String, detail: String },
+    /// A model file that cannot be exported (`emolens model export`), and why.
+    #[error("export of {source_name}: {detail}")]
+    Export { source_name: String, detail: String },
     #[error("inference: {0}")]
     Inference(String),
     #[error(transparent)]

@@ -52,6 +52,40 @@ pub enum Step {
     },
 }
 
+/// A step, or a residual block whose branches are frozen the same way: the form
+/// [`crate::Network::to_frozen_blocks`] gives for exporters (ONNX), which can branch. The
+/// oneDNN plans take the straight [`FrozenNet`] only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Step(Step),
+    /// `post(body(x) + shortcut(x))`; an empty shortcut is the identity. `post` holds the
+    /// block's activation and what follows it (a batch norm after the block stays a
+    /// per-channel affine map: it cannot fold into two branches).
+    Residual {
+        body: Vec<Block>,
+        shortcut: Vec<Block>,
+        post: Vec<PostOp>,
+    },
+}
+
+impl Block {
+    /// See [`Step::fold_affine`]; a residual block never folds.
+    pub fn fold_affine(&mut self, scale: &[f32], shift: &[f32]) -> bool {
+        match self {
+            Block::Step(s) => s.fold_affine(scale, shift),
+            Block::Residual { .. } => false,
+        }
+    }
+
+    /// The post-op list of a layer with weights or of a residual block.
+    pub fn post_mut(&mut self) -> Option<&mut Vec<PostOp>> {
+        match self {
+            Block::Step(s) => s.post_mut(),
+            Block::Residual { post, .. } => Some(post),
+        }
+    }
+}
+
 /// The frozen network: input `[channels, height, width]` and its steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrozenNet {

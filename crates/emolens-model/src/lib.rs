@@ -1,6 +1,7 @@
 //! Networks for emotion classification: architecture files (emolens' own format, the original
 //! design's layer-name format and Keras model JSON), the burn network built from them, the
-//! `.emolens` model file, and the inference backend behind [`emolens_core::EmotionClassifier`].
+//! `.emolens` model file, its ONNX export, and the inference backend behind
+//! [`emolens_core::EmotionClassifier`].
 
 pub mod arch;
 pub mod classifier;
@@ -10,6 +11,7 @@ pub mod frozen;
 pub mod import;
 pub mod net;
 pub mod onednn;
+pub mod onnx;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::arch::{out_len, same_pad, Act, Architecture, LayerSpec, Padding, Shape};
 use crate::error::ModelError;
-use crate::frozen::{batch_norm_affine, FrozenNet, PostOp, Step};
+use crate::frozen::{batch_norm_affine, Block, FrozenNet, PostOp, Step};
 
 /// Stateless operations between layers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -507,11 +507,11 @@ fn frozen_pool(
 }
 
 /// Attaches an activation to the layer that produced the current output.
-fn attach_act(steps: &mut [Step], a: Act) -> Result<(), String> {
+fn attach_act(steps: &mut [Block], a: Act) -> Result<(), String> {
     if matches!(a, Act::Linear | Act::Softmax) {
         return Ok(()); // logits stay logits; softmax is applied at prediction
     }
-    match steps.last_mut().and_then(Step::post_mut) {
+    match steps.last_mut().and_then(Block::post_mut) {
         Some(post) => {
             post.push(PostOp::Act(a));
             Ok(())
@@ -528,83 +528,164 @@ impl Network {
     /// does not follow a layer with weights, are refused with the reason; they keep running
     /// layer by layer.
     pub fn to_frozen(&self, input: [usize; 3]) -> Result<FrozenNet, String> {
-        let mut steps: Vec<Step> = Vec::with_capacity(self.nodes.len());
-        let mut image = true;
-        for node in &self.nodes {
-            match node {
-                Node::Conv(c) => {
-                    match &c.pointwise {
-                        None => steps.push(frozen_conv(&c.conv, vec![])?),
-                        Some(p) => {
-                            steps.push(frozen_conv(&c.conv, vec![])?);
-                            steps.push(frozen_conv(p, vec![])?);
-                        }
-                    }
-                    if let Some(a) = c.act {
-                        attach_act(&mut steps, a)?;
-                    }
-                }
-                Node::Norm(bn) => {
-                    let (scale, shift) = batch_norm_affine(
-                        &values(bn.gamma.val()),
-                        &values(bn.beta.val()),
-                        &values(bn.running_mean.value()),
-                        &values(bn.running_var.value()),
-                        bn.epsilon,
-                    );
-                    let last = steps
-                        .last_mut()
-                        .ok_or_else(|| unsupported("a batch norm before any layer"))?;
-                    if !last.fold_affine(&scale, &shift) {
-                        last.post_mut()
-                            .ok_or_else(|| {
-                                unsupported(
-                                    "a batch norm that does not follow a layer with weights",
-                                )
-                            })?
-                            .push(PostOp::Affine { scale, shift });
-                    }
-                }
-                Node::Dense(d) => {
-                    steps.push(Step::Dense {
-                        units: d.linear.weight.dims()[1],
-                        weight: values(d.linear.weight.val()),
-                        bias: d.linear.bias.as_ref().map(|b| values(b.val())),
-                        post: vec![],
-                    });
-                    if let Some(a) = d.act {
-                        attach_act(&mut steps, a)?;
-                    }
-                }
-                Node::MaxPool(p) if p.dilation == [1, 1] && !p.ceil_mode => {
-                    steps.push(frozen_pool(p.kernel_size, p.stride, &p.padding, true)?)
-                }
-                Node::AvgPool(p) if !p.count_include_pad && !p.ceil_mode => {
-                    steps.push(frozen_pool(p.kernel_size, p.stride, &p.padding, false)?)
-                }
-                Node::MaxPool(_) | Node::AvgPool(_) => {
-                    return Err(unsupported("a dilated, ceil-mode or padding-counting pool"))
-                }
-                Node::Dropout(_) => {}
-                Node::Op(OpNode { op }) => match op {
-                    Op::Act(a) => attach_act(&mut steps, *a)?,
-                    Op::GlobalAvg | Op::GlobalMax => {
-                        steps.push(Step::GlobalPool {
-                            max: *op == Op::GlobalMax,
-                        });
-                        image = false;
-                    }
-                    Op::Flatten if image => {
-                        steps.push(Step::Flatten);
-                        image = false;
-                    }
-                    Op::Flatten => {}
-                },
-                Node::Residual(_) => return Err(unsupported("a residual block")),
-            }
+        if let Some(i) = self
+            .nodes
+            .iter()
+            .position(|n| matches!(n, Node::Residual(_)))
+        {
+            return Err(format!(
+                "layer {i} (residual): {}",
+                unsupported("a residual block")
+            ));
         }
+        let steps = self
+            .to_frozen_blocks()?
+            .into_iter()
+            .map(|b| match b {
+                Block::Step(s) => s,
+                Block::Residual { .. } => unreachable!("residual blocks were refused above"),
+            })
+            .collect();
         Ok(FrozenNet { input, steps })
     }
+
+    /// The network frozen as [`Network::to_frozen`] freezes it, residual blocks included (their
+    /// branches frozen the same way): for exporters, whose formats can branch. Refusals name
+    /// the layer (`layer 3 (activation): ...`, `layer 5 (residual): body.0 (batch_norm): ...`).
+    pub fn to_frozen_blocks(&self) -> Result<Vec<Block>, String> {
+        freeze_nodes(&self.nodes, &mut true, "layer ")
+    }
+}
+
+/// Freezes a list of nodes; `image`: whether activations are still images (updated);
+/// `prefix` starts each refusal's layer path.
+fn freeze_nodes(nodes: &[Node], image: &mut bool, prefix: &str) -> Result<Vec<Block>, String> {
+    let mut blocks: Vec<Block> = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        freeze_node(node, &mut blocks, image)
+            .map_err(|why| format!("{prefix}{i} ({}): {why}", node_kind(node)))?;
+    }
+    Ok(blocks)
+}
+
+/// The architecture's name for the layer a node was built from (`residual`, `batch_norm`, ...),
+/// for messages.
+fn node_kind(node: &Node) -> &'static str {
+    match node {
+        Node::Conv(c) if c.pointwise.is_some() => "separable_conv2d",
+        Node::Conv(c) if c.conv.groups > 1 => "depthwise_conv2d",
+        Node::Conv(_) => "conv2d",
+        Node::Norm(_) => "batch_norm",
+        Node::Dense(_) => "dense",
+        Node::MaxPool(_) => "max_pool2d",
+        Node::AvgPool(_) => "avg_pool2d",
+        Node::Dropout(_) => "dropout",
+        Node::Op(OpNode { op: Op::Act(_) }) => "activation",
+        Node::Op(OpNode { op: Op::GlobalAvg }) => "global_avg_pool",
+        Node::Op(OpNode { op: Op::GlobalMax }) => "global_max_pool",
+        Node::Op(OpNode { op: Op::Flatten }) => "flatten",
+        Node::Residual(_) => "residual",
+    }
+}
+
+/// Appends one top-level node's frozen form to `steps` (`image`: whether activations are
+/// still images).
+fn freeze_node(node: &Node, steps: &mut Vec<Block>, image: &mut bool) -> Result<(), String> {
+    fn push(steps: &mut Vec<Block>, s: Step) {
+        steps.push(Block::Step(s));
+    }
+    match node {
+        Node::Conv(c) => {
+            match &c.pointwise {
+                None => push(steps, frozen_conv(&c.conv, vec![])?),
+                Some(p) => {
+                    push(steps, frozen_conv(&c.conv, vec![])?);
+                    push(steps, frozen_conv(p, vec![])?);
+                }
+            }
+            if let Some(a) = c.act {
+                attach_act(steps, a)?;
+            }
+        }
+        Node::Norm(bn) => {
+            let (scale, shift) = batch_norm_affine(
+                &values(bn.gamma.val()),
+                &values(bn.beta.val()),
+                &values(bn.running_mean.value()),
+                &values(bn.running_var.value()),
+                bn.epsilon,
+            );
+            let last = steps
+                .last_mut()
+                .ok_or_else(|| unsupported("a batch norm before any layer"))?;
+            if !last.fold_affine(&scale, &shift) {
+                last.post_mut()
+                    .ok_or_else(|| {
+                        unsupported("a batch norm that does not follow a layer with weights")
+                    })?
+                    .push(PostOp::Affine { scale, shift });
+            }
+        }
+        Node::Dense(d) => {
+            push(
+                steps,
+                Step::Dense {
+                    units: d.linear.weight.dims()[1],
+                    weight: values(d.linear.weight.val()),
+                    bias: d.linear.bias.as_ref().map(|b| values(b.val())),
+                    post: vec![],
+                },
+            );
+            if let Some(a) = d.act {
+                attach_act(steps, a)?;
+            }
+        }
+        Node::MaxPool(p) if p.dilation == [1, 1] && !p.ceil_mode => push(
+            steps,
+            frozen_pool(p.kernel_size, p.stride, &p.padding, true)?,
+        ),
+        Node::AvgPool(p) if !p.count_include_pad && !p.ceil_mode => push(
+            steps,
+            frozen_pool(p.kernel_size, p.stride, &p.padding, false)?,
+        ),
+        Node::MaxPool(_) | Node::AvgPool(_) => {
+            return Err(unsupported("a dilated, ceil-mode or padding-counting pool"))
+        }
+        Node::Dropout(_) => {}
+        Node::Op(OpNode { op }) => match op {
+            Op::Act(a) => attach_act(steps, *a)?,
+            Op::GlobalAvg | Op::GlobalMax => {
+                push(
+                    steps,
+                    Step::GlobalPool {
+                        max: *op == Op::GlobalMax,
+                    },
+                );
+                *image = false;
+            }
+            Op::Flatten if *image => {
+                push(steps, Step::Flatten);
+                *image = false;
+            }
+            Op::Flatten => {}
+        },
+        Node::Residual(r) => {
+            // Both branches start from the block's input; they were shape-checked to agree.
+            let mut short_image = *image;
+            let body = freeze_nodes(&r.body, image, "body.")?;
+            let shortcut = freeze_nodes(&r.shortcut, &mut short_image, "shortcut.")?;
+            let post = match r.act {
+                None | Some(Act::Linear | Act::Softmax) => vec![],
+                Some(a) => vec![PostOp::Act(a)],
+            };
+            steps.push(Block::Residual {
+                body,
+                shortcut,
+                post,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The network on channels-last activations with oneDNN's convolution, batch-norm and pooling

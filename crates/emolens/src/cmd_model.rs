@@ -1,4 +1,4 @@
-//! `emolens train`, `sweep`, `arch` and `predict`.
+//! `emolens train`, `sweep`, `arch`, `model` (info, export, set, tune-tta, quantize) and `predict`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -212,6 +212,26 @@ pub enum ModelCommand {
         /// Model file; the bundled model when omitted.
         file: Option<PathBuf>,
     },
+    /// Writes the network in another format: `onnx`, an ONNX graph (opset 17) for ONNX Runtime
+    /// and other runtimes, with batch norms folded as in emolens' compiled plans, input `input`
+    /// [N, C, H, W] float and output `probabilities` [N, classes]; the classes, input size,
+    /// colour mode, normalisation and flip TTA are in its metadata (see docs/export.md).
+    /// Architectures with layers that cannot be exported are refused, naming the layer.
+    Export {
+        /// Model file; the bundled model when omitted.
+        file: Option<PathBuf>,
+        /// Format to write.
+        #[arg(
+            long,
+            env = "EMOLENS_EXPORT_FORMAT",
+            value_enum,
+            default_value = "onnx"
+        )]
+        format: ExportFormat,
+        /// Where to write the exported model (e.g. model.onnx).
+        #[arg(long, env = "EMOLENS_EXPORT_OUT")]
+        out: PathBuf,
+    },
     /// Writes a copy of a model file with changed metadata (the weights stay as they are).
     Set {
         /// Model file to read.
@@ -275,6 +295,44 @@ pub enum ModelCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Formats `emolens model export` writes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// ONNX (opset 17), for ONNX Runtime, onnxruntime-web, TensorRT and other runtimes.
+    Onnx,
+}
+
+/// `emolens model export`: the model file (or the bundled model) written as `format` to `out`.
+fn export(file: Option<PathBuf>, format: ExportFormat, out: &Path) -> anyhow::Result<()> {
+    let (bytes, name) = model_bytes(&file)?;
+    match format {
+        ExportFormat::Onnx => {
+            let m = emolens_model::onnx::export(&bytes, &name)?;
+            std::fs::write(out, &m.bytes).with_context(|| {
+                format!(
+                    "{}: cannot write the ONNX file (check the folder exists and is writable)",
+                    out.display()
+                )
+            })?;
+            let ops: Vec<String> = m.ops.iter().map(|(op, n)| format!("{op} x{n}")).collect();
+            let meta: std::collections::BTreeMap<_, _> = m.metadata.iter().cloned().collect();
+            eprintln!(
+                "wrote {} ({} bytes): ONNX opset {}, input `{}` {}, output `{}` over {}; {} float parameters; nodes: {}",
+                out.display(),
+                m.bytes.len(),
+                emolens_model::onnx::OPSET,
+                emolens_model::onnx::INPUT,
+                meta.get(emolens_model::onnx::keys::INPUT).map_or("", |s| s.as_str()),
+                emolens_model::onnx::OUTPUT,
+                meta.get(emolens_model::onnx::keys::CLASSES).map_or("", |s| s.as_str()),
+                m.parameters,
+                ops.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Image files under `dir`, recursively, sorted by path (as `predict` walks folders).
@@ -575,6 +633,7 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
             )?;
             eprintln!("runtime on this machine: {}", c.runtime());
         }
+        ModelCommand::Export { file, format, out } => export(file, format, &out)?,
         ModelCommand::TuneTta {
             file,
             data,

@@ -5,3 +5,4 @@ mod analyze;
 mod data;
 mod eval;
 mod model;
+mod onnx;
