@@ -1,15 +1,18 @@
-//! Campaigns, ads, audience-photo uploads, results, comparison and export.
+//! Campaigns, ads, audience-photo uploads, results, comparison and export. Every handler works
+//! in the key's workspace (other workspaces' ids answer 404) and checks the key's role: viewers
+//! read, analysts also write.
 
 use crate::api::{analyze_uploads, read_images, ItemOut};
-use crate::db::{Ad, Campaign, NewFace, NewPhoto, StoredFace};
+use crate::db::{Ad, Campaign, NewFace, NewPhoto, Retention, StoredFace};
 use crate::error::{ServerError, ServerResult};
 use crate::stats::{
     difference, distribution, face_valence, valence_signs, Distribution, FaceSample,
     MIN_FACES_FOR_INTERVAL,
 };
+use crate::workspace::{Principal, Role};
 use crate::SharedState;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,7 +35,7 @@ pub fn json_body<T>(r: Result<Json<T>, JsonRejection>) -> ServerResult<T> {
     }
 }
 
-fn path_id(r: Result<Path<i64>, PathRejection>, what: &str) -> ServerResult<i64> {
+pub(crate) fn path_id(r: Result<Path<i64>, PathRejection>, what: &str) -> ServerResult<i64> {
     r.map(|Path(id)| id).map_err(|e| {
         ServerError::BadRequest(format!("{what} id must be an integer: {}", e.body_text()))
     })
@@ -58,36 +61,73 @@ pub struct NewCampaign {
     /// Keep uploaded images (default false: only the numbers are stored).
     #[serde(default)]
     pub keep_images: bool,
+    /// Purge kept images this many days after upload (default: keep until erased).
+    #[serde(default)]
+    pub retention_days: Option<i64>,
+    /// With `retention_days`: purge the photos' records and faces too (the ad's results then
+    /// cover the retention window only).
+    #[serde(default)]
+    pub retention_results: bool,
 }
+
+/// Longest retention period, in days (100 years).
+const MAX_RETENTION_DAYS: i64 = 36_500;
 
 /// `POST /v1/campaigns`.
 pub async fn create(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     body: Result<Json<NewCampaign>, JsonRejection>,
 ) -> ServerResult<(StatusCode, Json<Campaign>)> {
+    p.require(Role::Analyst, "creating a campaign")?;
     let c = json_body(body)?;
     let name = clean_name(&c.name, "campaign")?;
+    if let Some(d) = c.retention_days {
+        if !(1..=MAX_RETENTION_DAYS).contains(&d) {
+            return Err(ServerError::BadRequest(format!(
+                "retention_days must be between 1 and {MAX_RETENTION_DAYS}, got {d}; leave it out to keep images until they are erased"
+            )));
+        }
+    } else if c.retention_results {
+        return Err(ServerError::BadRequest(
+            "retention_results needs retention_days: say after how many days to purge".into(),
+        ));
+    }
+    let retention = Retention {
+        days: c.retention_days,
+        results: c.retention_results,
+    };
     let campaign = state
         .db
-        .create_campaign(&name, c.description.trim(), c.keep_images)
+        .create_campaign(
+            &p.actor(),
+            &name,
+            c.description.trim(),
+            c.keep_images,
+            retention,
+        )
         .await?;
     tracing::info!(id = campaign.id, name = %campaign.name, keep_images = campaign.keep_images, "campaign created");
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 
 /// `GET /v1/campaigns`.
-pub async fn list(State(state): State<SharedState>) -> ServerResult<Json<Value>> {
-    let campaigns = state.db.list_campaigns().await?;
+pub async fn list(
+    State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
+) -> ServerResult<Json<Value>> {
+    let campaigns = state.db.list_campaigns(p.workspace_id).await?;
     Ok(Json(json!({ "campaigns": campaigns })))
 }
 
 /// `GET /v1/campaigns/{id}`: the campaign with its ads.
 pub async fn get_one(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "campaign")?;
-    let c = state.db.campaign(id).await?;
+    let c = state.db.campaign(p.workspace_id, id).await?;
     let ads = state.db.list_ads(id).await?;
     Ok(Json(json!({ "campaign": c, "ads": ads })))
 }
@@ -102,34 +142,38 @@ pub struct NewAd {
 /// `POST /v1/campaigns/{id}/ads`.
 pub async fn create_ad(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     body: Result<Json<NewAd>, JsonRejection>,
 ) -> ServerResult<(StatusCode, Json<Ad>)> {
+    p.require(Role::Analyst, "adding an ad")?;
     let id = path_id(id, "campaign")?;
     let a = json_body(body)?;
     let name = clean_name(&a.name, "ad")?;
-    let ad = state.db.create_ad(id, &name).await?;
+    let ad = state.db.create_ad(&p.actor(), id, &name).await?;
     Ok((StatusCode::CREATED, Json(ad)))
 }
 
 /// `GET /v1/ads/{id}`.
 pub async fn get_ad(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "ad")?;
-    let ad = state.db.ad(id).await?;
-    let campaign = state.db.campaign(ad.campaign_id).await?;
+    let ad = state.db.ad(p.workspace_id, id).await?;
+    let campaign = state.db.campaign(p.workspace_id, ad.campaign_id).await?;
     Ok(Json(json!({ "ad": ad, "campaign": campaign })))
 }
 
 /// `GET /v1/ads/{id}/photos`: every upload with its status (failed ones with their error).
 pub async fn list_photos(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "ad")?;
-    state.db.ad(id).await?;
+    state.db.ad(p.workspace_id, id).await?;
     Ok(Json(json!({ "photos": state.db.ad_photos(id).await? })))
 }
 
@@ -138,13 +182,15 @@ pub async fn list_photos(
 /// are stored only when the campaign keeps images.
 pub async fn upload(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     Query(q): Query<crate::api::AnalyzeQuery>,
     req: Request,
 ) -> ServerResult<Json<Value>> {
+    p.require(Role::Analyst, "uploading photos")?;
     let id = path_id(id, "ad")?;
-    let ad = state.db.ad(id).await?;
-    let campaign = state.db.campaign(ad.campaign_id).await?;
+    let ad = state.db.ad(p.workspace_id, id).await?;
+    let campaign = state.db.campaign(p.workspace_id, ad.campaign_id).await?;
     let (uploads, json_crop) = read_images(&state, req).await?;
     let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
     let results = analyze_uploads(&state, uploads, assume_crop).await;
@@ -184,7 +230,7 @@ pub async fn upload(
         });
         items.push(item);
     }
-    let stored = state.db.insert_photos(id, &rows).await?;
+    let stored = state.db.insert_photos(&p.actor(), id, &rows).await?;
     for (item, s) in items.iter_mut().zip(stored) {
         item.photo_id = Some(s.id);
         if let Some(first) = s.duplicate_of {
@@ -248,10 +294,11 @@ async fn ad_results(state: &SharedState, ad: &Ad) -> ServerResult<(Distribution,
 /// `GET /v1/ads/{id}/results`.
 pub async fn results(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "ad")?;
-    let ad = state.db.ad(id).await?;
+    let ad = state.db.ad(p.workspace_id, id).await?;
     let (dist, _) = ad_results(&state, &ad).await?;
     Ok(Json(json!({
         "ad": ad,
@@ -317,11 +364,12 @@ async fn comparison(
 /// `GET /v1/campaigns/{id}/compare`: the ads side by side, each against the baseline.
 pub async fn compare(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     Query(q): Query<CompareQuery>,
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "campaign")?;
-    let campaign = state.db.campaign(id).await?;
+    let campaign = state.db.campaign(p.workspace_id, id).await?;
     Ok(Json(comparison(&state, &campaign, q.baseline).await?))
 }
 
@@ -335,6 +383,15 @@ pub struct ExportQuery {
 enum Format {
     Csv,
     Json,
+}
+
+impl Format {
+    fn name(&self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
 }
 
 fn format_of(q: &ExportQuery) -> ServerResult<Format> {
@@ -386,13 +443,24 @@ fn attachment(body: String, ctype: &'static str, filename: String) -> Response {
 /// `GET /v1/ads/{id}/export?format=csv|json`: one row per face.
 pub async fn export_ad(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     Query(q): Query<ExportQuery>,
 ) -> ServerResult<Response> {
     let id = path_id(id, "ad")?;
     let fmt = format_of(&q)?;
-    let ad = state.db.ad(id).await?;
+    let ad = state.db.ad(p.workspace_id, id).await?;
     let (dist, faces) = ad_results(&state, &ad).await?;
+    state
+        .db
+        .audit(
+            &p.actor(),
+            "export",
+            "ad",
+            Some(id),
+            json!({ "format": fmt.name(), "faces": faces.len() }),
+        )
+        .await?;
     let classes = state.meta().classes.clone();
     match fmt {
         Format::Json => {
@@ -451,13 +519,24 @@ pub async fn export_ad(
 /// comparison with every face (JSON).
 pub async fn export_campaign(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     Query(q): Query<ExportQuery>,
 ) -> ServerResult<Response> {
     let id = path_id(id, "campaign")?;
     let fmt = format_of(&q)?;
-    let campaign = state.db.campaign(id).await?;
+    let campaign = state.db.campaign(p.workspace_id, id).await?;
     let cmp = comparison(&state, &campaign, None).await?;
+    state
+        .db
+        .audit(
+            &p.actor(),
+            "export",
+            "campaign",
+            Some(id),
+            json!({ "format": fmt.name(), "ads": cmp["ads"].as_array().map_or(0, |a| a.len()) }),
+        )
+        .await?;
     let classes = state.meta().classes.clone();
     match fmt {
         Format::Json => {
@@ -530,10 +609,21 @@ pub async fn export_campaign(
 /// `GET /v1/photos/{id}/image`: a kept upload (only for campaigns that keep images).
 pub async fn photo_image(
     State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
 ) -> ServerResult<Response> {
     let id = path_id(id, "photo")?;
-    let bytes = state.db.photo_image(id).await?;
+    let bytes = state.db.photo_image(p.workspace_id, id).await?;
+    state
+        .db
+        .audit(
+            &p.actor(),
+            "export",
+            "photo",
+            Some(id),
+            json!({ "bytes": bytes.len() }),
+        )
+        .await?;
     let ctype = image::guess_format(&bytes)
         .map(|f| f.to_mime_type())
         .unwrap_or("application/octet-stream");

@@ -2,8 +2,11 @@
 //! PostgreSQL, through sqlx's `Any` driver so one set of queries serves both; each backend has
 //! its own migrations (embedded in the binary) and is migrated on connect.
 
+use crate::audit::record;
 use crate::error::{ServerError, ServerResult};
+use crate::workspace::{Actor, Principal, Role};
 use serde::Serialize;
+use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
@@ -23,7 +26,7 @@ pub enum Backend {
 /// A migrated connection pool.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -94,11 +97,25 @@ pub fn now() -> i64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct Campaign {
     pub id: i64,
+    /// The workspace it belongs to (not shown: a key only ever sees its own).
+    #[serde(skip)]
+    pub workspace_id: i64,
     pub name: String,
     pub description: String,
     /// Whether uploaded photos are stored; when false only the numbers are kept.
     pub keep_images: bool,
+    /// Days after upload when kept images are purged (None: kept until erased).
+    pub retention_days: Option<i64>,
+    /// With `retention_days`: purge the photos' records and faces too, not only the images.
+    pub retention_results: bool,
     pub created_at: i64,
+}
+
+/// How long a campaign keeps what it stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub days: Option<i64>,
+    pub results: bool,
 }
 
 /// An ad of a campaign, with its upload counts.
@@ -192,18 +209,26 @@ pub struct Stored {
 pub struct ApiKeyInfo {
     pub id: i64,
     pub name: String,
+    pub workspace: String,
+    pub role: Role,
     /// First characters of the key, to tell keys apart.
     pub prefix: String,
     pub created_at: i64,
     pub revoked: bool,
 }
 
+const CAMPAIGN_COLUMNS: &str =
+    "id, workspace_id, name, description, keep_images, retention_days, retention_results, created_at";
+
 fn campaign_from(row: &AnyRow) -> Result<Campaign, sqlx::Error> {
     Ok(Campaign {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
+        workspace_id: row.try_get("workspace_id")?,
         keep_images: row.try_get::<i64, _>("keep_images")? != 0,
+        retention_days: row.try_get("retention_days")?,
+        retention_results: row.try_get::<i64, _>("retention_results")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -246,6 +271,18 @@ impl Db {
                 Backend::Postgres => 8,
             })
             .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Erased rows (kept images included) are overwritten with zeros in the
+                        // file, not just unlinked from the b-tree.
+                        sqlx::query("PRAGMA secure_delete = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .map_err(|e| {
@@ -289,40 +326,93 @@ impl Db {
         Ok(())
     }
 
+    /// The id of a workspace, creating it when new.
+    pub async fn ensure_workspace(&self, name: &str) -> ServerResult<i64> {
+        let name = crate::workspace::clean_workspace_name(name)?;
+        sqlx::query(
+            "INSERT INTO workspaces (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&name)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM workspaces WHERE name = $1")
+            .bind(&name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The workspace's name.
+    pub async fn workspace_name(&self, id: i64) -> ServerResult<String> {
+        let row = sqlx::query("SELECT name FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(r.try_get("name")?),
+            None => Err(ServerError::NotFound(format!(
+                "workspace {id} does not exist"
+            ))),
+        }
+    }
+
+    /// Creates a campaign in the actor's workspace (and its audit entry, in one transaction).
     pub async fn create_campaign(
         &self,
+        actor: &Actor,
         name: &str,
         description: &str,
         keep_images: bool,
+        retention: Retention,
     ) -> ServerResult<Campaign> {
-        let row = sqlx::query(
-            "INSERT INTO campaigns (name, description, keep_images, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, name, description, keep_images, created_at",
-        )
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO campaigns (workspace_id, name, description, keep_images, retention_days, retention_results, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CAMPAIGN_COLUMNS}"
+        ))
+        .bind(actor.workspace_id)
         .bind(name)
         .bind(description)
         .bind(keep_images as i64)
+        .bind(retention.days)
+        .bind(retention.results as i64)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(campaign_from(&row)?)
+        let c = campaign_from(&row)?;
+        record(
+            &mut tx,
+            actor,
+            "create",
+            "campaign",
+            Some(c.id),
+            json!({ "keep_images": keep_images, "retention_days": retention.days, "retention_results": retention.results }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(c)
     }
 
-    pub async fn list_campaigns(&self) -> ServerResult<Vec<Campaign>> {
-        let rows = sqlx::query(
-            "SELECT id, name, description, keep_images, created_at FROM campaigns ORDER BY id",
-        )
+    /// The campaigns of a workspace.
+    pub async fn list_campaigns(&self, workspace_id: i64) -> ServerResult<Vec<Campaign>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE workspace_id = $1 ORDER BY id"
+        ))
+        .bind(workspace_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(campaign_from).collect::<Result<_, _>>()?)
     }
 
-    /// The campaign, or a 404 naming the id.
-    pub async fn campaign(&self, id: i64) -> ServerResult<Campaign> {
-        let row = sqlx::query(
-            "SELECT id, name, description, keep_images, created_at FROM campaigns WHERE id = $1",
-        )
+    /// The campaign if it is in the workspace, or a 404 naming the id (the same answer whether
+    /// it does not exist or belongs to another workspace).
+    pub async fn campaign(&self, workspace_id: i64, id: i64) -> ServerResult<Campaign> {
+        let row = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND workspace_id = $2"
+        ))
         .bind(id)
+        .bind(workspace_id)
         .fetch_optional(&self.pool)
         .await?;
         match row {
@@ -333,19 +423,33 @@ impl Db {
         }
     }
 
-    pub async fn create_ad(&self, campaign_id: i64, name: &str) -> ServerResult<Ad> {
-        self.campaign(campaign_id).await?;
+    /// Adds an ad to a campaign of the actor's workspace (404 otherwise).
+    pub async fn create_ad(&self, actor: &Actor, campaign_id: i64, name: &str) -> ServerResult<Ad> {
+        self.campaign(actor.workspace_id, campaign_id).await?;
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO ads (campaign_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(campaign_id)
         .bind(name)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        self.ad(row.try_get("id")?).await
+        let id: i64 = row.try_get("id")?;
+        record(
+            &mut tx,
+            actor,
+            "create",
+            "ad",
+            Some(id),
+            json!({ "campaign_id": campaign_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.ad(actor.workspace_id, id).await
     }
 
+    /// The ads of a campaign; callers have checked the campaign is in the key's workspace.
     pub async fn list_ads(&self, campaign_id: i64) -> ServerResult<Vec<Ad>> {
         let rows = sqlx::query(&format!(
             "{AD_SELECT} WHERE a.campaign_id = $1 ORDER BY a.id"
@@ -356,12 +460,15 @@ impl Db {
         Ok(rows.iter().map(ad_from).collect::<Result<_, _>>()?)
     }
 
-    /// The ad, or a 404 naming the id.
-    pub async fn ad(&self, id: i64) -> ServerResult<Ad> {
-        let row = sqlx::query(&format!("{AD_SELECT} WHERE a.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The ad if its campaign is in the workspace, or a 404 naming the id.
+    pub async fn ad(&self, workspace_id: i64, id: i64) -> ServerResult<Ad> {
+        let row = sqlx::query(&format!(
+            "{AD_SELECT} JOIN campaigns c ON c.id = a.campaign_id WHERE a.id = $1 AND c.workspace_id = $2"
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(r) => Ok(ad_from(&r)?),
             None => Err(ServerError::NotFound(format!(
@@ -374,8 +481,10 @@ impl Db {
     /// written or none. An analysed photo whose content (SHA-256) the ad already has, from an
     /// earlier request or earlier in this one, is stored as a `duplicate` of the first, without
     /// faces or image. Returns where each photo went, in input order.
+    /// `ad_id` must be an ad of the actor's workspace (checked by the caller).
     pub async fn insert_photos(
         &self,
+        actor: &Actor,
         ad_id: i64,
         photos: &[NewPhoto],
     ) -> ServerResult<Vec<Stored>> {
@@ -448,6 +557,32 @@ impl Db {
                 .await?;
             }
         }
+        let count = |status: &str| {
+            photos
+                .iter()
+                .zip(&out)
+                .filter(|(p, s)| match status {
+                    "error" => p.error.is_some(),
+                    "duplicate" => p.error.is_none() && s.duplicate_of.is_some(),
+                    _ => p.error.is_none() && s.duplicate_of.is_none(),
+                })
+                .count()
+        };
+        record(
+            &mut tx,
+            actor,
+            "upload",
+            "ad",
+            Some(ad_id),
+            json!({
+                "photos": count("ok"),
+                "failed": count("error"),
+                "duplicates": count("duplicate"),
+                "faces": photos.iter().zip(&out).filter(|(_, s)| s.duplicate_of.is_none()).map(|(p, _)| p.faces.len()).sum::<usize>(),
+                "images_kept": photos.iter().zip(&out).filter(|(p, s)| p.image.is_some() && s.duplicate_of.is_none()).count(),
+            }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -517,30 +652,43 @@ impl Db {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// The kept bytes of a photo, or 404.
-    pub async fn photo_image(&self, id: i64) -> ServerResult<Vec<u8>> {
-        let row = sqlx::query("SELECT image FROM photos WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The kept bytes of a photo of the workspace, or 404.
+    pub async fn photo_image(&self, workspace_id: i64, id: i64) -> ServerResult<Vec<u8>> {
+        let row = sqlx::query(
+            "SELECT p.image FROM photos p JOIN ads a ON a.id = p.ad_id JOIN campaigns c ON c.id = a.campaign_id \
+             WHERE p.id = $1 AND c.workspace_id = $2",
+        )
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row
             .map(|r| r.try_get::<Option<Vec<u8>>, _>("image"))
             .transpose()?
         {
             Some(Some(bytes)) => Ok(bytes),
             Some(None) => Err(ServerError::NotFound(format!(
-                "photo {id} was analysed but not kept (its campaign does not keep images)"
+                "photo {id} was analysed but its image is not kept (its campaign does not keep images, or its retention period purged it)"
             ))),
             None => Err(ServerError::NotFound(format!("photo {id} does not exist"))),
         }
     }
 
-    /// Stores a new API key's hash; returns its id.
-    pub async fn insert_key(&self, name: &str, prefix: &str, key_hash: &str) -> ServerResult<i64> {
+    /// Stores a new API key's hash in a workspace with a role; returns its id.
+    pub async fn insert_key(
+        &self,
+        workspace_id: i64,
+        name: &str,
+        role: Role,
+        prefix: &str,
+        key_hash: &str,
+    ) -> ServerResult<i64> {
         let row = sqlx::query(
-            "INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO api_keys (workspace_id, name, role, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
+        .bind(workspace_id)
         .bind(name)
+        .bind(role.as_str())
         .bind(prefix)
         .bind(key_hash)
         .bind(now())
@@ -549,41 +697,64 @@ impl Db {
         Ok(row.try_get("id")?)
     }
 
-    /// Whether a live key has this hash.
-    pub async fn key_is_valid(&self, key_hash: &str) -> ServerResult<bool> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE key_hash = $1 AND revoked = 0")
-                .bind(key_hash)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+    /// The live key with this hash: who it is, its workspace and role.
+    pub async fn key_principal(&self, key_hash: &str) -> ServerResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.name, k.role, k.workspace_id, w.name AS workspace FROM api_keys k \
+             JOIN workspaces w ON w.id = k.workspace_id WHERE k.key_hash = $1 AND k.revoked = 0",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let role: String = r.try_get("role")?;
+        Ok(Some(Principal {
+            key_id: r.try_get("id")?,
+            key_name: r.try_get("name")?,
+            workspace_id: r.try_get("workspace_id")?,
+            workspace: r.try_get("workspace")?,
+            role: Role::parse(&role).map_err(|_| {
+                ServerError::Database(format!("api key has an unknown role '{role}'"))
+            })?,
+        }))
     }
 
-    pub async fn list_keys(&self) -> ServerResult<Vec<ApiKeyInfo>> {
-        let rows =
-            sqlx::query("SELECT id, name, prefix, created_at, revoked FROM api_keys ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
+    /// The keys of one workspace, or of all (None, for the command line).
+    pub async fn list_keys(&self, workspace_id: Option<i64>) -> ServerResult<Vec<ApiKeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT k.id, k.name, w.name AS workspace, k.role, k.prefix, k.created_at, k.revoked \
+             FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
+             WHERE $1 < 0 OR k.workspace_id = $1 ORDER BY k.id",
+        )
+        .bind(workspace_id.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
             .map(|r| {
+                let role: String = r.try_get("role")?;
                 Ok(ApiKeyInfo {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
+                    workspace: r.try_get("workspace")?,
+                    role: Role::parse(&role)?,
                     prefix: r.try_get("prefix")?,
                     created_at: r.try_get("created_at")?,
                     revoked: r.try_get::<i64, _>("revoked")? != 0,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?)
+            .collect::<ServerResult<Vec<_>>>()
     }
 
-    /// Revokes a key; false when no such key.
-    pub async fn revoke_key(&self, id: i64) -> ServerResult<bool> {
-        let r = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Revokes a key of the workspace (any workspace with None); false when there is no such key
+    /// there.
+    pub async fn revoke_key(&self, workspace_id: Option<i64>, id: i64) -> ServerResult<bool> {
+        let r = sqlx::query(
+            "UPDATE api_keys SET revoked = 1 WHERE id = $1 AND ($2 < 0 OR workspace_id = $2)",
+        )
+        .bind(id)
+        .bind(workspace_id.unwrap_or(-1))
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 }

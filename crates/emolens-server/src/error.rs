@@ -34,6 +34,12 @@ pub enum ServerError {
     /// No bearer token or an unknown/revoked one.
     #[error("{0}")]
     Unauthorized(String),
+    /// A valid key whose role is too low for the request (the message names the role needed).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the current state (e.g. revoking a workspace's last admin key).
+    #[error("{0}")]
+    Conflict(String),
     /// The server is at its concurrency limit.
     #[error("server busy: {0}")]
     Busy(String),
@@ -61,6 +67,8 @@ impl ServerError {
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServerError::Conflict(_) => StatusCode::CONFLICT,
             ServerError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ServerError::Inference(_) | ServerError::Database(_) | ServerError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -79,6 +87,8 @@ impl ServerError {
             ServerError::NotFound(_) => "not_found",
             ServerError::MethodNotAllowed(_) => "method_not_allowed",
             ServerError::Unauthorized(_) => "unauthorized",
+            ServerError::Forbidden(_) => "forbidden",
+            ServerError::Conflict(_) => "conflict",
             ServerError::Busy(_) => "busy",
             ServerError::Inference(_) => "inference_failed",
             ServerError::Database(_) => "database_error",

@@ -8,20 +8,24 @@
 
 pub mod analysis;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod campaigns;
 pub mod db;
+pub mod erasure;
 pub mod error;
+pub mod keys;
 pub mod metrics;
 pub mod runner;
 pub mod stats;
 pub mod system;
 pub mod tfserving;
 pub mod upload;
+pub mod workspace;
 
 use analysis::{CropAnalyzer, PhotoAnalyzer};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use db::Db;
 use emolens_core::{DecodeLimits, EmotionClassifier};
@@ -187,18 +191,28 @@ pub fn router(state: SharedState) -> Router {
             "/v1/campaigns",
             get(campaigns::list).post(campaigns::create),
         )
-        .route("/v1/campaigns/{id}", get(campaigns::get_one))
+        .route(
+            "/v1/campaigns/{id}",
+            get(campaigns::get_one).delete(erasure::erase_campaign),
+        )
         .route("/v1/campaigns/{id}/ads", post(campaigns::create_ad))
         .route("/v1/campaigns/{id}/compare", get(campaigns::compare))
         .route("/v1/campaigns/{id}/export", get(campaigns::export_campaign))
-        .route("/v1/ads/{id}", get(campaigns::get_ad))
+        .route(
+            "/v1/ads/{id}",
+            get(campaigns::get_ad).delete(erasure::erase_ad),
+        )
         .route(
             "/v1/ads/{id}/photos",
             post(campaigns::upload).get(campaigns::list_photos),
         )
         .route("/v1/ads/{id}/results", get(campaigns::results))
         .route("/v1/ads/{id}/export", get(campaigns::export_ad))
+        .route("/v1/photos/{id}", delete(erasure::erase_photo))
         .route("/v1/photos/{id}/image", get(campaigns::photo_image))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/audit", get(audit::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

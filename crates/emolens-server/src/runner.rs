@@ -16,6 +16,8 @@ pub struct Launch {
     pub config: ServerConfig,
     /// Find faces in photos (true) or take every image as one face crop.
     pub detect_faces: bool,
+    /// How often the campaigns' retention periods are applied (None: never, in this process).
+    pub purge_every: Option<std::time::Duration>,
 }
 
 fn runtime() -> ServerResult<tokio::runtime::Runtime> {
@@ -61,6 +63,9 @@ pub fn run_blocking(launch: Launch, classifier: Arc<dyn EmotionClassifier>) -> S
         } else {
             None
         };
+        if let Some(every) = launch.purge_every {
+            tokio::spawn(crate::erasure::retention_task(db.clone(), every));
+        }
         let state = AppState::new(launch.config.clone(), classifier, photos, db);
         let addr = format!("{}:{}", launch.host, launch.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
@@ -74,33 +79,69 @@ pub fn run_blocking(launch: Launch, classifier: Arc<dyn EmotionClassifier>) -> S
     })
 }
 
-/// Creates an API key in the (existing) database at `database_url`; returns the key (shown
-/// once).
-pub fn create_key_blocking(database_url: &str, name: &str) -> ServerResult<crate::auth::NewKey> {
+/// Runs `f` on the (existing) database at `database_url`, then closes it.
+fn with_db<T, F, Fut>(database_url: &str, f: F) -> ServerResult<T>
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: std::future::Future<Output = ServerResult<T>>,
+{
     runtime()?.block_on(async {
         let db = Db::connect_existing(database_url).await?;
-        let k = crate::auth::create_key(&db, name).await;
+        let r = f(db.clone()).await;
         db.close().await;
-        k
+        r
     })
 }
 
-/// Lists the keys (never the keys themselves).
-pub fn list_keys_blocking(database_url: &str) -> ServerResult<Vec<crate::db::ApiKeyInfo>> {
-    runtime()?.block_on(async {
-        let db = Db::connect_existing(database_url).await?;
-        let k = db.list_keys().await;
-        db.close().await;
-        k
+/// Creates an admin key of the default workspace in the (existing) database at
+/// `database_url`; returns the key (shown once).
+pub fn create_key_blocking(database_url: &str, name: &str) -> ServerResult<crate::auth::NewKey> {
+    create_key_in_blocking(
+        database_url,
+        crate::workspace::DEFAULT_WORKSPACE,
+        name,
+        crate::workspace::Role::Admin,
+    )
+}
+
+/// Creates a key with `role` in `workspace` (created when new); returns the key (shown once).
+pub fn create_key_in_blocking(
+    database_url: &str,
+    workspace: &str,
+    name: &str,
+    role: crate::workspace::Role,
+) -> ServerResult<crate::auth::NewKey> {
+    with_db(database_url, |db| async move {
+        crate::auth::create_key_in(&db, workspace, name, role).await
     })
+}
+
+/// Lists the keys of every workspace (never the keys themselves).
+pub fn list_keys_blocking(database_url: &str) -> ServerResult<Vec<crate::db::ApiKeyInfo>> {
+    with_db(database_url, |db| async move { db.list_keys(None).await })
 }
 
 /// Revokes a key by id.
 pub fn revoke_key_blocking(database_url: &str, id: i64) -> ServerResult<bool> {
-    runtime()?.block_on(async {
-        let db = Db::connect_existing(database_url).await?;
-        let k = db.revoke_key(id).await;
-        db.close().await;
-        k
+    with_db(
+        database_url,
+        |db| async move { db.revoke_key(None, id).await },
+    )
+}
+
+/// Erases a campaign, ad or photo and everything referring to it (`emolens erase`).
+pub fn erase_blocking(
+    database_url: &str,
+    target: crate::erasure::Target,
+) -> ServerResult<crate::erasure::Erased> {
+    with_db(database_url, |db| async move {
+        db.erase(&crate::erasure::Eraser::Cli, target).await
+    })
+}
+
+/// Applies every campaign's retention period now (`emolens erase --expired`).
+pub fn purge_expired_blocking(database_url: &str) -> ServerResult<crate::erasure::Erased> {
+    with_db(database_url, |db| async move {
+        db.purge_expired(crate::db::now()).await
     })
 }

@@ -162,6 +162,34 @@ async function upload(id) {
   await showResults(id);
 }
 
+async function showKeys() {
+  view("t-keys");
+  const { workspace, current_key_id, keys } = await api("GET", "/v1/keys");
+  $("k-workspace").textContent = workspace;
+  for (const k of keys) {
+    const tr = document.createElement("tr"); tr.className = "key-row";
+    const act = document.createElement("td");
+    if (!k.revoked) {
+      const b = document.createElement("button"); b.className = "secondary"; b.textContent = "Revoke";
+      b.addEventListener("click", async () => {
+        if (!confirm(`Revoke key ${k.name} (${k.prefix}…)? Clients using it stop working at once.`)) return;
+        try { await api("DELETE", `/v1/keys/${k.id}`); await showKeys(); } catch (e) { $("error").textContent = e.message; }
+      });
+      act.appendChild(b);
+    }
+    tr.append(td(k.id), td(k.name + (k.id === current_key_id ? " (this key)" : "")), td(k.role), td(k.prefix + "…"),
+      td(k.revoked ? "revoked" : "live"), act);
+    $("key-rows").appendChild(tr);
+  }
+  $("k-create").addEventListener("click", async () => {
+    try {
+      const k = await api("POST", "/v1/keys", { name: $("k-name").value, role: $("k-role").value });
+      await showKeys();
+      $("k-new-key").textContent = k.key; $("k-new").hidden = false;
+    } catch (e) { $("error").textContent = e.message; }
+  });
+}
+
 async function route() {
   $("error").textContent = "";
   $("keystatus").textContent = key() ? "key set" : "no key: campaign data needs an API key";
@@ -170,6 +198,7 @@ async function route() {
     let m;
     if ((m = h.match(/^#\/campaign\/(\d+)/))) await showCampaign(m[1]);
     else if ((m = h.match(/^#\/ad\/(\d+)/))) await showAd(m[1]);
+    else if (h.startsWith("#/keys")) await showKeys();
     else await showCampaigns();
   } catch (e) { $("error").textContent = e.message; }
 }

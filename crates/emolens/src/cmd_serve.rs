@@ -1,4 +1,5 @@
-//! `emolens serve` (the REST API and web app) and `emolens keys` (API keys for campaign data).
+//! `emolens serve` (the REST API and web app), `emolens keys` (API keys for campaign data, each
+//! in a workspace with a role) and `emolens erase` (erasure and retention).
 
 use anyhow::Context;
 use emolens_server::runner::{self, Launch};
@@ -56,6 +57,11 @@ pub struct ServeArgs {
     /// Take every uploaded image as one face crop instead of finding faces in it.
     #[arg(long, env = "EMOLENS_NO_FACE_DETECTION")]
     no_face_detection: bool,
+    /// Apply the campaigns' retention periods (purge expired kept images and, where set,
+    /// results) on start and then every this many minutes; 0 turns the task off (run
+    /// `emolens erase --expired` from cron instead).
+    #[arg(long, env = "EMOLENS_PURGE_EVERY_MINUTES", default_value_t = 60)]
+    purge_every_minutes: u64,
 }
 
 /// `emolens keys` subcommands.
@@ -66,11 +72,19 @@ pub enum KeysCommand {
         /// A name to tell the key apart (e.g. the team or client using it).
         #[arg(long, env = "EMOLENS_KEY_NAME", default_value = "default")]
         name: String,
+        /// The workspace the key works in (created when new). A key sees only its workspace's
+        /// campaigns; databases from before workspaces were moved into `default`.
+        #[arg(long, env = "EMOLENS_KEY_WORKSPACE", default_value = emolens_server::workspace::DEFAULT_WORKSPACE)]
+        workspace: String,
+        /// `admin` (keys, erasure, audit log, and everything analysts do), `analyst` (read and
+        /// write) or `viewer` (read only).
+        #[arg(long, env = "EMOLENS_KEY_ROLE", default_value = "admin")]
+        role: String,
         /// The server's database (as `emolens serve` takes it); it must exist already.
         #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
         database_url: String,
     },
-    /// List keys (ids, names, prefixes; never the keys).
+    /// List keys (ids, names, workspaces, roles, prefixes; never the keys).
     List {
         /// The server's database (as `emolens serve` takes it); it must exist already.
         #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
@@ -85,6 +99,47 @@ pub enum KeysCommand {
         #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
         database_url: String,
     },
+}
+
+/// Flags of `emolens erase`: exactly one of the targets, or `--expired`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["campaign", "ad", "photo", "expired"])))]
+pub struct EraseArgs {
+    /// Erase this campaign with its ads, photos, faces and kept images.
+    #[arg(long, env = "EMOLENS_ERASE_CAMPAIGN")]
+    campaign: Option<i64>,
+    /// Erase this ad with its photos, faces and kept images.
+    #[arg(long, env = "EMOLENS_ERASE_AD")]
+    ad: Option<i64>,
+    /// Erase this photo (and the uploads recorded as its duplicates) with its faces and image.
+    #[arg(long, env = "EMOLENS_ERASE_PHOTO")]
+    photo: Option<i64>,
+    /// Apply every campaign's retention period now (what `serve` does periodically).
+    #[arg(long, env = "EMOLENS_ERASE_EXPIRED")]
+    expired: bool,
+    /// The server's database (as `emolens serve` takes it); it must exist already.
+    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
+    database_url: String,
+}
+
+pub fn erase(a: EraseArgs) -> anyhow::Result<ExitCode> {
+    use emolens_server::erasure::Target;
+    let target = match (a.campaign, a.ad, a.photo) {
+        (Some(id), None, None) => Some(Target::Campaign(id)),
+        (None, Some(id), None) => Some(Target::Ad(id)),
+        (None, None, Some(id)) => Some(Target::Photo(id)),
+        (None, None, None) => None,
+        _ => anyhow::bail!("give one of --campaign, --ad, --photo or --expired"),
+    };
+    let erased = match target {
+        Some(t) => runner::erase_blocking(&a.database_url, t)?,
+        None => runner::purge_expired_blocking(&a.database_url)?,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "erased": erased }))?
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -124,6 +179,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             database_url: a.database_url,
             config,
             detect_faces: !a.no_face_detection,
+            purge_every: (a.purge_every_minutes > 0)
+                .then(|| std::time::Duration::from_secs(a.purge_every_minutes.saturating_mul(60))),
         },
         classifier,
     )?;
@@ -132,11 +189,17 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
 
 pub fn keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
     match c {
-        KeysCommand::Create { name, database_url } => {
-            let k = runner::create_key_blocking(&database_url, &name)?;
+        KeysCommand::Create {
+            name,
+            workspace,
+            role,
+            database_url,
+        } => {
+            let role = emolens_server::workspace::Role::parse(&role)?;
+            let k = runner::create_key_in_blocking(&database_url, &workspace, &name, role)?;
             eprintln!(
-                "created key {} ('{}'); it is shown only now, store it safely:",
-                k.id, k.name
+                "created key {} ('{}', {} of workspace '{}'); it is shown only now, store it safely:",
+                k.id, k.name, k.role, k.workspace
             );
             println!("{}", k.key);
         }

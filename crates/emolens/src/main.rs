@@ -57,6 +57,8 @@ enum Command {
     /// API keys for the service.
     #[command(subcommand)]
     Keys(cmd_serve::KeysCommand),
+    /// Erase a campaign, ad or photo from the service's database, or apply retention periods.
+    Erase(cmd_serve::EraseArgs),
 }
 
 /// oneDNN runs its kernels on OpenMP threads, which by default spin between parallel regions.
@@ -141,6 +143,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => cmd_analyze::analyze(a),
         Command::Serve(a) => cmd_serve::serve(a),
         Command::Keys(c) => cmd_serve::keys(c),
+        Command::Erase(a) => cmd_serve::erase(a),
     };
     match result {
         Ok(code) => code,
