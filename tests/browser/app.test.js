@@ -1,6 +1,6 @@
 // Drives the emolens web app in a real headless browser (Debian's chromium through
 // playwright-core): predict on the single-image page, then create a campaign, two ads, upload
-// audience photos with progress, see results and the comparison.
+// audience photos with progress, see results and the comparison, then manage the workspace's keys.
 // Run by crates/emolens-server/tests/browser.rs, which starts the server and passes:
 //   EMOLENS_URL, EMOLENS_KEY, EMOLENS_IMAGES (a folder with happy/ and sad/ face crops).
 "use strict";
@@ -88,6 +88,34 @@ function check(cond, msg) { if (!cond) throw new Error("check failed: " + msg); 
     check(rows.length === 2 && rows[0].includes("Cut A") && rows[1].includes("Cut B"), "comparison rows");
     check(rows[0].includes("baseline") && /\[/.test(rows[1]), "difference with interval vs the baseline");
     steps.push("compare");
+
+    // 4. Keys (the test's key is an admin): create a viewer key, see it once, revoke it.
+    await page.goto(base + "/app#/keys");
+    await page.waitForSelector(".key-row");
+    check((await page.textContent("#k-workspace")) === "default", "workspace shown");
+    let keyRows = await page.$$eval(".key-row", (rs) => rs.map((r) => r.textContent));
+    check(keyRows.length === 1 && keyRows[0].includes("(this key)") && keyRows[0].includes("admin"), "own key listed: " + keyRows);
+    await page.fill("#k-name", "browser viewer");
+    await page.selectOption("#k-role", "viewer");
+    await page.click("#k-create");
+    await page.waitForSelector("#k-new:not([hidden])");
+    const newKey = await page.textContent("#k-new-key");
+    check(newKey.startsWith("emk_"), "the new key is shown once");
+    const asViewer = await page.request.get(base + "/v1/campaigns", { headers: { Authorization: "Bearer " + newKey } });
+    check(asViewer.status() === 200, "the new key reads");
+    const viewerWrite = await page.request.post(base + "/v1/campaigns", { headers: { Authorization: "Bearer " + newKey }, data: { name: "no" } });
+    check(viewerWrite.status() === 403, "a viewer may not write: " + viewerWrite.status());
+    keyRows = await page.$$eval(".key-row", (rs) => rs.map((r) => r.textContent));
+    check(keyRows.length === 2 && keyRows[1].includes("viewer") && keyRows[1].includes("live"), "new key listed: " + keyRows);
+    page.once("dialog", (d) => d.accept());
+    await page.click(".key-row:nth-child(2) button");
+    await page.waitForFunction(() => {
+      const rows = document.querySelectorAll(".key-row");
+      return rows.length === 2 && rows[1].textContent.includes("revoked");
+    });
+    const revoked = await page.request.get(base + "/v1/campaigns", { headers: { Authorization: "Bearer " + newKey } });
+    check(revoked.status() === 401, "the revoked key fails at once");
+    steps.push("keys");
     check(consoleErrors.length === 0, "no page errors: " + consoleErrors.join("; "));
     console.log(JSON.stringify({ ok: true, steps }));
   } catch (e) {

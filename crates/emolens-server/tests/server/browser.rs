@@ -72,12 +72,26 @@ async fn web_app_predicts_uploads_and_compares_in_a_real_browser() {
     );
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
     // What the browser did is in the database.
-    let campaigns = s.state.db.list_campaigns().await.unwrap();
+    // (The key is an admin of the `default` workspace, the migration's first: id 1.)
+    let campaigns = s.state.db.list_campaigns(1).await.unwrap();
     assert_eq!(campaigns.len(), 1);
     let ads = s.state.db.list_ads(campaigns[0].id).await.unwrap();
     assert_eq!(
         ads.iter().map(|a| a.photos).collect::<Vec<_>>(),
         vec![n as i64, n as i64]
+    );
+    // The keys page made a viewer key and revoked it.
+    let keys = s.state.db.list_keys(None).await.unwrap();
+    let made: Vec<(&str, String, bool)> = keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.role.to_string(), k.revoked))
+        .collect();
+    assert_eq!(
+        made,
+        vec![
+            ("browser", "admin".to_string(), false),
+            ("browser viewer", "viewer".to_string(), true)
+        ]
     );
     s.stop().await;
 }

@@ -289,8 +289,8 @@ async fn campaign_flow(db_url: &str) {
         2
     );
     // Revoked keys stop working.
-    let id = s.state.db.list_keys().await.unwrap()[0].id;
-    assert!(s.state.db.revoke_key(id).await.unwrap());
+    let id = s.state.db.list_keys(None).await.unwrap()[0].id;
+    assert!(s.state.db.revoke_key(None, id).await.unwrap());
     assert_eq!(get(s.addr, "/v1/campaigns", k).await.status, 401);
     s.stop().await;
 }
@@ -313,8 +313,16 @@ async fn a_failed_transaction_writes_nothing() {
     let db = emolens_server::db::Db::connect(&dir.path().join("t.db").display().to_string())
         .await
         .unwrap();
-    let c = db.create_campaign("c", "", false).await.unwrap();
-    let ad = db.create_ad(c.id, "a").await.unwrap();
+    let actor = emolens_server::workspace::Actor {
+        workspace_id: 1,
+        key_id: None,
+        name: "test".into(),
+    };
+    let c = db
+        .create_campaign(&actor, "c", "", false, Default::default())
+        .await
+        .unwrap();
+    let ad = db.create_ad(&actor, c.id, "a").await.unwrap();
     let good = emolens_server::db::NewPhoto {
         file_name: "ok.jpg".into(),
         sha256: "x".into(),
@@ -324,7 +332,7 @@ async fn a_failed_transaction_writes_nothing() {
         image: None,
         faces: vec![],
     };
-    db.insert_photos(ad.id, std::slice::from_ref(&good))
+    db.insert_photos(&actor, ad.id, std::slice::from_ref(&good))
         .await
         .unwrap();
     // The second photo's face has a NaN quality, which SQLite stores as NULL and the NOT NULL
@@ -343,10 +351,17 @@ async fn a_failed_transaction_writes_nothing() {
         quality: f64::NAN,
         uncertain: false,
     });
-    assert!(db.insert_photos(ad.id, &[good, bad]).await.is_err());
+    assert!(db.insert_photos(&actor, ad.id, &[good, bad]).await.is_err());
     assert_eq!(
         db.ad_photos(ad.id).await.unwrap().len(),
         1,
         "the failed batch left no rows"
+    );
+    let audit = db.audit_entries(1, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["upload", "create", "create"],
+        "nor an audit entry"
     );
 }

@@ -7,4 +7,6 @@ mod common;
 mod api;
 mod browser;
 mod campaigns;
+mod erasure;
 mod trust;
+mod workspaces;

@@ -631,7 +631,7 @@ async fn old_database_migrates(url: &str, backend: &str) {
     let photos = db.ad_photos(1).await.unwrap();
     assert_eq!(photos.len(), 1);
     assert_eq!(photos[0].duplicate_of, None);
-    let ad = db.ad(1).await.unwrap();
+    let ad = db.ad(1, 1).await.unwrap();
     assert_eq!((ad.photos, ad.duplicate_photos), (1, 0));
     db.close().await;
 }

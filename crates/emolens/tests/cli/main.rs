@@ -6,3 +6,4 @@ mod data;
 mod eval;
 mod model;
 mod onnx;
+mod service;
