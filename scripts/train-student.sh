@@ -9,13 +9,20 @@
 #
 #   scripts/train-student.sh [extra emolens train flags]
 #
-# Resumable (run the same command again); runs at low priority.
+# Resumable (run the same command again; on a machine without /work/runs, from the snapshot
+# committed in models/training/); runs at low priority.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${EMOLENS_SHARED:-../shared}
 runs=${EMOLENS_RUNS_DIR:-/work/runs}
 bin=${EMOLENS_BIN:-target/release/emolens}
 teacher=${TEACHER:-models/training/vgg_s_adam_grayscale_64_wild/best.emolens}
+run=vgg_t_adam_grayscale_64_student
+if [ ! -d "$runs/$run/state" ] && [ -d "models/training/$run/state" ]; then
+  mkdir -p "$runs"
+  cp -r "models/training/$run" "$runs/$run"
+  echo "resuming from the committed snapshot models/training/$run" >&2
+fi
 exec nice -n "${EMOLENS_NICE:-10}" "$bin" train --arch architectures/vgg_t.json --colour-mode grayscale --input-size 48 \
   --optimizer adam --lr 0.002 --schedule cosine --warmup-epochs 1 --min-lr 0.00002 \
   --epochs 24 --batch-size 64 --augment wild --mixup 0.2 --seed 5 --tag student \

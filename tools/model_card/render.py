@@ -182,7 +182,9 @@ def lookup(key, eval_report, cmp):
     all.accuracy / dedup.macro_f1 (eval section `all`/`dedup`: accuracy, macro_f1, top2_accuracy),
     all.confusion.TRUE.PREDICTED, all.support.CLASS, all.recall.CLASS,
     fer.all.accuracy / fer.dedup.macro_f1 (fer's Keras model, from the comparison),
-    model_file_mb (from the comparison)."""
+    model_file_mb (from the comparison),
+    set.SET.MODEL.FIELD (the all-sets table: accuracy, macro_f1, n, neutral_recall,
+    neutral_as_negative_share; MODEL: emolens, emolens_flip_tta, fer_keras, fer_tflite)."""
     parts = key.split(".")
     if parts[0] in ("all", "dedup"):
         sec = next((s["report"] for s in eval_report["sections"] if s["key"] == parts[0]), None)
@@ -206,6 +208,12 @@ def lookup(key, eval_report, cmp):
         return cmp["accuracy"][parts[1]]["fer_keras"][parts[2]]
     if key == "model_file_mb":
         return cmp["emolens"]["model_file_bytes"] / 1e6
+    if parts[0] == "set" and len(parts) == 4:
+        # set.SET.MODEL.FIELD from the all-sets table, e.g. set.ferplus_test.emolens.accuracy
+        row = next((r for r in cmp.get("table", []) if r["set"] == parts[1] and r["model"] == parts[2]), None)
+        if row is None:
+            raise KeyError(f"the comparison has no row for set '{parts[1]}', model '{parts[2]}'")
+        return row[parts[3]]
     raise KeyError(f"unknown placeholder '{key}'")
 
 
