@@ -137,8 +137,11 @@ def comparison(c):
         "`train_emotion_classifier.py` with `split_data`) holds out the last 20 % of `fer2013.csv`, "
         "which are the PublicTest and PrivateTest rows, i.e. this test split, as its validation set "
         "for checkpoint selection, early stopping and learning-rate decay; fer's test figures are "
-        "therefore somewhat optimistic. emolens selects its checkpoint on a validation split carved "
-        "from train. Timings on a shared, loaded machine vary between runs; "
+        "therefore somewhat optimistic. The bundled emolens model selected its checkpoint and its "
+        "flip-TTA gate on FER+ PublicTest, which is FER2013's PublicTest half of the test split: its "
+        "FER2013 test and FER+ validation figures include those 3,589 selection images (with "
+        "FER2013's labels, which the model was not selected on); FER+ test (PrivateTest) and "
+        "affectnet7 test were never used for training or selection. Timings on a shared, loaded machine vary between runs; "
         "`reports/fer-comparison.json` keeps every round.")
     out.append("")
     # Wrap prose lines like the hand-written part; tables and headings stay as they are.
