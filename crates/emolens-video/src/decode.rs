@@ -234,7 +234,12 @@ impl FrameSampler {
             });
         }
         let input = ffmpeg::format::input(&path).map_err(|e| {
-            if sniff_video(&head_of(path)) {
+            if e == ffmpeg::Error::Eof {
+                VideoError::Empty {
+                    source_name: source_name.clone(),
+                    detail: ": the container ends before its first frame".into(),
+                }
+            } else if sniff_video(&head_of(path)) {
                 VideoError::Corrupt {
                     source_name: source_name.clone(),
                     detail: format!("FFmpeg cannot open the container: {e}"),

@@ -64,6 +64,8 @@ pub struct VideoWriter {
     width: u32,
     height: u32,
     last_pts: Option<i64>,
+    /// Nominal duration of a frame, ms.
+    frame_ms: i64,
 }
 
 impl VideoWriter {
@@ -143,8 +145,10 @@ impl VideoWriter {
                     if sd.is_null() {
                         return Err(fail("cannot store the rotation".into()));
                     }
-                    // The display matrix rotates counter-clockwise.
-                    ffmpeg::ffi::av_display_rotation_set(sd as *mut i32, -(s.rotation as f64));
+                    // av_display_rotation_get reads back minus this angle, and players (as
+                    // ffmpeg's own `get_rotation`, and FrameSampler) turn the frames clockwise
+                    // by minus what it reads: by `rotation`.
+                    ffmpeg::ffi::av_display_rotation_set(sd as *mut i32, s.rotation as f64);
                 }
             }
         }
@@ -171,6 +175,7 @@ impl VideoWriter {
             width: s.width,
             height: s.height,
             last_pts: None,
+            frame_ms: (1000 / s.fps.max(1)) as i64,
         })
     }
 
@@ -222,6 +227,11 @@ impl VideoWriter {
         let mut packet = ffmpeg::Packet::empty();
         while self.encoder.receive_packet(&mut packet).is_ok() {
             packet.set_stream(0);
+            if packet.duration() <= 0 {
+                // The nominal frame time: MP4 takes the last frame's duration from it, and its
+                // edit list would otherwise cut that frame off.
+                packet.set_duration(self.frame_ms);
+            }
             packet.rescale_ts(TIME_BASE, self.stream_tb);
             packet
                 .write_interleaved(&mut self.output)

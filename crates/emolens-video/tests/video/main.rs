@@ -2,3 +2,4 @@
 //! libraries (through `VideoWriter`), never committed, and decoded back through `FrameSampler`.
 
 mod sampling;
+mod track;
