@@ -59,6 +59,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.push(&compose(width, height, &placements), t)?;
     }
     w.finish()?;
-    println!("{}: {width}x{height}, {seconds} s, {viewers} viewer(s), {codec:?}", out.display());
+    println!(
+        "{}: {width}x{height}, {seconds} s, {viewers} viewer(s), {codec:?}",
+        out.display()
+    );
     Ok(())
 }

@@ -136,7 +136,9 @@ pub fn analyze_video(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<VideoResult, VideoError> {
     if opts.frames_per_batch == 0 {
-        return Err(VideoError::Config("frames per batch must be at least 1".into()));
+        return Err(VideoError::Config(
+            "frames per batch must be at least 1".into(),
+        ));
     }
     opts.tracker.validate().map_err(VideoError::Config)?;
     let source = path.display().to_string();
@@ -163,7 +165,8 @@ pub fn analyze_video(
             tracker: Tracker::new(opts.tracker),
             frames: Vec::new(),
             faces: 0,
-            sheet: (opts.sheet_tiles > 0).then(|| ContactSheet::new(&info, opts.fps, opts.sheet_tiles)),
+            sheet: (opts.sheet_tiles > 0)
+                .then(|| ContactSheet::new(&info, opts.fps, opts.sheet_tiles)),
             notes: Vec::new(),
         };
         let mut end = None;

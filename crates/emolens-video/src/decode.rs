@@ -11,10 +11,10 @@
 //! and [`DecodeEnd::stopped`] says up to which second frames came and why they stopped.
 
 use crate::error::VideoError;
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::media::Type as Media;
 use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -125,7 +125,12 @@ fn stream_rotation(stream: &ffmpeg::format::stream::Stream) -> u32 {
         }
         let mut m = [0i32; 9];
         for (i, v) in m.iter_mut().enumerate() {
-            *v = i32::from_ne_bytes([data[4 * i], data[4 * i + 1], data[4 * i + 2], data[4 * i + 3]]);
+            *v = i32::from_ne_bytes([
+                data[4 * i],
+                data[4 * i + 1],
+                data[4 * i + 2],
+                data[4 * i + 3],
+            ]);
         }
         // SAFETY: `m` is the nine 32-bit entries av_display_rotation_get reads.
         let ccw = unsafe { ffmpeg::ffi::av_display_rotation_get(m.as_ptr()) };
@@ -275,10 +280,7 @@ impl FrameSampler {
             } else {
                 VideoError::NotAVideo {
                     source_name,
-                    detail: format!(
-                        "the {} file holds no video stream",
-                        input.format().name()
-                    ),
+                    detail: format!("the {} file holds no video stream", input.format().name()),
                 }
             });
         };
@@ -475,8 +477,7 @@ impl FrameSampler {
     fn finish_stream(&mut self) {
         if let Some((t, emitted)) = self.prev {
             let target = self.next_k as f64 * self.interval;
-            if !emitted && target <= t + self.interval / 2.0 && target <= self.limits.max_seconds
-            {
+            if !emitted && target <= t + self.interval / 2.0 && target <= self.limits.max_seconds {
                 self.emit_prev(target);
             }
             if self.stopped.is_none() {
@@ -485,7 +486,10 @@ impl FrameSampler {
                     let missing = d - (t + frame_dur);
                     if missing > (2.0 * frame_dur).max(0.5) {
                         let why = if self.bad_packets > 0 {
-                            format!("{} damaged packet(s) skipped, then the file ended", self.bad_packets)
+                            format!(
+                                "{} damaged packet(s) skipped, then the file ended",
+                                self.bad_packets
+                            )
                         } else {
                             "the file ends early".to_string()
                         };
@@ -559,7 +563,11 @@ impl FrameSampler {
 
     /// Converts the current (`cur`) or previous frame to upright RGB and queues it.
     fn emit(&mut self, target: f64, t: f64, cur: bool) {
-        let frame = if cur { &self.cur_frame } else { &self.prev_frame };
+        let frame = if cur {
+            &self.cur_frame
+        } else {
+            &self.prev_frame
+        };
         match to_rgb(frame, &mut self.scaler) {
             Ok(img) => {
                 let image = match self.info.rotation {

@@ -5,9 +5,9 @@
 //! videos with it at run time.
 
 use crate::error::VideoError;
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
+use ffmpeg_next as ffmpeg;
 use image::RgbImage;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +82,10 @@ impl VideoWriter {
             )));
         }
         if s.rotation % 90 != 0 || s.rotation >= 360 {
-            return Err(fail(format!("rotation {} is not 0, 90, 180 or 270", s.rotation)));
+            return Err(fail(format!(
+                "rotation {} is not 0, 90, 180 or 270",
+                s.rotation
+            )));
         }
         let codec = ffmpeg::encoder::find_by_name(s.codec.encoder_name()).ok_or_else(|| {
             fail(format!(
@@ -90,8 +93,8 @@ impl VideoWriter {
                 s.codec.encoder_name()
             ))
         })?;
-        let mut output =
-            ffmpeg::format::output(&path).map_err(|e| fail(format!("no container for this name: {e}")))?;
+        let mut output = ffmpeg::format::output(&path)
+            .map_err(|e| fail(format!("no container for this name: {e}")))?;
         let global_header = output
             .format()
             .flags()
@@ -126,9 +129,12 @@ impl VideoWriter {
                 enc.set_bit_rate(4_000_000);
             }
         }
-        let encoder = enc
-            .open_as_with(codec, opts)
-            .map_err(|e| fail(format!("cannot open the {} encoder: {e}", s.codec.encoder_name())))?;
+        let encoder = enc.open_as_with(codec, opts).map_err(|e| {
+            fail(format!(
+                "cannot open the {} encoder: {e}",
+                s.codec.encoder_name()
+            ))
+        })?;
         {
             let mut stream = output.add_stream(codec).map_err(|e| fail(e.to_string()))?;
             stream.set_parameters(&encoder);

@@ -22,7 +22,9 @@ pub enum VideoError {
         detail: String,
     },
     /// The file holds no frame at all (HTTP 400).
-    #[error("{source_name}: the video has no frames (zero length{detail}); record the session again")]
+    #[error(
+        "{source_name}: the video has no frames (zero length{detail}); record the session again"
+    )]
     Empty { source_name: String, detail: String },
     /// The container is damaged before any frame could be read (HTTP 400).
     #[error("{source_name}: the video is corrupt or truncated and no frame could be decoded ({detail}); re-export or re-upload the complete file")]

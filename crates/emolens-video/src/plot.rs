@@ -103,11 +103,9 @@ impl Plot for TimelinePlot<'_> {
                         .draw_series(LineSeries::new(run, colour.stroke_width(2)))
                         .map_err(pe)?;
                     if i == 0 && ri == 0 {
-                        series
-                            .label(class.clone())
-                            .legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                            });
+                        series.label(class.clone()).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                        });
                     }
                 }
             }
@@ -151,7 +149,11 @@ fn runs(
 }
 
 /// Writes the timeline to `path`: SVG when it ends in `.svg`, else PNG.
-pub fn write_timeline(result: &VideoResult, classes: &[String], path: &Path) -> Result<(), VideoError> {
+pub fn write_timeline(
+    result: &VideoResult,
+    classes: &[String],
+    path: &Path,
+) -> Result<(), VideoError> {
     let plot = TimelinePlot { result, classes };
     let rendered = render(&plot).map_err(|e| VideoError::Io {
         path: path.to_path_buf(),

@@ -31,9 +31,9 @@ impl ContactSheet {
         } else {
             fps.ceil().max(1.0) as usize
         };
-        let tile_h = ((TILE_W as f64 * info.height.max(1) as f64 / info.width.max(1) as f64)
-            .round() as u32)
-            .clamp(16, 4 * TILE_W);
+        let tile_h =
+            ((TILE_W as f64 * info.height.max(1) as f64 / info.width.max(1) as f64).round() as u32)
+                .clamp(16, 4 * TILE_W);
         ContactSheet {
             stride,
             max_tiles,

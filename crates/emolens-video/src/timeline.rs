@@ -86,7 +86,11 @@ impl Acc {
         }
     }
 
-    fn means(&self, classes: &[String], signs: &[f64]) -> (Vec<ClassProb>, Option<f64>, Option<String>) {
+    fn means(
+        &self,
+        classes: &[String],
+        signs: &[f64],
+    ) -> (Vec<ClassProb>, Option<f64>, Option<String>) {
         if self.classified == 0 {
             return (Vec::new(), None, None);
         }

@@ -52,7 +52,10 @@ impl TrackerSettings {
             ));
         }
         if !(self.max_size_ratio >= 1.0) {
-            return Err(format!("max_size_ratio {} must be >= 1", self.max_size_ratio));
+            return Err(format!(
+                "max_size_ratio {} must be >= 1",
+                self.max_size_ratio
+            ));
         }
         if !(-1.0..=1.0).contains(&self.min_appearance) {
             return Err(format!(
@@ -126,8 +129,7 @@ impl Tracker {
                 // samples). A looser match must also look alike.
                 let same_place = overlap >= s.same_place_iou;
                 let near = overlap >= s.min_iou || moved <= 0.5;
-                if ratio <= s.max_size_ratio && (same_place || (near && look >= s.min_appearance))
-                {
+                if ratio <= s.max_size_ratio && (same_place || (near && look >= s.min_appearance)) {
                     pairs.push((overlap + 0.5 * look - 0.25 * moved, ti, fi));
                 }
             }

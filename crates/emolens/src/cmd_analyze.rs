@@ -215,7 +215,12 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(SOME_FAILED));
     }
-    tracing::debug!(photos = ok, faces, videos = tally.ok + tally.partial, "analyze done");
+    tracing::debug!(
+        photos = ok,
+        faces,
+        videos = tally.ok + tally.partial,
+        "analyze done"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -276,8 +281,7 @@ fn analyze_photos(
                     ok += 1;
                     faces += photo.faces.len();
                     if let Some(dir) = &a.annotate {
-                        if let Err(e) =
-                            write_annotated(dir, &photo, analyzer, &mut annotated_names)
+                        if let Err(e) = write_annotated(dir, &photo, analyzer, &mut annotated_names)
                         {
                             tracing::warn!("{e}");
                         }

@@ -71,11 +71,9 @@ pub(crate) fn analyze_videos(
     for path in videos {
         let bar = ProgressBar::new(1000);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} video [{bar:30}] {msg} ETA {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} video [{bar:30}] {msg} ETA {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
         );
         let name = path.display().to_string();
         let started = std::time::Instant::now();
@@ -177,7 +175,12 @@ fn write_result(
             if r.viewers.is_empty() {
                 let mut row = vec![r.source.clone()];
                 row.extend(std::iter::repeat_n(String::new(), 9 + classes.len()));
-                row.extend([complete.clone(), stopped.clone(), notes.clone(), String::new()]);
+                row.extend([
+                    complete.clone(),
+                    stopped.clone(),
+                    notes.clone(),
+                    String::new(),
+                ]);
                 writeln!(w, "{}", csv_row(&row))?;
             }
             for v in &r.viewers {
@@ -196,9 +199,17 @@ fn write_result(
                     ];
                     for c in classes {
                         let p = s.probabilities.iter().find(|p| &p.emotion == c);
-                        row.push(p.map(|p| format!("{:.4}", p.probability)).unwrap_or_default());
+                        row.push(
+                            p.map(|p| format!("{:.4}", p.probability))
+                                .unwrap_or_default(),
+                        );
                     }
-                    row.extend([complete.clone(), stopped.clone(), notes.clone(), String::new()]);
+                    row.extend([
+                        complete.clone(),
+                        stopped.clone(),
+                        notes.clone(),
+                        String::new(),
+                    ]);
                     writeln!(w, "{}", csv_row(&row))?;
                 }
             }
@@ -210,11 +221,7 @@ fn write_result(
 
 fn write_text(w: &mut dyn Write, r: &VideoResult, classes: &[String]) -> anyhow::Result<()> {
     let i = &r.info;
-    write!(
-        w,
-        "{}  video {}x{}",
-        r.source, i.width, i.height
-    )?;
+    write!(w, "{}  video {}x{}", r.source, i.width, i.height)?;
     if let Some(d) = i.duration_s {
         write!(w, "  {d:.1} s")?;
     }
@@ -239,7 +246,10 @@ fn write_text(w: &mut dyn Write, r: &VideoResult, classes: &[String]) -> anyhow:
     for n in &r.notes {
         writeln!(w, "  note: {n}")?;
     }
-    let short: Vec<String> = classes.iter().map(|c| c.chars().take(7).collect()).collect();
+    let short: Vec<String> = classes
+        .iter()
+        .map(|c| c.chars().take(7).collect())
+        .collect();
     for v in &r.viewers {
         write!(
             w,
@@ -264,7 +274,9 @@ fn write_text(w: &mut dyn Write, r: &VideoResult, classes: &[String]) -> anyhow:
                 "    {:>5} {:>4.0}% {:>5}",
                 s.second,
                 s.face_share * 100.0,
-                s.valence.map(|x| format!("{x:+.2}")).unwrap_or_else(|| "-".into())
+                s.valence
+                    .map(|x| format!("{x:+.2}"))
+                    .unwrap_or_else(|| "-".into())
             )?;
             if s.probabilities.is_empty() {
                 for _ in classes {

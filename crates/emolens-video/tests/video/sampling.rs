@@ -30,7 +30,14 @@ fn which(f: &SampledFrame) -> usize {
     ((mean - 20.0) / 5.0).round() as usize
 }
 
-fn write(path: &Path, codec: VideoCodec, w: u32, h: u32, rotation: u32, frames: &[(f64, RgbImage)]) {
+fn write(
+    path: &Path,
+    codec: VideoCodec,
+    w: u32,
+    h: u32,
+    rotation: u32,
+    frames: &[(f64, RgbImage)],
+) {
     let mut wr = VideoWriter::create(
         path,
         WriterSettings {
@@ -101,13 +108,22 @@ fn variable_frame_rate_is_sampled_by_nearest_timestamp_without_repeats() {
     let want_ids: Vec<usize> = want.iter().map(|(i, _)| *i).collect();
     assert_eq!(got_ids, want_ids, "frames picked");
     for (g, (i, target)) in got.iter().zip(&want) {
-        assert!((g.time_s - times[*i]).abs() < 1e-6, "{} vs {}", g.time_s, times[*i]);
+        assert!(
+            (g.time_s - times[*i]).abs() < 1e-6,
+            "{} vs {}",
+            g.time_s,
+            times[*i]
+        );
         assert!((g.target_s - target).abs() < 1e-9);
     }
     // Never the same frame twice; some sample times were skipped (gaps > interval).
     assert!(got.windows(2).all(|w| w[0].time_s < w[1].time_s));
     let last = *times.last().unwrap();
-    assert!(got.len() < (last * 5.0) as usize + 1, "skips expected: {}", got.len());
+    assert!(
+        got.len() < (last * 5.0) as usize + 1,
+        "skips expected: {}",
+        got.len()
+    );
     assert_eq!(end.frames_decoded, 40);
     assert!(end.stopped.is_none(), "{:?}", end.stopped);
     std::fs::remove_dir_all(&d).ok();
@@ -117,7 +133,9 @@ fn variable_frame_rate_is_sampled_by_nearest_timestamp_without_repeats() {
 fn constant_rate_mp4_info_and_sample_count() {
     let d = tempdir("cfr");
     let path = d.join("cfr.mp4");
-    let frames: Vec<(f64, RgbImage)> = (0..45).map(|i| (i as f64 / 15.0, flat(96, 64, i))).collect();
+    let frames: Vec<(f64, RgbImage)> = (0..45)
+        .map(|i| (i as f64 / 15.0, flat(96, 64, i)))
+        .collect();
     write(&path, VideoCodec::H264, 96, 64, 0, &frames);
     let info = emolens_video::probe(&path).unwrap();
     assert_eq!((info.width, info.height, info.rotation), (96, 64, 0));
@@ -179,12 +197,20 @@ fn webm_vp8_and_vp9_decode_when_the_encoders_exist() {
             continue;
         }
         let path = d.join(format!("{codec:?}.webm"));
-        let frames: Vec<(f64, RgbImage)> =
-            (0..30).map(|i| (i as f64 / 15.0, flat(64, 48, i))).collect();
+        let frames: Vec<(f64, RgbImage)> = (0..30)
+            .map(|i| (i as f64 / 15.0, flat(64, 48, i)))
+            .collect();
         write(&path, codec, 64, 48, 0, &frames);
         let info = emolens_video::probe(&path).unwrap();
         assert!(info.container.contains("webm"), "{}", info.container);
-        assert_eq!(info.codec, if codec == VideoCodec::Vp8 { "vp8" } else { "vp9" });
+        assert_eq!(
+            info.codec,
+            if codec == VideoCodec::Vp8 {
+                "vp8"
+            } else {
+                "vp9"
+            }
+        );
         let (got, end) = sample_all(&path, 5.0);
         let ids: Vec<usize> = got.iter().map(which).collect();
         // 0, 0.2, ..., 1.8 s, and 2.0 s takes the last frame (1.933 s, less than half an
@@ -212,7 +238,11 @@ fn a_truncated_file_gives_a_partial_result_saying_where_and_why() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let (got, end) = sample_all(&path, 5.0);
-    assert!(got.len() >= 4, "the first half still decodes: {}", got.len());
+    assert!(
+        got.len() >= 4,
+        "the first half still decodes: {}",
+        got.len()
+    );
     let stopped = end.stopped.expect("the result says it is partial");
     assert!(stopped.at_s > 0.5 && stopped.at_s < 3.5, "{stopped:?}");
     assert!(stopped.reason.contains("4.0 s"), "{}", stopped.reason);
@@ -229,7 +259,10 @@ fn a_truncated_file_gives_a_partial_result_saying_where_and_why() {
         .expect("no index, no frames");
     assert!(matches!(err, VideoError::Corrupt { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("cut.mp4") && msg.contains("truncated"), "{msg}");
+    assert!(
+        msg.contains("cut.mp4") && msg.contains("truncated"),
+        "{msg}"
+    );
     assert_eq!(err.http_status(), 400);
     std::fs::remove_dir_all(&d).ok();
 }
@@ -286,7 +319,16 @@ fn audio_only_not_a_video_and_empty_files_are_clear_errors() {
     let err = FrameSampler::open(&audio, 5.0, DecodeLimits::default())
         .err()
         .unwrap();
-    assert!(matches!(err, VideoError::AudioOnly { audio_streams: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VideoError::AudioOnly {
+                audio_streams: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("interview.wav") && err.to_string().contains("audio only"));
     assert_eq!(err.http_status(), 415);
 
@@ -317,7 +359,9 @@ fn audio_only_not_a_video_and_empty_files_are_clear_errors() {
 fn limits_cut_long_and_huge_videos() {
     let d = tempdir("limits");
     let path = d.join("long.mp4");
-    let frames: Vec<(f64, RgbImage)> = (0..40).map(|i| (i as f64 / 10.0, flat(64, 48, i))).collect();
+    let frames: Vec<(f64, RgbImage)> = (0..40)
+        .map(|i| (i as f64 / 10.0, flat(64, 48, i)))
+        .collect();
     write(&path, VideoCodec::H264, 64, 48, 0, &frames);
     let limits = DecodeLimits {
         max_seconds: 1.5,
@@ -328,7 +372,11 @@ fn limits_cut_long_and_huge_videos() {
     let end = s.end().unwrap();
     assert_eq!(got.len(), 8, "0.0 ..= 1.4 s");
     let stopped = end.stopped.expect("cut at the limit");
-    assert!(stopped.reason.contains("--max-seconds"), "{}", stopped.reason);
+    assert!(
+        stopped.reason.contains("--max-seconds"),
+        "{}",
+        stopped.reason
+    );
 
     let small = DecodeLimits {
         max_pixels: 1000,

@@ -57,13 +57,20 @@ fn two_viewers_side_by_side_keep_their_ids_while_moving() {
     for k in 0..50 {
         let dx = (k % 10) as f32 * 4.0;
         // The order of the faces changes from frame to frame, as detectors' scores do.
-        let mut faces = vec![obs(100.0 + dx, 100.0, 120.0, 1), obs(400.0 - dx, 110.0, 110.0, 2)];
+        let mut faces = vec![
+            obs(100.0 + dx, 100.0, 120.0, 1),
+            obs(400.0 - dx, 110.0, 110.0, 2),
+        ];
         let swapped = k % 3 == 0;
         if swapped {
             faces.reverse();
         }
         let ids = t.update(k as f64 * 0.2, &faces);
-        let (l, r) = if swapped { (ids[1], ids[0]) } else { (ids[0], ids[1]) };
+        let (l, r) = if swapped {
+            (ids[1], ids[0])
+        } else {
+            (ids[0], ids[1])
+        };
         left.push(l);
         right.push(r);
     }

@@ -82,17 +82,28 @@ struct Known {
 fn known_faces(d: &Path, model: &[String]) -> Vec<Known> {
     let mut faces = Vec::new();
     for class in ["happy", "surprise", "sad", "angry"] {
-        faces.extend(fer_faces("test", class, 3).unwrap().into_iter().map(|f| f.1));
+        faces.extend(
+            fer_faces("test", class, 3)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.1),
+        );
     }
     let dir = d.join("photos");
     std::fs::create_dir_all(&dir).unwrap();
     for (i, f) in faces.iter().enumerate() {
-        one_face(f, 248).save(dir.join(format!("c{i:02}.png"))).unwrap();
+        one_face(f, 248)
+            .save(dir.join(format!("c{i:02}.png")))
+            .unwrap();
     }
     let mut args = model.to_vec();
     args.extend(["--json".into(), s(&dir)]);
     let out = emolens(&args, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), faces.len());
     faces
@@ -116,7 +127,9 @@ fn two_different(known: &[Known]) -> (&Known, &Known) {
     for a in known {
         for b in known {
             if a.predicted != b.predicted
-                && best.is_none_or(|(x, y)| a.confidence.min(b.confidence) > x.confidence.min(y.confidence))
+                && best.is_none_or(|(x, y)| {
+                    a.confidence.min(b.confidence) > x.confidence.min(y.confidence)
+                })
             {
                 best = Some((a, b));
             }
@@ -133,7 +146,9 @@ fn one_viewer_timeline_follows_the_classifier_through_an_emotion_change() {
     let (a, b) = two_different(&known);
     // 6 s at 25 fps: face A until 2.9 s, face B from then on.
     let video = d.join("reaction.mp4");
-    encode(&video, 150, 25, |k| one_face(if k < 73 { &a.face } else { &b.face }, 248));
+    encode(&video, 150, 25, |k| {
+        one_face(if k < 73 { &a.face } else { &b.face }, 248)
+    });
     let timeline = d.join("timeline.png");
     let sheets = d.join("annotated");
     let mut args = model.clone();
@@ -146,7 +161,11 @@ fn one_viewer_timeline_follows_the_classifier_through_an_emotion_change() {
         s(&video),
     ]);
     let out = emolens(&args, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 1);
     let r = &lines[0];
@@ -169,7 +188,11 @@ fn one_viewer_timeline_follows_the_classifier_through_an_emotion_change() {
         let n = sec["second"].as_u64().unwrap();
         let want = if n < 3 { a } else { b };
         assert_eq!(sec["face_share"], 1.0, "{sec}");
-        assert_eq!(sec["top_emotion"].as_str().unwrap(), want.predicted, "second {n}: {sec}");
+        assert_eq!(
+            sec["top_emotion"].as_str().unwrap(),
+            want.predicted,
+            "second {n}: {sec}"
+        );
         let got = probs(&sec["probabilities"]);
         let worst = got
             .iter()
@@ -177,7 +200,11 @@ fn one_viewer_timeline_follows_the_classifier_through_an_emotion_change() {
             .map(|(g, w)| (g - w).abs())
             .fold(0.0, f64::max);
         // The video frames went through H.264; the photo did not.
-        assert!(worst < 0.1, "second {n}: video {got:?} vs photo {:?}", want.probabilities);
+        assert!(
+            worst < 0.1,
+            "second {n}: video {got:?} vs photo {:?}",
+            want.probabilities
+        );
         let valence = sec["valence"].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&valence));
     }
@@ -225,7 +252,11 @@ fn two_viewers_side_by_side_get_two_ids_that_never_merge() {
     let mut args = model.clone();
     args.extend(["--json".into(), s(&video)]);
     let out = emolens(&args, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = &json_lines(&out.stdout)[0];
     let viewers = r["viewers"].as_array().unwrap();
     assert_eq!(viewers.len(), 2, "exactly two viewers: {}", r["viewers"]);
@@ -242,8 +273,14 @@ fn two_viewers_side_by_side_get_two_ids_that_never_merge() {
             }
         }
     }
-    assert!(left.iter().all(|&i| i == left[0]), "left viewer keeps one id: {left:?}");
-    assert!(right.iter().all(|&i| i == right[0]), "right viewer keeps one id: {right:?}");
+    assert!(
+        left.iter().all(|&i| i == left[0]),
+        "left viewer keeps one id: {left:?}"
+    );
+    assert!(
+        right.iter().all(|&i| i == right[0]),
+        "right viewer keeps one id: {right:?}"
+    );
     assert_ne!(left[0], right[0]);
     for v in viewers {
         for sec in v["seconds"].as_array().unwrap() {
@@ -261,11 +298,20 @@ fn two_viewers_side_by_side_get_two_ids_that_never_merge() {
         .env("EMOLENS_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<String>> = text.lines().map(csv_fields).collect();
     let header = &rows[0];
-    let col = |n: &str| header.iter().position(|h| h == n).unwrap_or_else(|| panic!("{n}"));
+    let col = |n: &str| {
+        header
+            .iter()
+            .position(|h| h == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
     let expected_rows: usize = viewers
         .iter()
         .map(|v| v["seconds"].as_array().unwrap().len())
@@ -273,7 +319,11 @@ fn two_viewers_side_by_side_get_two_ids_that_never_merge() {
     assert_eq!(rows.len(), 1 + expected_rows, "{text}");
     for row in &rows[1..] {
         assert_eq!(row.len(), header.len());
-        assert!(row[col("source")].starts_with("'="), "{}", row[col("source")]);
+        assert!(
+            row[col("source")].starts_with("'="),
+            "{}",
+            row[col("source")]
+        );
         assert!(["1", "2"].contains(&row[col("viewer")].as_str()));
         let valence: f64 = row[col("valence")].parse().unwrap();
         assert!((-1.0..=1.0).contains(&valence));
@@ -304,7 +354,8 @@ fn photos_and_videos_in_one_call_keep_their_own_status() {
         )
         .unwrap();
         for k in 0..100 {
-            w.push(&one_face(&face, 200 + (k % 40) as u32), k as f64 / 25.0).unwrap();
+            w.push(&one_face(&face, 200 + (k % 40) as u32), k as f64 / 25.0)
+                .unwrap();
         }
         w.finish().unwrap();
         let bytes = std::fs::read(&cut).unwrap();
@@ -318,7 +369,10 @@ fn photos_and_videos_in_one_call_keep_their_own_status() {
     let photo = d.join("astronaut.png");
     std::fs::copy(assets().join("astronaut.png"), &photo).unwrap();
 
-    let inputs: Vec<String> = [&photo, &clip, &wav, &notes, &cut].iter().map(|p| s(p)).collect();
+    let inputs: Vec<String> = [&photo, &clip, &wav, &notes, &cut]
+        .iter()
+        .map(|p| s(p))
+        .collect();
     let mut args = model.clone();
     args.push("--json".into());
     args.extend(inputs.iter().cloned());
@@ -327,15 +381,26 @@ fn photos_and_videos_in_one_call_keep_their_own_status() {
     assert_eq!(out.status.code(), Some(2), "two inputs failed: {stderr}");
     let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 5, "{lines:?}");
-    assert!(lines[0]["source"].as_str().unwrap().ends_with("astronaut.png"));
+    assert!(lines[0]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("astronaut.png"));
     assert_eq!(lines[0]["faces"].as_array().unwrap().len(), 1);
     assert_eq!(lines[1]["kind"], "video");
     assert_eq!(lines[1]["complete"], true);
     assert_eq!(lines[1]["viewers"].as_array().unwrap().len(), 1);
     assert_eq!(lines[2]["status"], 415);
-    assert!(lines[2]["error"].as_str().unwrap().contains("audio only"), "{}", lines[2]);
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("audio only"),
+        "{}",
+        lines[2]
+    );
     assert_eq!(lines[3]["status"], 415);
-    assert!(lines[3]["error"].as_str().unwrap().contains("not a video"), "{}", lines[3]);
+    assert!(
+        lines[3]["error"].as_str().unwrap().contains("not a video"),
+        "{}",
+        lines[3]
+    );
     let partial = &lines[4];
     assert_eq!(partial["complete"], false, "{partial}");
     let reason = partial["stopped"]["reason"].as_str().unwrap();
@@ -343,7 +408,10 @@ fn photos_and_videos_in_one_call_keep_their_own_status() {
     let at = partial["stopped"]["at_s"].as_f64().unwrap();
     assert!(at > 0.5 && at < 3.5, "{at}");
     assert!(!partial["viewers"].as_array().unwrap().is_empty());
-    assert!(stderr.contains("cut.mkv") && stderr.contains("partial"), "{stderr}");
+    assert!(
+        stderr.contains("cut.mkv") && stderr.contains("partial"),
+        "{stderr}"
+    );
 
     // CSV cannot hold both tables: refused up front, saying what to do.
     let mut args = model;
