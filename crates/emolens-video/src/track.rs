@@ -51,7 +51,7 @@ impl TrackerSettings {
                 self.min_iou, self.same_place_iou
             ));
         }
-        if !(self.max_size_ratio >= 1.0) {
+        if self.max_size_ratio.is_nan() || self.max_size_ratio < 1.0 {
             return Err(format!(
                 "max_size_ratio {} must be >= 1",
                 self.max_size_ratio
