@@ -8,7 +8,9 @@
 
 FROM rust:1.95-bookworm AS build
 # oneDNN: the CPU kernels for convolution, batch norm and pooling (see crates/emolens-model/src/onednn).
+# FFmpeg's libraries (reaction videos), pkg-config and libclang for the binding's generator.
 RUN apt-get update && apt-get install -y --no-install-recommends libdnnl-dev \
+    pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libclang-dev clang \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -18,6 +20,7 @@ RUN cargo build --release -p emolens \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libdnnl2 \
+    libavcodec59 libavformat59 libavutil57 libswscale6 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home /data emolens \
  && mkdir -p /data && chown emolens /data

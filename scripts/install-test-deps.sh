@@ -12,6 +12,14 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # emolens ONNX export tests: Python with venv, for ONNX Runtime from PyPI (below).
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if command -v dpkg >/dev/null 2>&1; then dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv); fi
+# emolens-video: FFmpeg's libraries (the binary decodes videos; the tests encode theirs with
+# libx264/libvpx, which Debian's libavcodec brings), pkg-config to find them, and libclang for
+# the binding generator (ffmpeg-sys-next runs bindgen).
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if ! pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null; then
+  need+=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)
+fi
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev clang)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then

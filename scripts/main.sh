@@ -9,6 +9,19 @@ if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ] && command -v apt-get >/dev/null && 
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libdnnl-dev; } \
     || echo "note: libdnnl-dev could not be installed; building with burn's kernels"
 fi
+# FFmpeg's libraries (video decoding; required), pkg-config and libclang (the binding's generator).
+if ! { command -v pkg-config >/dev/null && pkg-config --exists libavcodec libavformat libavutil libswscale \
+       && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; }; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libclang-dev clang
+  else
+    echo "emolens needs FFmpeg's development files: as root, run" >&2
+    echo "  apt-get install pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libclang-dev clang" >&2
+    exit 1
+  fi
+fi
 cargo build --release -p emolens
 mkdir -p out/annotated
 ./target/release/emolens analyze assets/photos --annotate out/annotated

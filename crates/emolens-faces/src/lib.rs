@@ -398,6 +398,22 @@ impl Analyzer {
         )
     }
 
+    /// Like [`Analyzer::prepare_batch`] for pictures already decoded (video frames): detect,
+    /// crop and measure each, in parallel. The pictures stay the caller's.
+    pub fn prepare_images(&self, items: &[(String, DynamicImage)]) -> PreparedBatch {
+        PreparedBatch(
+            items
+                .par_iter()
+                .map(|(name, img)| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.prepare_decoded(name, img)
+                    }))
+                    .unwrap_or_else(|panic| Err(internal(name, panic)))
+                })
+                .collect(),
+        )
+    }
+
     /// The second half of [`Analyzer::analyze_batch`]: one `predict` call for every
     /// classifiable face of the batch; one result per photo, in the batch's order.
     pub fn classify_batch(&self, batch: PreparedBatch) -> Vec<Result<PhotoResult, FacesError>> {
@@ -421,24 +437,22 @@ impl Analyzer {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.prepare(source_name, bytes)
         }))
-        .unwrap_or_else(|panic| {
-            let detail = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(source = source_name, %detail, "photo analysis panicked");
-            Err(FacesError::Internal {
-                source_name: source_name.to_string(),
-                detail,
-            })
-        })
+        .unwrap_or_else(|panic| Err(internal(source_name, panic)))
     }
 
     fn prepare(&self, source_name: &str, bytes: &[u8]) -> Result<Prepared, FacesError> {
         check_decoded_size(bytes, source_name, &self.config.decode_limits)?;
         let img = decode_image(bytes, source_name, &self.config.decode_limits)
             .map_err(|e| FacesError::from_core(e, source_name))?;
+        self.prepare_decoded(source_name, &img)
+    }
+
+    /// Detect, crop and measure the faces of an already decoded picture.
+    fn prepare_decoded(
+        &self,
+        source_name: &str,
+        img: &DynamicImage,
+    ) -> Result<Prepared, FacesError> {
         let (width, height) = img.dimensions();
         let mut notes = Vec::new();
 
@@ -451,7 +465,7 @@ impl Analyzer {
             };
             vec![(whole, 0.0)]
         } else {
-            let mut found = self.detector.detect_image(&img);
+            let mut found = self.detector.detect_image(img);
             if found.len() > self.config.max_faces_per_photo {
                 notes.push(format!(
                     "{} faces found; only the {} with the best detector scores are kept",
@@ -482,7 +496,7 @@ impl Analyzer {
 
         let faces = detections
             .into_iter()
-            .map(|(bbox, score)| self.pend_face(&img, bbox, score))
+            .map(|(bbox, score)| self.pend_face(img, bbox, score))
             .collect();
         tracing::debug!(source = source_name, width, height, "photo prepared");
         Ok(Prepared {
@@ -689,6 +703,20 @@ impl Analyzer {
             summary,
             notes: p.notes,
         }
+    }
+}
+
+/// A panic caught at the boundary of one photo, as that photo's error.
+fn internal(source_name: &str, panic: Box<dyn std::any::Any + Send>) -> FacesError {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(source = source_name, %detail, "photo analysis panicked");
+    FacesError::Internal {
+        source_name: source_name.to_string(),
+        detail,
     }
 }
 

@@ -1,9 +1,12 @@
-//! `emolens analyze PHOTO|DIR...`: find every face in photos and classify each one.
+//! `emolens analyze PHOTO|VIDEO|DIR...`: find every face in photos and classify each one; in
+//! reaction videos, also track each viewer and sum their emotions up per second (`cmd_video`).
 //!
 //! Photos are streamed in batches (`--batch-size`): each batch is read, decoded and detected in
 //! parallel, classified in one model call (while the next batch is being detected), written
-//! out, and dropped, so memory stays flat over folders of thousands of photos.
+//! out, and dropped, so memory stays flat over folders of thousands of photos. Videos are told
+//! apart by extension or content and analysed after the photos, each keeping its own status.
 
+use crate::cmd_video;
 use anyhow::Context;
 use emolens_faces::{Analyzer, AnalyzerConfig, FacesError, PhotoResult, PreparedBatch};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,22 +26,24 @@ const SOME_FAILED: u8 = 2;
 
 #[derive(clap::Args)]
 pub struct AnalyzeArgs {
-    /// Photos, or folders searched recursively for photos.
+    /// Photos, videos, or folders searched recursively for them.
     #[arg(required = true, env = "EMOLENS_ANALYZE_INPUTS", value_delimiter = ',')]
     inputs: Vec<PathBuf>,
     /// Model file (default: the model bundled in this binary).
     #[arg(long, env = "EMOLENS_MODEL")]
     model: Option<PathBuf>,
-    /// Write JSON Lines: one object per photo (errors as {"source","error","status"}).
+    /// Write JSON Lines: one object per photo or video (errors as {"source","error","status"}).
     #[arg(long, env = "EMOLENS_ANALYZE_JSON", conflicts_with = "csv")]
     json: bool,
-    /// Write CSV: one row per face (a photo without faces, or that failed, gets one row).
+    /// Write CSV: one row per face of a photo, or per viewer per second of a video (a photo or
+    /// video without faces, or that failed, gets one row). Photos and videos need separate calls.
     #[arg(long, env = "EMOLENS_ANALYZE_CSV")]
     csv: bool,
     /// Write results to this file instead of stdout.
     #[arg(long, short, env = "EMOLENS_ANALYZE_OUTPUT")]
     output: Option<PathBuf>,
-    /// Write copies of the photos with boxes and labels drawn into this folder.
+    /// Write copies of the photos with boxes and labels drawn into this folder (for a video, a
+    /// contact sheet of its frames: `<name>.sheet.png`).
     #[arg(long, env = "EMOLENS_ANALYZE_ANNOTATE")]
     annotate: Option<PathBuf>,
     /// Each photo is already one face crop: skip detection.
@@ -66,6 +71,22 @@ pub struct AnalyzeArgs {
     /// Photos per batch (one classifier call per batch; bounds memory).
     #[arg(long, env = "EMOLENS_ANALYZE_BATCH_SIZE", default_value_t = 16)]
     batch_size: usize,
+    /// Video frames sampled per second of video time (by presentation time).
+    #[arg(long, env = "EMOLENS_ANALYZE_FPS", default_value_t = 5.0)]
+    fps: f64,
+    /// Video frames per batch (one classifier call per batch; bounds memory).
+    #[arg(long, env = "EMOLENS_ANALYZE_VIDEO_BATCH", default_value_t = 8)]
+    video_batch: usize,
+    /// Draw each video's emotion timeline here (PNG, or SVG for a `.svg` name; with several
+    /// videos, the video's name is added before the extension).
+    #[arg(long, env = "EMOLENS_ANALYZE_TIMELINE")]
+    timeline: Option<PathBuf>,
+    /// Only the first this many seconds of a video are analysed (the result says so).
+    #[arg(long, env = "EMOLENS_ANALYZE_MAX_SECONDS", default_value_t = 7200.0)]
+    max_seconds: f64,
+    /// A viewer unseen for longer than this (seconds) ends; a returning face gets a new id.
+    #[arg(long, env = "EMOLENS_ANALYZE_TRACK_GAP", default_value_t = 1.0)]
+    track_gap: f64,
 }
 
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
@@ -93,13 +114,29 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be at least 1");
 
-    let photos = collect_photos(&a.inputs)?;
+    let (photos, videos): (Vec<PathBuf>, Vec<PathBuf>) = collect_photos(&a.inputs)?
+        .into_iter()
+        .partition(|p| !emolens_video::is_video_path(p));
     anyhow::ensure!(
-        !photos.is_empty(),
-        "no photos found in {:?} (looked for files ending in {})",
+        !photos.is_empty() || !videos.is_empty(),
+        "no photos or videos found in {:?} (looked for files ending in {}, {})",
         a.inputs,
-        PHOTO_EXTENSIONS.join(", ")
+        PHOTO_EXTENSIONS.join(", "),
+        emolens_video::VIDEO_EXTENSIONS.join(", ")
     );
+    anyhow::ensure!(
+        !(a.csv && !photos.is_empty() && !videos.is_empty()),
+        "--csv writes one table, and photos (a row per face) and videos (a row per viewer per \
+         second) have different columns: analyse the {} photo(s) and the {} video(s) in two calls",
+        photos.len(),
+        videos.len()
+    );
+    anyhow::ensure!(
+        a.fps > 0.0 && a.fps <= 120.0,
+        "--fps must be in (0, 120], got {}",
+        a.fps
+    );
+    anyhow::ensure!(a.video_batch >= 1, "--video-batch must be at least 1");
     let classifier =
         emolens_model::load_classifier(a.model.as_deref()).with_context(|| match &a.model {
             Some(p) => format!("loading model {}", p.display()),
@@ -124,8 +161,76 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut out = Output::new(sink, format, analyzer.classes())?;
+    let csv_for_videos = photos.is_empty();
+    let mut out = Output::new(sink, format, analyzer.classes(), csv_for_videos)?;
+    // The classifier's first call is slow; pay it before the clock that measures the photos.
+    analyzer.warm_up()?;
+    let (ok, failed, faces) = if photos.is_empty() {
+        (0, 0, 0)
+    } else {
+        analyze_photos(&a, &photos, &analyzer, &mut out)?
+    };
+    let mut tally = cmd_video::VideoTally::default();
+    if !videos.is_empty() {
+        let opts = emolens_video::VideoOptions {
+            fps: a.fps,
+            frames_per_batch: a.video_batch,
+            limits: emolens_video::DecodeLimits {
+                max_seconds: a.max_seconds,
+                ..Default::default()
+            },
+            tracker: emolens_video::TrackerSettings {
+                max_gap_s: a.track_gap,
+                ..Default::default()
+            },
+            sheet_tiles: if a.annotate.is_some() { 24 } else { 0 },
+        };
+        let video_format = match format {
+            Format::Text => cmd_video::VideoFormat::Text,
+            Format::Json => cmd_video::VideoFormat::Json,
+            Format::Csv => cmd_video::VideoFormat::Csv,
+        };
+        let outputs = cmd_video::VideoOutputs {
+            timeline: a.timeline.as_deref(),
+            annotate: a.annotate.as_deref(),
+            several: videos.len() > 1,
+        };
+        tally = cmd_video::analyze_videos(
+            &videos,
+            &analyzer,
+            &opts,
+            video_format,
+            &outputs,
+            &mut *out.w,
+        )?;
+    } else if a.timeline.is_some() {
+        tracing::warn!("--timeline is drawn for videos only; no video was given");
+    }
+    out.finish()?;
+    let total_failed = failed + tally.failed;
+    if total_failed > 0 {
+        eprintln!(
+            "{total_failed} of {} inputs could not be analysed (see the messages above)",
+            photos.len() + videos.len()
+        );
+        return Ok(ExitCode::from(SOME_FAILED));
+    }
+    tracing::debug!(
+        photos = ok,
+        faces,
+        videos = tally.ok + tally.partial,
+        "analyze done"
+    );
+    Ok(ExitCode::SUCCESS)
+}
 
+/// The photo half: batches streamed through detection and classification; (ok, failed, faces).
+fn analyze_photos(
+    a: &AnalyzeArgs,
+    photos: &[PathBuf],
+    analyzer: &Arc<Analyzer>,
+    out: &mut Output,
+) -> anyhow::Result<(usize, usize, usize)> {
     let bar = ProgressBar::new(photos.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -134,8 +239,6 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         .expect("static template")
         .progress_chars("=> "),
     );
-    // The classifier's first call is slow; pay it before the clock that measures the photos.
-    analyzer.warm_up()?;
     let started = std::time::Instant::now();
     let mut annotated_names = HashSet::new();
     let (mut ok, mut failed, mut faces) = (0usize, 0usize, 0usize);
@@ -178,8 +281,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                     ok += 1;
                     faces += photo.faces.len();
                     if let Some(dir) = &a.annotate {
-                        if let Err(e) =
-                            write_annotated(dir, &photo, &analyzer, &mut annotated_names)
+                        if let Err(e) = write_annotated(dir, &photo, analyzer, &mut annotated_names)
                         {
                             tracing::warn!("{e}");
                         }
@@ -197,7 +299,6 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         bar.set_message(format!("{faces} faces"));
     }
     bar.finish_and_clear();
-    out.finish()?;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         photos = ok,
@@ -207,14 +308,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         photos_per_s = format!("{:.2}", ok as f64 / secs.max(1e-9)),
         "analysis done"
     );
-    if failed > 0 {
-        eprintln!(
-            "{failed} of {} photos could not be analysed (see the messages above)",
-            photos.len()
-        );
-        return Ok(ExitCode::from(SOME_FAILED));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((ok, failed, faces))
 }
 
 /// A photo's name and, when it could not be read, why (its place in the output is kept).
@@ -248,7 +342,7 @@ fn collect_photos(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut photos = Vec::new();
     for input in inputs {
         let meta = std::fs::metadata(input)
-            .with_context(|| format!("{}: no such photo or folder", input.display()))?;
+            .with_context(|| format!("{}: no such photo, video or folder", input.display()))?;
         if meta.is_dir() {
             walk(input, &mut photos)?;
         } else {
@@ -267,11 +361,11 @@ fn walk(dir: &Path, photos: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for p in entries {
         if p.is_dir() {
             walk(&p, photos)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            PHOTO_EXTENSIONS.contains(&e.as_str())
+                || emolens_video::VIDEO_EXTENSIONS.contains(&e.as_str())
+        }) {
             photos.push(p);
         }
     }
@@ -310,14 +404,22 @@ enum Format {
 }
 
 struct Output {
-    w: Box<dyn Write>,
+    pub(crate) w: Box<dyn Write>,
     format: Format,
     classes: Vec<String>,
 }
 
 impl Output {
-    fn new(mut w: Box<dyn Write>, format: Format, classes: &[String]) -> anyhow::Result<Self> {
-        if let Format::Csv = format {
+    /// `videos_only`: the CSV header is the videos' one (per viewer per second).
+    fn new(
+        mut w: Box<dyn Write>,
+        format: Format,
+        classes: &[String],
+        videos_only: bool,
+    ) -> anyhow::Result<Self> {
+        if let (Format::Csv, true) = (format, videos_only) {
+            writeln!(w, "{}", csv_row(&cmd_video::csv_header(classes)))?;
+        } else if let Format::Csv = format {
             let mut header: Vec<String> = [
                 "source",
                 "width",
@@ -466,7 +568,7 @@ impl Output {
 /// One CSV line: numbers as they are, every other field through the service's export rule
 /// (RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a formula, such as a
 /// file named `=HYPERLINK(...).png`), so the CLI's and the server's CSV files are equally safe.
-fn csv_row(fields: &[String]) -> String {
+pub(crate) fn csv_row(fields: &[String]) -> String {
     fields
         .iter()
         .map(|f| {

@@ -6,6 +6,7 @@ mod cmd_data;
 mod cmd_eval;
 mod cmd_model;
 mod cmd_serve;
+mod cmd_video;
 mod logging;
 
 use clap::{Parser, Subcommand};
@@ -50,7 +51,7 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// Compare training runs from their histories.
     Experiments(cmd_eval::ExperimentsArgs),
-    /// Find every face in photos and classify each one.
+    /// Find every face in photos and videos and classify each one; track viewers in videos.
     Analyze(cmd_analyze::AnalyzeArgs),
     /// Run the REST API and web app.
     Serve(cmd_serve::ServeArgs),

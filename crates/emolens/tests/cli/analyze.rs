@@ -13,7 +13,7 @@ const CLASSES: [&str; 7] = [
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
 ];
 
-fn assets() -> PathBuf {
+pub(crate) fn assets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/photos")
 }
 
@@ -25,7 +25,7 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 /// `--model FILE` args: none with a bundled model, else an untrained model written here.
-fn model_args(dir: &Path) -> Vec<String> {
+pub(crate) fn model_args(dir: &Path) -> Vec<String> {
     if emolens_model::BUNDLED_MODEL.is_some() {
         return Vec::new();
     }
@@ -57,7 +57,7 @@ fn model_args(dir: &Path) -> Vec<String> {
     vec!["--model".into(), path.display().to_string()]
 }
 
-fn emolens(args: &[String], envs: &[(&str, &str)]) -> Output {
+pub(crate) fn emolens(args: &[String], envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
     c.arg("analyze").args(args).env("EMOLENS_LOG", "warn");
     for (k, v) in envs {
@@ -78,7 +78,7 @@ fn mixed_folder(name: &str) -> PathBuf {
     d
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -142,7 +142,7 @@ fn json_lines_per_photo_with_errors_in_place() {
 }
 
 /// The class order of the model the tests run with.
-fn model_classes() -> Vec<String> {
+pub(crate) fn model_classes() -> Vec<String> {
     match emolens_model::load_classifier(None) {
         Ok(c) if emolens_model::BUNDLED_MODEL.is_some() => c.meta().classes.clone(),
         _ => CLASSES.iter().rev().map(|s| s.to_string()).collect(),
@@ -150,7 +150,7 @@ fn model_classes() -> Vec<String> {
 }
 
 /// Splits one CSV line, honouring quotes.
-fn csv_fields(line: &str) -> Vec<String> {
+pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut quoted = false;
     let mut chars = line.chars().peekable();

@@ -7,3 +7,4 @@ mod eval;
 mod model;
 mod onnx;
 mod service;
+mod video;

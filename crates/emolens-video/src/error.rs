@@ -1,0 +1,73 @@
+//! Errors of video analysis. Each names the file and says what to do; [`VideoError::http_status`]
+//! maps them onto HTTP codes for a future service endpoint.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    /// FFmpeg recognises no container in the file (HTTP 415).
+    #[error("{source_name}: not a video FFmpeg can read ({detail}); give an MP4, MOV, MKV, WebM or AVI file")]
+    NotAVideo { source_name: String, detail: String },
+    /// A media file with sound but no picture (HTTP 415).
+    #[error("{source_name}: audio only ({audio_streams} audio stream(s), no video stream); emolens needs a video of the viewers' faces")]
+    AudioOnly {
+        source_name: String,
+        audio_streams: usize,
+    },
+    /// Video streams exist but none can be decoded (HTTP 415).
+    #[error("{source_name}: the video stream ({codec}) cannot be decoded: {detail}; re-encode it as H.264 or VP9 (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`)")]
+    NoDecodableStream {
+        source_name: String,
+        codec: String,
+        detail: String,
+    },
+    /// The file holds no frame at all (HTTP 400).
+    #[error(
+        "{source_name}: the video has no frames (zero length{detail}); record the session again"
+    )]
+    Empty { source_name: String, detail: String },
+    /// The container is damaged before any frame could be read (HTTP 400).
+    #[error("{source_name}: the video is corrupt or truncated and no frame could be decoded ({detail}); re-export or re-upload the complete file")]
+    Corrupt { source_name: String, detail: String },
+    /// Over a size limit (HTTP 413).
+    #[error("{source_name}: {message}")]
+    TooLarge {
+        source_name: String,
+        message: String,
+    },
+    /// Bad settings (HTTP 500 in a service: a misconfiguration).
+    #[error("invalid video analysis settings: {0}")]
+    Config(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+    /// Encoding a video failed (the writer used by tests, benchmarks and annotations).
+    #[error("{path}: cannot encode video: {detail}")]
+    Encode { path: PathBuf, detail: String },
+    /// Face analysis of the frames failed.
+    #[error("{source_name}: {error}")]
+    Faces {
+        source_name: String,
+        error: emolens_faces::FacesError,
+    },
+}
+
+impl VideoError {
+    /// The HTTP status a service should answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            VideoError::NotAVideo { .. }
+            | VideoError::AudioOnly { .. }
+            | VideoError::NoDecodableStream { .. } => 415,
+            VideoError::Empty { .. } | VideoError::Corrupt { .. } => 400,
+            VideoError::TooLarge { .. } => 413,
+            VideoError::Faces { error, .. } => error.http_status(),
+            VideoError::Config(_) | VideoError::Io { .. } | VideoError::Encode { .. } => 500,
+        }
+    }
+
+    /// True when the input, not emolens, is at fault.
+    pub fn is_client_error(&self) -> bool {
+        self.http_status() < 500
+    }
+}

@@ -1,0 +1,61 @@
+//! Reaction videos: the one place the workspace binds FFmpeg (`ffmpeg-next` on the system's
+//! libavformat/libavcodec/libswscale).
+//!
+//! ```text
+//! file --FrameSampler--> frames at --fps (nearest pts, rotated, RGB) --Analyzer--> faces
+//!      --Tracker--> viewer ids --viewer_timelines--> per viewer, per second: means, valence
+//! ```
+//!
+//! [`analyze_video`] is the entry point for the CLI and, later, the service: a path in, the
+//! per-viewer-per-second timelines and per-frame detections out, with a progress callback.
+//! Damage after the first frame gives a partial result ([`VideoResult::stopped`]), never a
+//! lost one.
+
+pub mod analyze;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod plot;
+mod sheet;
+pub mod synth;
+pub mod timeline;
+pub mod track;
+
+pub use analyze::{analyze_video, FrameResult, Progress, TrackedFace, VideoOptions, VideoResult};
+pub use decode::{
+    probe, sniff_video, DecodeEnd, DecodeLimits, FrameSampler, SampledFrame, Stopped, VideoInfo,
+};
+pub use encode::{VideoCodec, VideoWriter, WriterSettings};
+pub use error::VideoError;
+pub use plot::write_timeline;
+pub use timeline::{ViewerSecond, ViewerTimeline};
+pub use track::{Tracker, TrackerSettings};
+
+/// File extensions taken as videos when walking a folder (named files are sniffed by content).
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "flv", "wmv", "3gp", "ogv",
+];
+
+/// Extensions of sound-only media: routed to the video path so the answer is "audio only",
+/// not "not an image".
+pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "mp3", "m4a", "aac", "flac", "ogg", "opus", "wma"];
+
+/// True when `path` should be analysed as a video: a video or audio extension, or content that
+/// looks like a video container.
+pub fn is_video_path(path: &std::path::Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    if let Some(e) = ext.as_deref() {
+        if VIDEO_EXTENSIONS.contains(&e) || AUDIO_EXTENSIONS.contains(&e) {
+            return true;
+        }
+    }
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    sniff_video(&head[..n])
+}
