@@ -9,7 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 tools="$root/.venv-test"          # maturin (installed by scripts/install-test-deps.sh)
 "$tools/bin/maturin" build --release --locked -m crates/emolens-py/Cargo.toml \
-  --out target/wheels --interpreter "$tools/bin/python" -q
+  --out target/wheels --interpreter "$tools/bin/python" --compatibility linux --auditwheel skip
 wheel=$(ls -t target/wheels/emolens-*.whl | head -1)
 venv="$root/target/py-test-venv" # fresh every run: the wheel and its declared dependencies only
 rm -rf "$venv"

@@ -15,7 +15,10 @@ from conftest import CLASSES, ROOT, fer_crops, run_cli
 
 
 def cli_predict(files: list[Path], *args: str) -> np.ndarray:
-    out = json.loads(run_cli("predict", "--json", *args, *map(str, files)).stdout)
+    """`emolens predict --json` in one batch, as the Classifier's one call (kernels may block
+    a batch differently by its size, so the last bits could differ between batchings)."""
+    batch = ["--batch-size", str(len(files))]
+    out = json.loads(run_cli("predict", "--json", *batch, *args, *map(str, files)).stdout)
     assert all(r["status"] == "ok" for r in out["results"]), out
     return np.array(
         [[r["probabilities"][c] for c in out["classes"]] for r in out["results"]], dtype=np.float32
