@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The Python package's phase of scripts/test.sh: maturin builds the wheel of crates/emolens-py
-# from the workspace's release build (same target folder, so only the extension itself is
-# linked again), a fresh venv installs it with pytest, and pytest checks `import emolens`
-# against the CLI (target/release/emolens) on real photos and FER2013 crops.
-# Needs the release build (`cargo test --release --workspace --no-run` or `cargo build`).
+# The Python package's tests: maturin builds the wheel of crates/emolens-py, a fresh venv
+# installs it with pytest, and pytest checks `import emolens` against the CLI
+# (target/release/emolens, from `cargo build --release --workspace`) on real photos and
+# FER2013 crops; pytest collecting no test fails too.
+#
+# Not a phase of scripts/test.sh yet: maturin runs its own `cargo rustc -p emolens-py`, and
+# cargo unifies features over the selected package only, so serde (`rc`), serde_json, syn
+# (`fold`), tracing (`log`), bytes, indexmap and 17 more crates resolve with other features than
+# in the workspace build, and most of the dependency tree, burn included, compiles a second
+# time (docs/python.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -21,9 +21,6 @@ cargo test --release --workspace --no-fail-fast --no-run
 phase "build (release binary and test binaries)"
 cargo test --release --workspace --no-fail-fast
 phase "tests"
-# The Python package: its wheel from the release build above, pytest in a fresh venv.
-scripts/test-python.sh
-phase "python package (wheel, pytest)"
 # The vendored rustface (outside the workspace): its patched pyramid resize against the original.
 # Its own target folder: it resolves its dependencies alone, and sharing would rebuild the workspace.
 CARGO_TARGET_DIR="$PWD/target/vendor-rustface" cargo test --release --manifest-path vendor/rustface/Cargo.toml --lib
