@@ -1,0 +1,116 @@
+"""Type stubs of the public API of `emolens` (the package's __init__.py has the docs)."""
+
+import os
+from typing import Any, Iterator, Sequence, overload
+
+import numpy as np
+
+__version__: str
+
+class EmolensError(Exception):
+    """An emolens failure, with the message the `emolens` CLI prints for it."""
+
+class Box:
+    x: float
+    y: float
+    width: float
+    height: float
+
+class Quality:
+    face_px: float
+    sharpness: float
+    brightness: float
+    contrast: float
+
+class Face:
+    box: Box
+    crop: Box
+    detector_score: float
+    probabilities: dict[str, float]
+    top_emotion: str
+    predicted_emotion: str | None
+    confidence: float
+    quality: Quality
+    uncertain: bool
+    uncertain_reasons: list[str]
+    classified: bool
+
+class Photo:
+    source: str
+    width: int
+    height: int
+    faces: list[Face]
+    summary: dict[str, Any]
+    notes: list[str]
+    error: str | None
+    status: int
+    @property
+    def ok(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class Analysis(Sequence[Photo]):
+    photos: list[Photo]
+    classes: list[str]
+    @overload
+    def __getitem__(self, i: int) -> Photo: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Photo]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Photo]: ...
+    @property
+    def faces(self) -> list[tuple[Photo, Face]]: ...
+    def to_dicts(self) -> list[dict[str, Any]]: ...
+    def to_pandas(self) -> Any: ...
+
+Photos = Any
+"""A path, folder, encoded bytes, PIL image or uint8 array (HxW, HxWx3), or a list of them."""
+
+class Analyzer:
+    classes: list[str]
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        assume_crop: bool = False,
+        min_face_px: int | None = None,
+        margin: float | None = None,
+        min_confidence: float | None = None,
+        min_sharpness: float | None = None,
+        min_detector_score: float | None = None,
+        detect_max_side: int | None = None,
+    ) -> None: ...
+    def analyze(
+        self,
+        photos: Photos,
+        *,
+        names: Sequence[str] | None = None,
+        on_error: str = "raise",
+        batch_size: int = 16,
+    ) -> Analysis: ...
+
+def analyze(
+    photos: Photos,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    names: Sequence[str] | None = None,
+    on_error: str = "raise",
+    batch_size: int = 16,
+    assume_crop: bool = False,
+    min_face_px: int | None = None,
+    margin: float | None = None,
+    min_confidence: float | None = None,
+    min_sharpness: float | None = None,
+    min_detector_score: float | None = None,
+    detect_max_side: int | None = None,
+) -> Analysis: ...
+
+class Classifier:
+    classes: list[str]
+    meta: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    def __init__(self, model: str | os.PathLike[str] | None = None) -> None: ...
+    @property
+    def runtime(self) -> str: ...
+    def predict(self, x: Any) -> np.ndarray: ...
+    def preprocess(self, crops: Any) -> np.ndarray: ...
+    def predict_crops(self, crops: Any) -> np.ndarray: ...
