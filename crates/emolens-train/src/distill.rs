@@ -106,23 +106,13 @@ fn check_compatible(
     spec: &InputSpec,
     classes: &[String],
 ) -> Result<(), TrainError> {
-    let m = &meta.input;
-    if (m.channels(), m.height, m.width) != (spec.channels(), spec.height, spec.width)
-        || m.normalisation != spec.normalisation
-    {
-        return Err(TrainError::Config(format!(
-            "--teacher {}: its input ({} channel(s), {}x{}, {:?}) differs from this run's ({} channel(s), {}x{}, {:?}); distil into a student with the teacher's input",
-            path.display(),
-            m.channels(),
-            m.width,
-            m.height,
-            m.normalisation,
-            spec.channels(),
-            spec.width,
-            spec.height,
-            spec.normalisation
-        )));
-    }
+    crate::trainer::check_same_input(
+        "--teacher",
+        path,
+        &meta.input,
+        spec,
+        "; distil into a student with the teacher's input",
+    )?;
     if meta.classes != classes {
         return Err(TrainError::Config(format!(
             "--teacher {}: its classes {:?} differ from the data's {:?}",

@@ -530,13 +530,26 @@ fn initial_weights(
             arch.name
         )));
     }
-    let m = &file.meta.input;
+    check_same_input("--init-from", &init.path, &file.meta.input, spec, "")?;
+    info!(from = %init.path.display(), "initial weights from a model file");
+    Ok(file.network(device)?)
+}
+
+/// Refuses a model file (`--init-from`, `--teacher`) whose input (channels, size,
+/// normalisation) differs from the run's; `hint` ends the message.
+pub(crate) fn check_same_input(
+    flag: &str,
+    path: &Path,
+    m: &InputSpec,
+    spec: &InputSpec,
+    hint: &str,
+) -> Result<(), TrainError> {
     if (m.channels(), m.height, m.width) != (spec.channels(), spec.height, spec.width)
         || m.normalisation != spec.normalisation
     {
         return Err(TrainError::Config(format!(
-            "--init-from {}: its input ({} channel(s), {}x{}, {:?}) differs from this run's ({} channel(s), {}x{}, {:?})",
-            init.path.display(),
+            "{flag} {}: its input ({} channel(s), {}x{}, {:?}) differs from this run's ({} channel(s), {}x{}, {:?}){hint}",
+            path.display(),
             m.channels(),
             m.width,
             m.height,
@@ -547,8 +560,7 @@ fn initial_weights(
             spec.normalisation
         )));
     }
-    info!(from = %init.path.display(), "initial weights from a model file");
-    Ok(file.network(device)?)
+    Ok(())
 }
 
 /// Trains (or resumes) the run described by `cfg` in `run_dir`.
