@@ -40,8 +40,5 @@ if ! "$venv/bin/python" -c 'import onnxruntime, numpy, PIL' >/dev/null 2>&1; the
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/tools/onnx/requirements.txt"
 fi
-# The Python package (crates/emolens-py, scripts/test-python.sh): maturin builds its wheel.
-if ! "$venv/bin/python" -c 'import maturin' >/dev/null 2>&1; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    "$(grep '^maturin==' "$root/crates/emolens-py/requirements-test.txt")"
-fi
+# The Python package (crates/emolens-py, scripts/test-python.sh) needs nothing more here: its
+# wheel is packed from the workspace build, and its test venv installs its own requirements.

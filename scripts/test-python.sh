@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# The Python package's tests: maturin builds the wheel of crates/emolens-py, a fresh venv
-# installs it with pytest, and pytest checks `import emolens` against the CLI
-# (target/release/emolens, from `cargo build --release --workspace`) on real photos and
-# FER2013 crops; pytest collecting no test fails too.
+# The Python package's tests: the wheel of crates/emolens-py is packed from the workspace build's
+# extension (scripts/pack-wheel.py: target/release/libemolens_native.so, built by
+# `cargo build --release --workspace` or scripts/test.sh's build), a fresh venv installs it with
+# pytest, and pytest checks `import emolens` against the CLI (target/release/emolens) on real
+# photos and FER2013 crops; pytest collecting no test fails too. A phase of scripts/test.sh.
 #
-# Not a phase of scripts/test.sh yet: maturin runs its own `cargo rustc -p emolens-py`, and
-# cargo unifies features over the selected package only, so serde (`rc`), serde_json, syn
-# (`fold`), tracing (`log`), bytes, indexmap and 17 more crates resolve with other features than
-# in the workspace build, and most of the dependency tree, burn included, compiles a second
-# time (docs/python.md).
+# EMOLENS_WHEEL=maturin builds the wheel with maturin instead, as a user does (docs/python.md):
+# maturin runs its own `cargo rustc -p emolens-py`, and cargo unifies features over that one
+# package, so most of the dependency tree, burn included, compiles a second time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-tools="$root/.venv-test"          # maturin (installed by scripts/install-test-deps.sh)
-"$tools/bin/maturin" build --release --locked -m crates/emolens-py/Cargo.toml \
-  --out target/wheels --interpreter "$tools/bin/python" --compatibility linux --auditwheel skip
-wheel=$(ls -t target/wheels/emolens-*.whl | head -1)
+if [ "${EMOLENS_WHEEL:-pack}" = maturin ]; then
+  tools="$root/.venv-test"
+  "$tools/bin/python" -c 'import maturin' 2>/dev/null ||
+    "$tools/bin/python" -m pip install -q --disable-pip-version-check \
+      maturin==1.16.0
+  rm -f target/wheels/emolens-*.whl
+  "$tools/bin/maturin" build --release --locked -m crates/emolens-py/Cargo.toml \
+    --out target/wheels --interpreter "$tools/bin/python" --compatibility linux --auditwheel skip
+  wheel=$(ls -t target/wheels/emolens-*.whl | head -1)
+else
+  wheel=$(python3 scripts/pack-wheel.py)
+fi
+echo "wheel: $wheel"
 venv="$root/target/py-test-venv" # fresh every run: the wheel and its declared dependencies only
 rm -rf "$venv"
 python3 -m venv "$venv"

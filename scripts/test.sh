@@ -13,15 +13,19 @@ start=$SECONDS
 scripts/install-test-deps.sh
 phase "test dependencies"
 scripts/cpu-info.sh
-# One cargo invocation for everything: features are unified over the packages a command
-# selects, so `cargo build -p emolens` before `cargo test --workspace` can compile burn and
-# others a second time with other features. `cargo test` builds the release binary
-# (target/release/emolens, the program the CLI tests run) with the test binaries.
-cargo test --release --workspace --no-fail-fast --no-run
-phase "build (release binary and test binaries)"
+# One build for everything, with the feature set of the tests: cargo unifies features over the
+# targets it selects, and dev-dependencies (tempfile) turn on `std` of bitflags and `default` of
+# fastrand, which reach burn's and the image stack's dependencies; a `cargo build` without the
+# test targets would compile most of the tree a second time. `--lib` also builds the Python
+# extension (crates/emolens-py), `--bins` the release binary the CLI and Python tests run.
+cargo build --release --workspace --lib --bins --tests
+phase "build (release binary, Python extension and test binaries)"
 cargo test --release --workspace --no-fail-fast
 phase "tests"
 # The vendored rustface (outside the workspace): its patched pyramid resize against the original.
 # Its own target folder: it resolves its dependencies alone, and sharing would rebuild the workspace.
 CARGO_TARGET_DIR="$PWD/target/vendor-rustface" cargo test --release --manifest-path vendor/rustface/Cargo.toml --lib
 phase "vendored rustface"
+# The Python package: its wheel packed from the build above, pytest in a fresh venv.
+scripts/test-python.sh
+phase "Python package"

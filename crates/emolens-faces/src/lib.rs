@@ -26,6 +26,10 @@ use std::sync::Arc;
 
 pub use detect::{Detection, DetectorSettings, FaceDetector, DETECTOR_WINDOW_PX};
 
+/// File extensions taken as photos when a folder is searched (files named explicitly are always
+/// tried: the format is sniffed from the content either way). The one list of the workspace.
+pub const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
+
 /// What the top emotion reads when a face fails the quality gate.
 pub const UNCERTAIN: &str = "uncertain";
 

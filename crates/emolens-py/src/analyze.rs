@@ -1,17 +1,14 @@
-//! `emolens._native.Analyzer` and `collect_photos`: `emolens analyze` for Python. Photos are
+//! `emolens._native.Analyzer` and `collect_inputs`: `emolens analyze` for Python. Photos are
 //! read, decoded, detected and classified in batches exactly as `crates/emolens/src/cmd_analyze.rs`
 //! does (the same `emolens_faces::Analyzer` calls, batch N classified while batch N+1 is
-//! prepared), with the GIL released; each photo comes back as the CLI's `--json` line.
+//! prepared), videos through `emolens_video::analyze_video` as `cmd_video.rs` does, with the GIL
+//! released; each photo and video comes back as the CLI's `--json` line.
 
 use crate::error;
 use emolens_faces::{AnalyzerConfig, FacesError, PreparedBatch};
 use pyo3::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// File extensions picked up when walking a folder: the CLI's list
-/// (`cmd_analyze::PHOTO_EXTENSIONS`, which lives in the binary crate).
-const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
 
 /// One photo's outcome for Python: its source name, its JSON (the CLI's `--json` line) or its
 /// error message, and the HTTP status the server would answer (200 when it was analysed).
@@ -122,6 +119,65 @@ impl Analyzer {
             Ok(run(&analyzer, inputs, batch_size))
         }
     }
+
+    /// Analyses one video as `emolens analyze VIDEO --json` does: frames sampled at `fps` by
+    /// presentation time, viewers tracked, per-viewer-per-second timelines. Returns
+    /// `(source, json, error, status)` like `analyze`: a partial result (damage after the first
+    /// frame) is a result, with `complete` false. `progress`, if given, is called with
+    /// `(seconds done, duration or None, frames, viewers)` after each batch of frames.
+    #[pyo3(signature = (path, fps=5.0, video_batch=8, max_seconds=7200.0, track_gap=1.0,
+        progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn analyze_video(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        fps: f64,
+        video_batch: usize,
+        max_seconds: f64,
+        track_gap: f64,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Outcome> {
+        // The CLI's checks of --fps and --video-batch, with its wording.
+        if !(fps > 0.0 && fps <= 120.0) {
+            return Err(error(format!("--fps must be in (0, 120], got {fps}")));
+        }
+        if video_batch == 0 {
+            return Err(error("--video-batch must be at least 1"));
+        }
+        let opts = emolens_video::VideoOptions {
+            fps,
+            frames_per_batch: video_batch,
+            limits: emolens_video::DecodeLimits {
+                max_seconds,
+                ..Default::default()
+            },
+            tracker: emolens_video::TrackerSettings {
+                max_gap_s: track_gap,
+                ..Default::default()
+            },
+            sheet_tiles: 0,
+        };
+        let name = path.display().to_string();
+        let analyzer = self.inner.clone();
+        let result = py.detach(|| {
+            emolens_video::analyze_video(&path, &analyzer, &opts, &mut |p| {
+                if let Some(cb) = &progress {
+                    // A failing callback must not stop the analysis: its error is printed.
+                    Python::attach(|py| {
+                        if let Err(e) = cb.call1(py, (p.time_s, p.duration_s, p.frames, p.viewers))
+                        {
+                            e.print(py);
+                        }
+                    });
+                }
+            })
+        });
+        Ok(match result {
+            Ok(r) => (name, Some(r.to_json().to_string()), None, 200),
+            Err(e) => (name, None, Some(e.to_string()), e.http_status()),
+        })
+    }
 }
 
 /// The CLI's loop: batch N is classified while batch N+1 is read, decoded and detected.
@@ -201,48 +257,40 @@ fn read_chunk(chunk: Vec<(String, Input)>) -> (Vec<ReadStatus>, Vec<(String, Vec
     (reads, items)
 }
 
-/// The photos `emolens analyze PATH...` would analyse, in its order, one list per input: the
-/// file named, or the photo files found under the folder named (sorted, recursive). Errors
-/// are the CLI's, "no photos found" included (over all inputs together).
+/// The files `emolens analyze PATH...` would analyse, in its order, one list per input: the
+/// file named, or the photo and video files found under the folder named (sorted, recursive),
+/// each as `(path, is_video)`. Errors are the CLI's (`emolens_video::collect_inputs`).
 #[pyfunction]
-pub fn collect_photos(paths: Vec<PathBuf>) -> PyResult<Vec<Vec<PathBuf>>> {
-    let mut all = Vec::with_capacity(paths.len());
-    for input in &paths {
-        let meta = std::fs::metadata(input)
-            .map_err(|e| error(format!("{}: no such photo or folder: {e}", input.display())))?;
-        let mut photos = Vec::new();
-        if meta.is_dir() {
-            walk(input, &mut photos)?;
-        } else {
-            photos.push(input.clone());
-        }
-        all.push(photos);
+pub fn collect_inputs(paths: Vec<PathBuf>) -> PyResult<Vec<Vec<(PathBuf, bool)>>> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
     }
-    if !paths.is_empty() && all.iter().all(|p| p.is_empty()) {
-        return Err(error(format!(
-            "no photos found in {paths:?} (looked for files ending in {})",
-            PHOTO_EXTENSIONS.join(", ")
-        )));
-    }
-    Ok(all)
+    let found = emolens_video::collect_inputs(&paths).map_err(|e| error(crate::chain_of(&e)))?;
+    Ok(found
+        .into_iter()
+        .map(|files| {
+            files
+                .into_iter()
+                .map(|p| {
+                    let video = emolens_video::is_video_path(&p);
+                    (p, video)
+                })
+                .collect()
+        })
+        .collect())
 }
 
-fn walk(dir: &Path, photos: &mut Vec<PathBuf>) -> PyResult<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| error(format!("reading folder {}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, photos)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            photos.push(p);
-        }
-    }
-    Ok(())
+/// Draws the emotion timeline of a video result (its JSON, as `analyze_video` returned it) to
+/// `path`: PNG, or SVG for a `.svg` name; the plot `emolens analyze --timeline` draws.
+#[pyfunction]
+pub fn write_timeline(
+    py: Python<'_>,
+    result_json: &str,
+    classes: Vec<String>,
+    path: PathBuf,
+) -> PyResult<()> {
+    let result: emolens_video::VideoResult = serde_json::from_str(result_json)
+        .map_err(|e| error(format!("not a video result of emolens.analyze: {e}")))?;
+    py.detach(|| emolens_video::write_timeline(&result, &classes, &path))
+        .map_err(|e| error(crate::chain_of(&e)))
 }

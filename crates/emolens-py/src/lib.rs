@@ -48,7 +48,7 @@ pub(crate) fn load_model(
 }
 
 /// An error and its causes, as anyhow's `{:#}` prints them.
-fn chain_of(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain_of(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -64,6 +64,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<analyze::Analyzer>()?;
     m.add_class::<classify::Classifier>()?;
-    m.add_function(wrap_pyfunction!(analyze::collect_photos, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze::collect_inputs, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze::write_timeline, m)?)?;
     Ok(())
 }

@@ -145,7 +145,7 @@ def heartbeat_gaps(work) -> tuple[float, float]:
 def test_threads_run_in_parallel_with_the_gil_released(composites: list[Path]) -> None:
     photos = [str(p) for p in composites] * 4 + [str(PHOTOS / "astronaut.png")] * 4
     analyzer = emolens.Analyzer()
-    items = emolens._inputs.photos(photos, None)
+    items = [(name, data) for name, data, _ in emolens._inputs.photos(photos, None)]
     analyzer._native.analyze(items)  # warm
 
     # Control: holding the GIL, this thread cannot tick while Rust works (shows the test works).

@@ -102,6 +102,32 @@ pub struct VideoResult {
     pub sheet: Option<image::RgbImage>,
 }
 
+impl VideoResult {
+    /// The JSON object `emolens analyze --json` writes for this video (and the Python package
+    /// returns): every serialised field plus `"kind": "video"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|e| {
+            serde_json::json!({"source": self.source, "error": format!("cannot serialise: {e}")})
+        });
+        if let Some(o) = v.as_object_mut() {
+            o.insert("kind".into(), "video".into());
+        }
+        v
+    }
+}
+
+impl VideoError {
+    /// The JSON object `emolens analyze --json` writes for a video that could not be analysed.
+    pub fn to_json(&self, source: &str) -> serde_json::Value {
+        serde_json::json!({
+            "source": source,
+            "kind": "video",
+            "error": self.to_string(),
+            "status": self.http_status(),
+        })
+    }
+}
+
 /// Frames on their way through detection and classification.
 #[derive(Default)]
 struct Batch {

@@ -15,6 +15,7 @@ pub mod analyze;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod inputs;
 pub mod plot;
 mod sheet;
 pub mod synth;
@@ -27,6 +28,7 @@ pub use decode::{
 };
 pub use encode::{VideoCodec, VideoWriter, WriterSettings};
 pub use error::VideoError;
+pub use inputs::{collect_inputs, InputError};
 pub use plot::write_timeline;
 pub use timeline::{ViewerSecond, ViewerTimeline};
 pub use track::{Tracker, TrackerSettings};

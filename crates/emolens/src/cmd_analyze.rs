@@ -16,11 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// File extensions picked up when walking a folder (files named explicitly are always tried;
-/// the format is sniffed from the content either way).
-pub(crate) const PHOTO_EXTENSIONS: &[&str] =
-    &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
-
 /// Exit status when some photos could not be analysed (the others were).
 const SOME_FAILED: u8 = 2;
 
@@ -114,16 +109,10 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     }
     anyhow::ensure!(a.batch_size >= 1, "--batch-size must be at least 1");
 
-    let (photos, videos): (Vec<PathBuf>, Vec<PathBuf>) = collect_photos(&a.inputs)?
+    let (photos, videos): (Vec<PathBuf>, Vec<PathBuf>) = emolens_video::collect_inputs(&a.inputs)?
         .into_iter()
+        .flatten()
         .partition(|p| !emolens_video::is_video_path(p));
-    anyhow::ensure!(
-        !photos.is_empty() || !videos.is_empty(),
-        "no photos or videos found in {:?} (looked for files ending in {}, {})",
-        a.inputs,
-        PHOTO_EXTENSIONS.join(", "),
-        emolens_video::VIDEO_EXTENSIONS.join(", ")
-    );
     anyhow::ensure!(
         !(a.csv && !photos.is_empty() && !videos.is_empty()),
         "--csv writes one table, and photos (a row per face) and videos (a row per viewer per \
@@ -335,41 +324,6 @@ fn read_chunk(chunk: &[PathBuf]) -> (Vec<ReadStatus>, Vec<(String, Vec<u8>)>) {
         }
     }
     (reads, items)
-}
-
-/// Files named directly, plus photo files found under named folders (sorted, recursive).
-fn collect_photos(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut photos = Vec::new();
-    for input in inputs {
-        let meta = std::fs::metadata(input)
-            .with_context(|| format!("{}: no such photo, video or folder", input.display()))?;
-        if meta.is_dir() {
-            walk(input, &mut photos)?;
-        } else {
-            photos.push(input.clone());
-        }
-    }
-    Ok(photos)
-}
-
-fn walk(dir: &Path, photos: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, photos)?;
-        } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-            let e = e.to_ascii_lowercase();
-            PHOTO_EXTENSIONS.contains(&e.as_str())
-                || emolens_video::VIDEO_EXTENSIONS.contains(&e.as_str())
-        }) {
-            photos.push(p);
-        }
-    }
-    Ok(())
 }
 
 /// Annotated copies are `<stem>.annotated.jpg`; a clash of names from different folders gets

@@ -344,7 +344,7 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        if ext.is_some_and(|e| crate::cmd_analyze::PHOTO_EXTENSIONS.contains(&e.as_str())) {
+        if ext.is_some_and(|e| emolens_faces::PHOTO_EXTENSIONS.contains(&e.as_str())) {
             out.push(path);
         }
     }
@@ -385,7 +385,7 @@ fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> an
         bail!(
             "{}: no images ({}) found; give a folder of faces, e.g. a dataset's train split",
             data.display(),
-            crate::cmd_analyze::PHOTO_EXTENSIONS.join(", ")
+            emolens_faces::PHOTO_EXTENSIONS.join(", ")
         );
     }
     // Evenly spread over the sorted list, so every class folder contributes.

@@ -157,13 +157,7 @@ fn write_result(
     classes: &[String],
 ) -> anyhow::Result<()> {
     match format {
-        VideoFormat::Json => {
-            let mut v = serde_json::to_value(r)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("kind".into(), "video".into());
-            }
-            writeln!(w, "{}", serde_json::to_string(&v)?)?;
-        }
+        VideoFormat::Json => writeln!(w, "{}", r.to_json())?,
         VideoFormat::Csv => {
             let notes = r.notes.join("; ");
             let complete = r.complete.to_string();
@@ -301,11 +295,7 @@ fn write_error(
     classes: &[String],
 ) -> anyhow::Result<()> {
     match format {
-        VideoFormat::Json => writeln!(
-            w,
-            "{}",
-            serde_json::json!({"source": source, "kind": "video", "error": e.to_string(), "status": e.http_status()})
-        )?,
+        VideoFormat::Json => writeln!(w, "{}", e.to_json(source))?,
         VideoFormat::Csv => {
             let mut row = vec![source.to_string()];
             row.extend(std::iter::repeat_n(String::new(), 9 + classes.len() + 3));

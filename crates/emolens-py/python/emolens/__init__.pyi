@@ -1,7 +1,7 @@
 """Type stubs of the public API of `emolens` (the package's __init__.py has the docs)."""
 
 import os
-from typing import Any, Iterator, Sequence, overload
+from typing import Any, Callable, Iterator, Literal, Sequence, Union, overload
 
 import numpy as np
 
@@ -44,26 +44,80 @@ class Photo:
     notes: list[str]
     error: str | None
     status: int
+    kind: Literal["photo"]
     @property
     def ok(self) -> bool: ...
     def to_dict(self) -> dict[str, Any]: ...
 
-class Analysis(Sequence[Photo]):
-    photos: list[Photo]
+class ViewerSecond:
+    second: int
+    frames: int
+    frames_with_face: int
+    face_share: float
+    classified_faces: int
+    uncertain_faces: int
+    probabilities: dict[str, float]
+    valence: float | None
+    top_emotion: str | None
+
+class Viewer:
+    viewer: int
+    first_s: float
+    last_s: float
+    frames_with_face: int
+    mean_probabilities: dict[str, float]
+    valence: float | None
+    top_emotion: str | None
+    seconds: list[ViewerSecond]
+
+class Video:
+    source: str
+    info: dict[str, Any]
+    sample_fps: float
+    complete: bool
+    stopped: dict[str, Any] | None
+    seconds: int
+    viewers: list[Viewer]
+    notes: list[str]
     classes: list[str]
+    error: str | None
+    status: int
+    kind: Literal["video"]
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def frames(self) -> list[dict[str, Any]]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    def save_timeline(self, path: str | os.PathLike[str]) -> None: ...
+    def rows(self) -> list[dict[str, Any]]: ...
+
+Result = Union[Photo, Video]
+
+class Analysis(Sequence[Result]):
+    results: list[Result]
+    classes: list[str]
+    def __init__(self, results: list[Result], classes: list[str]) -> None: ...
+    @property
+    def photos(self) -> list[Photo]: ...
+    @property
+    def videos(self) -> list[Video]: ...
     @overload
-    def __getitem__(self, i: int) -> Photo: ...
+    def __getitem__(self, i: int) -> Result: ...
     @overload
-    def __getitem__(self, i: slice) -> list[Photo]: ...
+    def __getitem__(self, i: slice) -> list[Result]: ...
     def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Photo]: ...
+    def __iter__(self) -> Iterator[Result]: ...
     @property
     def faces(self) -> list[tuple[Photo, Face]]: ...
     def to_dicts(self) -> list[dict[str, Any]]: ...
     def to_pandas(self) -> Any: ...
 
 Photos = Any
-"""A path, folder, encoded bytes, PIL image or uint8 array (HxW, HxWx3), or a list of them."""
+"""A path (photo or video), folder, encoded bytes, PIL image or uint8 array (HxW, HxWx3), or a
+list of them."""
+
+Progress = Callable[[float, float | None, int, int], Any]
+"""Called as a video goes: (seconds done, duration or None, frames sampled, viewers)."""
 
 class Analyzer:
     classes: list[str]
@@ -86,6 +140,11 @@ class Analyzer:
         names: Sequence[str] | None = None,
         on_error: str = "raise",
         batch_size: int = 16,
+        fps: float = 5.0,
+        video_batch: int = 8,
+        max_seconds: float = 7200.0,
+        track_gap: float = 1.0,
+        progress: Progress | None = None,
     ) -> Analysis: ...
 
 def analyze(
@@ -102,6 +161,11 @@ def analyze(
     min_sharpness: float | None = None,
     min_detector_score: float | None = None,
     detect_max_side: int | None = None,
+    fps: float = 5.0,
+    video_batch: int = 8,
+    max_seconds: float = 7200.0,
+    track_gap: float = 1.0,
+    progress: Progress | None = None,
 ) -> Analysis: ...
 
 class Classifier:

@@ -1,6 +1,7 @@
 """`emolens.analyze` and `emolens.Analyzer`: every face in photos, with box, probabilities, top
-emotion and quality, as `emolens analyze --json` gives them (each photo comes from the native
-module as the CLI's JSON line), plus `Analysis.to_pandas()` with one row per face."""
+emotion and quality, and every viewer of reaction videos with their per-second timeline, as
+`emolens analyze --json` gives them (each photo and video comes from the native module as the
+CLI's JSON line), plus `Analysis.to_pandas()`: one row per face, or per viewer per second."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence, overload
+from typing import Any, Callable, Iterator, Sequence, Union, overload
 
 from . import _inputs, _native
 from ._native import EmolensError
+from ._video import Video
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class Photo:
     status: int = 200
     _raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    kind = "photo"
+
     @property
     def ok(self) -> bool:
         return self.error is None
@@ -114,44 +118,62 @@ class Photo:
         return Photo(source, 0, 0, [], {}, [], error=error, status=status)
 
 
-class Analysis(Sequence[Photo]):
-    """The photos analysed, in input order (a sequence of `Photo`)."""
+Result = Union[Photo, Video]
 
-    def __init__(self, photos: list[Photo], classes: list[str]):
-        self.photos = photos
+
+class Analysis(Sequence[Result]):
+    """What was analysed, in the CLI's order: the photos (input order), then the videos (input
+    order). A sequence of `Photo` and `Video`; `photos` and `videos` hold each kind."""
+
+    def __init__(self, results: list[Result], classes: list[str]):
+        self.results = results
         self.classes = classes
 
+    @property
+    def photos(self) -> list[Photo]:
+        return [r for r in self.results if isinstance(r, Photo)]
+
+    @property
+    def videos(self) -> list[Video]:
+        return [r for r in self.results if isinstance(r, Video)]
+
     @overload
-    def __getitem__(self, i: int) -> Photo: ...
+    def __getitem__(self, i: int) -> Result: ...
     @overload
-    def __getitem__(self, i: slice) -> list[Photo]: ...
-    def __getitem__(self, i: int | slice) -> Photo | list[Photo]:
-        return self.photos[i]
+    def __getitem__(self, i: slice) -> list[Result]: ...
+    def __getitem__(self, i: int | slice) -> Result | list[Result]:
+        return self.results[i]
 
     def __len__(self) -> int:
-        return len(self.photos)
+        return len(self.results)
 
-    def __iter__(self) -> Iterator[Photo]:
-        return iter(self.photos)
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
 
     def __repr__(self) -> str:
-        faces = sum(len(p.faces) for p in self.photos)
-        failed = sum(not p.ok for p in self.photos)
-        return f"<emolens.Analysis: {len(self.photos)} photos, {faces} faces, {failed} failed>"
+        photos, videos = self.photos, self.videos
+        faces = sum(len(p.faces) for p in photos)
+        failed = sum(not r.ok for r in self.results)
+        text = f"{len(photos)} photos, {faces} faces"
+        if videos:
+            text += f", {len(videos)} videos, {sum(len(v.viewers) for v in videos)} viewers"
+        return f"<emolens.Analysis: {text}, {failed} failed>"
 
     @property
     def faces(self) -> list[tuple[Photo, Face]]:
-        """Every face with its photo, in order."""
+        """Every face of the photos with its photo, in order."""
         return [(p, f) for p in self.photos for f in p.faces]
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """The lines `emolens analyze --json` writes, as dicts."""
-        return [p.to_dict() for p in self.photos]
+        return [r.to_dict() for r in self.results]
 
     def to_pandas(self) -> Any:
-        """A pandas DataFrame with one row per face (a photo with no face, or that failed,
+        """A pandas DataFrame. Photos: one row per face (a photo with no face, or that failed,
         gets one row with `notes` or `error`), the columns of `emolens analyze --csv` plus the
-        crop box, brightness, contrast and `classified`; `p_<class>` holds the probabilities."""
+        crop box, brightness, contrast and `classified`; `p_<class>` holds the probabilities.
+        Videos: one row per viewer per second, the columns of `emolens analyze --csv` for
+        videos. Photos and videos have different columns: one kind per table, as in the CLI."""
         try:
             import pandas as pd
         except ImportError as e:
@@ -159,8 +181,24 @@ class Analysis(Sequence[Photo]):
                 "Analysis.to_pandas() needs pandas, which is not installed: "
                 "pip install pandas (or pip install 'emolens[pandas]')"
             ) from e
+        photos, videos = self.photos, self.videos
+        if photos and videos:
+            raise ValueError(
+                "to_pandas() makes one table, and photos (a row per face) and videos (a row per "
+                f"viewer per second) have different columns: make one table of the {len(photos)} "
+                f"photo(s) and one of the {len(videos)} video(s), e.g. "
+                "Analysis(a.photos, a.classes).to_pandas() and Analysis(a.videos, a.classes).to_pandas()"
+            )
+        if videos:
+            vrows = [row for v in videos for row in v.rows()]
+            df = pd.DataFrame(vrows, columns=Video.columns(self.classes))
+            for c in ("viewer", "second", "frames", "frames_with_face"):
+                df[c] = df[c].astype("Int64")
+            df["classified_faces"] = df["classified_faces"].astype("Int64")
+            df["uncertain_faces"] = df["uncertain_faces"].astype("Int64")
+            return df
         rows = []
-        for p in self.photos:
+        for p in photos:
             base = {"source": p.source, "width": p.width, "height": p.height}
             tail = {"notes": "; ".join(p.notes), "error": p.error or ""}
             if not p.faces:
@@ -240,20 +278,37 @@ class Analyzer:
         names: Sequence[str] | None = None,
         on_error: str = "raise",
         batch_size: int = 16,
+        fps: float = 5.0,
+        video_batch: int = 8,
+        max_seconds: float = 7200.0,
+        track_gap: float = 1.0,
+        progress: Callable[[float, float | None, int, int], Any] | None = None,
     ) -> Analysis:
-        """Finds and classifies every face in `photos` (see `emolens.analyze`)."""
+        """Finds and classifies every face in `photos` and videos (see `emolens.analyze`)."""
         if on_error not in ("raise", "keep"):
             raise ValueError(f'on_error must be "raise" or "keep", got {on_error!r}')
         items = _inputs.photos(photos, names)
-        outcomes = self._native.analyze(items, batch_size)
-        result = []
-        for source, text, error, status in outcomes:
+        photo_items = [(name, data) for name, data, video in items if not video]
+        video_items = [(name, data) for name, data, video in items if video]
+        result: list[Result] = []
+        for source, text, error, status in self._native.analyze(photo_items, batch_size):
             if error is not None:
                 if on_error == "raise":
                     raise EmolensError(error)
                 result.append(Photo.failed(source, error, status))
             else:
                 result.append(Photo.from_json(source, text))
+        for name, path in video_items:
+            _, text, error, status = self._native.analyze_video(
+                path, fps, video_batch, max_seconds, track_gap, progress
+            )
+            if error is not None:
+                if on_error == "raise":
+                    raise EmolensError(error)
+                result.append(Video.failed(name, error, status, self.classes))
+            else:
+                # `name` differs from the path where `names` gave one.
+                result.append(Video.from_json(text, self.classes, source=name))
         return Analysis(result, self.classes)
 
 
@@ -275,12 +330,22 @@ def analyze(
     min_sharpness: float | None = None,
     min_detector_score: float | None = None,
     detect_max_side: int | None = None,
+    fps: float = 5.0,
+    video_batch: int = 8,
+    max_seconds: float = 7200.0,
+    track_gap: float = 1.0,
+    progress: Callable[[float, float | None, int, int], Any] | None = None,
 ) -> Analysis:
     """Finds every face in `photos` and classifies its expression: `emolens analyze --json`.
 
     `photos`: one photo or a list of them: paths (str or os.PathLike; folders are searched
     recursively as the CLI searches them), encoded bytes (any format emolens reads, EXIF
     orientation applied), PIL images, or uint8 numpy arrays HxW (grayscale) or HxWx3 (RGB).
+    Paths may be reaction videos (MP4, MOV, MKV, WebM, ...; told apart by extension or
+    content): each is sampled at `fps` frames per second, its viewers tracked and summed up per
+    second (`Video`; `video_batch`, `max_seconds` and `track_gap` are the CLI's `--video-batch`,
+    `--max-seconds` and `--track-gap`; `progress(seconds, duration, frames, viewers)` is called
+    as a video goes). Videos come after the photos, as in the CLI's output.
     `names` overrides the source names (default: the path, `bytes[i]`, `array[i]`, `image[i]`).
     `on_error="raise"` (default) raises `EmolensError` with the CLI's message for the first
     photo that fails; `"keep"` returns it as a `Photo` with `error` and `status` set.
@@ -312,4 +377,14 @@ def analyze(
             if len(_cache) >= 4:
                 _cache.pop(next(iter(_cache)))
             _cache[settings] = analyzer
-    return analyzer.analyze(photos, names=names, on_error=on_error, batch_size=batch_size)
+    return analyzer.analyze(
+        photos,
+        names=names,
+        on_error=on_error,
+        batch_size=batch_size,
+        fps=fps,
+        video_batch=video_batch,
+        max_seconds=max_seconds,
+        track_gap=track_gap,
+        progress=progress,
+    )

@@ -86,26 +86,28 @@ def as_list(items: Any) -> list[Any]:
     return list(items)
 
 
-def photos(items: Any, names: Sequence[str] | None) -> list[tuple[str, Any]]:
-    """`(name, path or bytes)` for `emolens.analyze`: folders are expanded as `emolens analyze`
-    expands them (recursive, sorted, by extension); names default to the path, or to
-    `bytes[i]`, `array[i]`, `image[i]` (a PIL image opened from a file: its file name)."""
+def photos(items: Any, names: Sequence[str] | None) -> list[tuple[str, Any, bool]]:
+    """`(name, path or bytes, is_video)` for `emolens.analyze`: folders are expanded as
+    `emolens analyze` expands them (recursive, sorted, photo and video extensions), and a path
+    is a video when the CLI would take it as one (extension or content); names default to the
+    path, or to `bytes[i]`, `array[i]`, `image[i]` (a PIL image opened from a file: its file
+    name). Bytes, arrays and PIL images are photos."""
     listed = as_list(items)
     if names is not None and len(names) != len(listed):
-        raise ValueError(f"names has {len(names)} entries for {len(listed)} photos")
+        raise ValueError(f"names has {len(names)} entries for {len(listed)} inputs")
     paths = [os.fspath(p) for p in listed if isinstance(p, (str, os.PathLike))]
-    expanded = iter(_native.collect_photos(paths) if paths else [])
-    out: list[tuple[str, Any]] = []
+    expanded = iter(_native.collect_inputs(paths) if paths else [])
+    out: list[tuple[str, Any, bool]] = []
     for i, item in enumerate(listed):
         if isinstance(item, (str, os.PathLike)):
             found = next(expanded)
-            if names is not None and len(found) == 1 and os.fspath(found[0]) == os.fspath(item):
-                out.append((names[i], os.fspath(found[0])))
+            if names is not None and len(found) == 1 and os.fspath(found[0][0]) == os.fspath(item):
+                out.append((names[i], os.fspath(found[0][0]), found[0][1]))
             else:
-                out.extend((os.fspath(p), os.fspath(p)) for p in found)
+                out.extend((os.fspath(p), os.fspath(p), video) for p, video in found)
         else:
             name, data = one(item, i, "photo")
-            out.append((names[i] if names is not None else name, data))
+            out.append((names[i] if names is not None else name, data, False))
     return out
 
 

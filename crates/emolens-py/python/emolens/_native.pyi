@@ -1,14 +1,15 @@
 """Type stubs of the Rust extension module `emolens._native` (crates/emolens-py/src)."""
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 __version__: str
 
 class EmolensError(Exception):
     """An emolens failure, with the message the `emolens` CLI prints for it."""
 
-def collect_photos(paths: list[str | os.PathLike[str]]) -> list[list[str]]: ...
+def collect_inputs(paths: list[str | os.PathLike[str]]) -> list[list[tuple[str, bool]]]: ...
+def write_timeline(result_json: str, classes: list[str], path: str) -> None: ...
 
 class Analyzer:
     def __init__(
@@ -28,6 +29,15 @@ class Analyzer:
     def analyze(
         self, items: list[tuple[str, Any]], batch_size: int = 16, release_gil: bool = True
     ) -> list[tuple[str, str | None, str | None, int]]: ...
+    def analyze_video(
+        self,
+        path: str,
+        fps: float = 5.0,
+        video_batch: int = 8,
+        max_seconds: float = 7200.0,
+        track_gap: float = 1.0,
+        progress: Callable[[float, float | None, int, int], Any] | None = None,
+    ) -> tuple[str, str | None, str | None, int]: ...
 
 class Classifier:
     def __init__(self, model: str | None = None) -> None: ...
