@@ -32,6 +32,8 @@ browser_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
 if [ ! -d "$browser_tests/node_modules/playwright-core" ]; then
   (cd "$browser_tests" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The on-device page's browser runtimes (its browser test runs them; `emolens serve` serves them).
+"$(dirname "$0")/install-web-deps.sh"
 # emolens ONNX export tests (crates/emolens/tests/cli/onnx.rs): onnxruntime, numpy and pillow
 # from PyPI, pinned in tools/onnx/requirements.txt, in .venv-test (git-ignored).
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod ondevice;
 pub mod runner;
 pub mod stats;
 pub mod system;
@@ -72,6 +73,9 @@ pub struct ServerConfig {
     pub uncertain_below: f32,
     /// A face whose quality is below this is uncertain.
     pub min_quality: f32,
+    /// What the on-device page (`/ondevice`) runs in the browser; `None`: the page says it is
+    /// not enabled here.
+    pub ondevice: Option<Arc<ondevice::OnDevice>>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             open_demo: true,
             uncertain_below: 0.4,
             min_quality: 0.15,
+            ondevice: None,
         }
     }
 }
@@ -228,6 +233,7 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(api)
         .merge(system::routes())
+        .merge(ondevice::routes())
         .fallback(system::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -28,6 +28,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/docs.html"),
     ),
     (
+        "/ondevice",
+        "text/html; charset=utf-8",
+        include_str!("../web/ondevice.html"),
+    ),
+    (
+        "/static/ondevice.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/ondevice.js"),
+    ),
+    (
         "/static/style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
@@ -219,6 +229,12 @@ base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// the JSON error every other answer uses.
 pub async fn harden(req: Request, next: Next) -> Response {
     let what = format!("{} {}", req.method(), req.uri().path());
+    // The on-device page compiles WebAssembly (onnxruntime-web); no other page may.
+    let csp = if req.uri().path().starts_with("/ondevice") {
+        crate::ondevice::CONTENT_SECURITY_POLICY
+    } else {
+        CONTENT_SECURITY_POLICY
+    };
     let mut resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp
@@ -250,7 +266,7 @@ pub async fn harden(req: Request, next: Next) -> Response {
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            header::HeaderValue::from_static(csp),
         ),
         (
             header::X_CONTENT_TYPE_OPTIONS,

@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// A whole-image crop whose quality (contrast x size) is below this is uncertain.
     #[arg(long, env = "EMOLENS_MIN_QUALITY", default_value_t = 0.15)]
     min_quality: f32,
+    /// The browser runtimes of the on-device page (/ondevice): `node_modules` of web/vendor,
+    /// installed by scripts/install-web-deps.sh (npm packages onnxruntime-web and
+    /// @vladmandic/face-api).
+    #[arg(
+        long,
+        env = "EMOLENS_WEB_VENDOR_DIR",
+        default_value = "web/vendor/node_modules"
+    )]
+    web_vendor_dir: PathBuf,
     /// Take every uploaded image as one face crop instead of finding faces in it.
     #[arg(long, env = "EMOLENS_NO_FACE_DETECTION")]
     no_face_detection: bool,
@@ -171,6 +180,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         open_demo: a.open_demo,
         uncertain_below: a.uncertain_below,
         min_quality: a.min_quality,
+        ondevice: ondevice(a.model.as_deref(), classifier.meta(), &a.web_vendor_dir),
     };
     runner::run_blocking(
         Launch {
@@ -185,6 +195,56 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         classifier,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The on-device page's model: the served model file exported to ONNX, with its preprocessing.
+/// A model that cannot be exported leaves the page disabled (a warning, not a failed start).
+fn ondevice(
+    model: Option<&std::path::Path>,
+    meta: &emolens_core::ModelMeta,
+    vendor_dir: &std::path::Path,
+) -> Option<std::sync::Arc<emolens_server::ondevice::OnDevice>> {
+    let (bytes, name) = match model {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => (b, p.display().to_string()),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: cannot read the model again for /ondevice: {e}",
+                    p.display()
+                );
+                return None;
+            }
+        },
+        None => (
+            emolens_model::BUNDLED_MODEL?.to_vec(),
+            "the bundled model".into(),
+        ),
+    };
+    match emolens_model::onnx::export(&bytes, &name) {
+        Ok(onnx) => {
+            if !vendor_dir.join("onnxruntime-web").is_dir() {
+                tracing::warn!(
+                    "{}: no onnxruntime-web there; the on-device page (/ondevice) will not load \
+                     until scripts/install-web-deps.sh has run (or --web-vendor-dir points at it)",
+                    vendor_dir.display()
+                );
+            }
+            Some(std::sync::Arc::new(emolens_server::ondevice::OnDevice {
+                model_onnx: onnx.bytes,
+                model_json: serde_json::json!({
+                    "model": meta.name,
+                    "classes": meta.classes,
+                    "margin": emolens_faces::AnalyzerConfig::default().margin,
+                    "preprocessing": emolens_model::onnx::preprocessing(meta),
+                }),
+                vendor_dir: vendor_dir.to_path_buf(),
+            }))
+        }
+        Err(e) => {
+            tracing::warn!("the on-device page (/ondevice) is disabled: {e}");
+            None
+        }
+    }
 }
 
 pub fn keys(c: KeysCommand) -> anyhow::Result<ExitCode> {

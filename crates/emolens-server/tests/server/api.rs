@@ -443,6 +443,8 @@ async fn health_info_metrics_docs_and_web_pages() {
         "/health",
         "/info",
         "/metrics",
+        "/ondevice/model.onnx",
+        "/ondevice/model.json",
     ] {
         assert!(paths.contains_key(p), "openapi.json lacks {p}");
     }
@@ -450,6 +452,8 @@ async fn health_info_metrics_docs_and_web_pages() {
         "/",
         "/app",
         "/docs",
+        "/ondevice",
+        "/static/ondevice.js",
         "/static/app.js",
         "/static/demo.js",
         "/static/charts.js",

@@ -8,5 +8,6 @@ mod api;
 mod browser;
 mod campaigns;
 mod erasure;
+mod ondevice;
 mod trust;
 mod workspaces;
