@@ -1,8 +1,8 @@
 # %% [markdown]
-# # emolens from Python: faces and expressions in photos
+# # emolens from Python: faces and expressions in photos and reaction videos
 #
 # Notebook-style (each `# %%` is a cell; VS Code and Jupytext run them as cells), or run it
-# whole: `python examples/python/analyze_photos.py`. Needs the `emolens` wheel
+# whole: `python examples/python/analyze_photos.py [VIDEO...]`. Needs the `emolens` wheel
 # (docs/python.md), Pillow for the PIL cell and pandas for the table.
 
 # %%
@@ -71,3 +71,17 @@ if Image is not None:
     print(dict(zip(clf.classes, probs[0].round(3))))
     batch = clf.preprocess([crop, crop[:, ::-1]])  # float32 (N, C, H, W)
     print(batch.shape, clf.predict(batch).argmax(axis=1))
+
+# %% Reaction videos: pass a video file (or a folder holding photos and videos). Each viewer is
+# tracked and summed up per second; `video.to_dict()` is the CLI's JSON object for it.
+import sys
+
+if len(sys.argv) > 1:  # python analyze_photos.py viewer.mp4
+    videos = emolens.analyze(sys.argv[1:], fps=5.0, progress=lambda t, d, n, v: None).videos
+    for video in videos:
+        print(video.source, video.info["width"], "x", video.info["height"], len(video.viewers), "viewers")
+        for viewer in video.viewers:
+            print(" viewer", viewer.viewer, "mostly", viewer.top_emotion, "valence", viewer.valence)
+        timeline = emolens.Analysis([video], video.classes).to_pandas()  # a row per viewer per second
+        print(timeline[["viewer", "second", "face_share", "valence", "top_emotion"]].head())
+        video.save_timeline(video.source + ".timeline.png")  # the plot of `emolens analyze --timeline`
