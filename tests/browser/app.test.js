@@ -2,7 +2,8 @@
 // playwright-core): predict on the single-image page, then create a campaign, two ads, upload
 // audience photos with progress, see results and the comparison, then manage the workspace's keys.
 // Run by crates/emolens-server/tests/browser.rs, which starts the server and passes:
-//   EMOLENS_URL, EMOLENS_KEY, EMOLENS_IMAGES (a folder with happy/ and sad/ face crops).
+//   EMOLENS_URL, EMOLENS_KEY, EMOLENS_IMAGES (a folder with happy/ and sad/ face crops) and
+//   EMOLENS_VIDEO (a reaction video of one viewer, 3 s; the reaction-video step is skipped without).
 "use strict";
 const { chromium } = require("playwright-core");
 const fs = require("fs");
@@ -89,7 +90,37 @@ function check(cond, msg) { if (!cond) throw new Error("check failed: " + msg); 
     check(rows[0].includes("baseline") && /\[/.test(rows[1]), "difference with interval vs the baseline");
     steps.push("compare");
 
-    // 4. Keys (the test's key is an admin): create a viewer key, see it once, revoke it.
+    // 4. A reaction video on Cut A: the ad's length, the upload (a background job, its progress),
+    //    the timeline, and Cut B compared with it second by second.
+    const video = process.env.EMOLENS_VIDEO;
+    if (video) {
+      await page.click("#ad-rows a:has-text('Cut A')");
+      await page.waitForSelector("#ad-title");
+      await page.fill("#ad-duration", "3");
+      await page.click("#set-duration");
+      await page.waitForFunction(() => document.getElementById("ad-length").textContent.includes("3.0 s"));
+      await page.setInputFiles("#videos", video);
+      await page.click("#upload-videos");
+      await page.waitForSelector(".job-row.done", { timeout: 90000 });
+      const job = await page.textContent(".job-row.done");
+      check(job.includes("reaction.mp4") && job.includes("1 viewer(s)"), "the job's row: " + job);
+      await page.waitForSelector("#timeline-chart svg path.valence");
+      const points = await page.$eval("#timeline-chart path.valence", (p) => Number(p.dataset.points));
+      check(points === 3, "a valence point per second of the 3 s ad: " + points);
+      const summary = await page.textContent("#tl-summary");
+      check(summary.startsWith("1 reaction video(s), 1 viewer(s)"), "timeline summary: " + summary);
+      check(summary.includes("no second has 10 viewers"), "says why there are no intervals: " + summary);
+      await page.selectOption("#cmp-ad", { label: "Cut B" });
+      await page.waitForSelector("#compare-chart svg path.valence");
+      const cmp = await page.textContent("#cmp-summary");
+      check(cmp.startsWith("Cut B against Cut A: 0 of 3 seconds"), "comparison summary: " + cmp);
+      check(!(await page.$eval("#cmp-csv", (b) => b.disabled)), "the comparison can be exported");
+      await page.click("#back");
+      await page.waitForSelector("#c-title");
+      steps.push("video timeline");
+    }
+
+    // 5. Keys (the test's key is an admin): create a viewer key, see it once, revoke it.
     await page.goto(base + "/app#/keys");
     await page.waitForSelector(".key-row");
     check((await page.textContent("#k-workspace")) === "default", "workspace shown");

@@ -157,6 +157,7 @@ impl Analyzer {
                 ..Default::default()
             },
             sheet_tiles: 0,
+            cancel: None,
         };
         let name = path.display().to_string();
         let analyzer = self.inner.clone();

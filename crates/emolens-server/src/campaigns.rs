@@ -41,7 +41,7 @@ pub(crate) fn path_id(r: Result<Path<i64>, PathRejection>, what: &str) -> Server
     })
 }
 
-fn clean_name(name: &str, what: &str) -> ServerResult<String> {
+pub(crate) fn clean_name(name: &str, what: &str) -> ServerResult<String> {
     let n = name.trim();
     if n.is_empty() || n.len() > 200 {
         return Err(ServerError::BadRequest(format!(
@@ -137,6 +137,24 @@ pub async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct NewAd {
     pub name: String,
+    /// Length of the ad's creative in seconds (reaction-video timelines run from 0 to it).
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+}
+
+/// Longest ad creative, seconds (an hour: ads are 15-60 s; long-form content is not an ad).
+pub const MAX_AD_SECONDS: f64 = 3600.0;
+
+/// Checks an ad duration: positive, finite, at most [`MAX_AD_SECONDS`].
+pub fn check_duration(d: Option<f64>) -> ServerResult<Option<f64>> {
+    match d {
+        Some(d) if !(d.is_finite() && d > 0.0 && d <= MAX_AD_SECONDS) => {
+            Err(ServerError::BadRequest(format!(
+                "duration_s must be a number of seconds above 0 and at most {MAX_AD_SECONDS}, got {d}"
+            )))
+        }
+        d => Ok(d),
+    }
 }
 
 /// `POST /v1/campaigns/{id}/ads`.
@@ -150,7 +168,8 @@ pub async fn create_ad(
     let id = path_id(id, "campaign")?;
     let a = json_body(body)?;
     let name = clean_name(&a.name, "ad")?;
-    let ad = state.db.create_ad(&p.actor(), id, &name).await?;
+    let duration = check_duration(a.duration_s)?;
+    let ad = state.db.create_ad(&p.actor(), id, &name, duration).await?;
     Ok((StatusCode::CREATED, Json(ad)))
 }
 
@@ -380,13 +399,13 @@ pub struct ExportQuery {
     pub format: Option<String>,
 }
 
-enum Format {
+pub(crate) enum Format {
     Csv,
     Json,
 }
 
 impl Format {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Json => "json",
@@ -394,7 +413,7 @@ impl Format {
     }
 }
 
-fn format_of(q: &ExportQuery) -> ServerResult<Format> {
+pub(crate) fn format_of(q: &ExportQuery) -> ServerResult<Format> {
     match q
         .format
         .as_deref()
@@ -426,7 +445,7 @@ pub fn csv_text(s: &str) -> String {
     }
 }
 
-fn attachment(body: String, ctype: &'static str, filename: String) -> Response {
+pub(crate) fn attachment(body: String, ctype: &'static str, filename: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, ctype.to_string()),

@@ -133,6 +133,18 @@ pub struct Ad {
     pub duplicate_photos: i64,
     /// Faces found in the photos.
     pub faces: i64,
+    /// Length of the ad's creative, seconds: reaction-video timelines run from 0 to this (None:
+    /// not set; timelines then run to the longest reaction video).
+    pub duration_s: Option<f64>,
+    /// What was read from the creative's file when one was uploaded (container, codec, size,
+    /// frame rate, whether the file is kept); None otherwise.
+    pub creative: Option<serde_json::Value>,
+    /// Reaction videos analysed (jobs done).
+    pub reaction_videos: i64,
+    /// Reaction videos waiting or being analysed.
+    pub reaction_videos_pending: i64,
+    /// Reaction videos whose analysis failed.
+    pub reaction_videos_failed: i64,
 }
 
 /// One face to store.
@@ -237,7 +249,11 @@ const AD_SELECT: &str = "SELECT a.id, a.campaign_id, a.name, a.created_at, \
     (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'ok') AS photos, \
     (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'error') AS failed_photos, \
     (SELECT COUNT(*) FROM photos p WHERE p.ad_id = a.id AND p.status = 'duplicate') AS duplicate_photos, \
-    (SELECT COUNT(*) FROM faces f WHERE f.ad_id = a.id) AS faces \
+    (SELECT COUNT(*) FROM faces f WHERE f.ad_id = a.id) AS faces, \
+    a.duration_s, a.creative, \
+    (SELECT COUNT(*) FROM video_jobs j WHERE j.ad_id = a.id AND j.state = 'done') AS reaction_videos, \
+    (SELECT COUNT(*) FROM video_jobs j WHERE j.ad_id = a.id AND j.state IN ('queued', 'running')) AS reaction_videos_pending, \
+    (SELECT COUNT(*) FROM video_jobs j WHERE j.ad_id = a.id AND j.state = 'failed') AS reaction_videos_failed \
     FROM ads a";
 
 fn ad_from(row: &AnyRow) -> Result<Ad, sqlx::Error> {
@@ -250,6 +266,13 @@ fn ad_from(row: &AnyRow) -> Result<Ad, sqlx::Error> {
         failed_photos: row.try_get("failed_photos")?,
         duplicate_photos: row.try_get("duplicate_photos")?,
         faces: row.try_get("faces")?,
+        duration_s: row.try_get("duration_s")?,
+        creative: row
+            .try_get::<Option<String>, _>("creative")?
+            .and_then(|c| serde_json::from_str(&c).ok()),
+        reaction_videos: row.try_get("reaction_videos")?,
+        reaction_videos_pending: row.try_get("reaction_videos_pending")?,
+        reaction_videos_failed: row.try_get("reaction_videos_failed")?,
     })
 }
 
@@ -315,6 +338,17 @@ impl Db {
         self.backend
     }
 
+    /// Starts a transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout): a deferred transaction that reads first
+    /// and writes later fails at once with "database is locked" when another connection (a
+    /// job worker's progress write, another process) is writing, since waiting could deadlock.
+    pub async fn begin_write(&self) -> ServerResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Closes the pool (waits for connections to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -366,7 +400,7 @@ impl Db {
         keep_images: bool,
         retention: Retention,
     ) -> ServerResult<Campaign> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO campaigns (workspace_id, name, description, keep_images, retention_days, retention_results, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CAMPAIGN_COLUMNS}"
@@ -423,16 +457,24 @@ impl Db {
         }
     }
 
-    /// Adds an ad to a campaign of the actor's workspace (404 otherwise).
-    pub async fn create_ad(&self, actor: &Actor, campaign_id: i64, name: &str) -> ServerResult<Ad> {
+    /// Adds an ad to a campaign of the actor's workspace (404 otherwise), with the length of
+    /// its creative when known.
+    pub async fn create_ad(
+        &self,
+        actor: &Actor,
+        campaign_id: i64,
+        name: &str,
+        duration_s: Option<f64>,
+    ) -> ServerResult<Ad> {
         self.campaign(actor.workspace_id, campaign_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "INSERT INTO ads (campaign_id, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO ads (campaign_id, name, created_at, duration_s) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(campaign_id)
         .bind(name)
         .bind(now())
+        .bind(duration_s)
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -442,7 +484,7 @@ impl Db {
             "create",
             "ad",
             Some(id),
-            json!({ "campaign_id": campaign_id }),
+            json!({ "campaign_id": campaign_id, "duration_s": duration_s }),
         )
         .await?;
         tx.commit().await?;
@@ -488,7 +530,7 @@ impl Db {
         ad_id: i64,
         photos: &[NewPhoto],
     ) -> ServerResult<Vec<Stored>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(photos.len());
         let t = now();
         for p in photos {

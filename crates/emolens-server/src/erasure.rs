@@ -1,8 +1,10 @@
-//! Erasure and retention. Erasing a campaign, an ad or a photo deletes it and everything that
-//! refers to it (ads, photos, their duplicates, faces, kept images) in one transaction, with its
-//! audit entry; results and comparisons are computed from the rows on every read, so nothing
-//! stale stays behind. On SQLite the freed pages are zeroed (`secure_delete`), so no kept-image
-//! byte stays in the file. The retention task purges what a campaign's `retention_days` says.
+//! Erasure and retention. Erasing a campaign, an ad, a photo or a reaction-video job deletes it
+//! and everything that refers to it (ads, photos, their duplicates, faces, kept images; reaction
+//! video jobs, their viewers and per-second results, stored videos; kept creatives) in one
+//! transaction, with its audit entry; results, comparisons and timelines are computed from the
+//! rows on every read, so nothing stale stays behind. On SQLite the freed pages are zeroed
+//! (`secure_delete`), so no kept-image or kept-video byte stays in the file. The retention task
+//! purges what a campaign's `retention_days` says.
 
 use crate::audit::record;
 use crate::campaigns::path_id;
@@ -24,6 +26,8 @@ pub enum Target {
     Ad(i64),
     /// A photo and the uploads recorded as its duplicates (the same file).
     Photo(i64),
+    /// A reaction-video job: its viewers, their seconds and the stored video.
+    Job(i64),
 }
 
 impl Target {
@@ -32,11 +36,12 @@ impl Target {
             Target::Campaign(_) => "campaign",
             Target::Ad(_) => "ad",
             Target::Photo(_) => "photo",
+            Target::Job(_) => "job",
         }
     }
     fn id(self) -> i64 {
         match self {
-            Target::Campaign(id) | Target::Ad(id) | Target::Photo(id) => id,
+            Target::Campaign(id) | Target::Ad(id) | Target::Photo(id) | Target::Job(id) => id,
         }
     }
 }
@@ -50,6 +55,14 @@ pub struct Erased {
     pub faces: u64,
     /// Kept images among the photos (or, for a purge, images dropped from photos kept).
     pub images: u64,
+    /// Reaction-video jobs (queued, running, done or failed).
+    pub jobs: u64,
+    /// Viewers tracked in their videos, and their per-second rows.
+    pub viewers: u64,
+    pub viewer_seconds: u64,
+    /// Reaction videos that were still stored (waiting for analysis, or kept by the campaign;
+    /// for a purge, kept videos dropped from jobs kept).
+    pub videos: u64,
 }
 
 /// Who may erase: a key (only in its workspace), or the command line (any workspace).
@@ -64,6 +77,62 @@ const CAMPAIGN_PHOTOS: &str =
     "SELECT p.id FROM photos p JOIN ads a ON a.id = p.ad_id WHERE a.campaign_id = $1";
 const AD_PHOTOS: &str = "SELECT id FROM photos WHERE ad_id = $1";
 const PHOTO_AND_DUPLICATES: &str = "SELECT id FROM photos WHERE id = $1 OR duplicate_of = $1";
+// Subqueries naming the reaction-video jobs a target covers; `$1` is the target id.
+const CAMPAIGN_JOBS: &str =
+    "SELECT j.id FROM video_jobs j JOIN ads a ON a.id = j.ad_id WHERE a.campaign_id = $1";
+const AD_JOBS: &str = "SELECT id FROM video_jobs WHERE ad_id = $1";
+const THE_JOB: &str = "SELECT id FROM video_jobs WHERE id = $1";
+
+/// Erases the jobs `jobs` (a subquery on `$1` = `id`) with their viewers, seconds and stored
+/// videos. The jobs' rows are locked first, so a worker storing a job's results right now
+/// either finishes before (and its rows are erased here) or finds the job gone (and stores
+/// nothing).
+async fn erase_jobs(
+    conn: &mut AnyConnection,
+    jobs: &str,
+    id: i64,
+    e: &mut Erased,
+) -> ServerResult<()> {
+    sqlx::query(&format!(
+        "UPDATE video_jobs SET state = state WHERE id IN ({jobs})"
+    ))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    e.videos += count(
+        conn,
+        &format!(
+            "SELECT COUNT(DISTINCT job_id) AS n FROM job_video_chunks WHERE job_id IN ({jobs})"
+        ),
+        id,
+    )
+    .await?;
+    e.viewer_seconds += delete(
+        conn,
+        &format!("DELETE FROM viewer_seconds WHERE job_id IN ({jobs})"),
+        id,
+    )
+    .await?;
+    e.viewers += delete(
+        conn,
+        &format!("DELETE FROM video_viewers WHERE job_id IN ({jobs})"),
+        id,
+    )
+    .await?;
+    delete(
+        conn,
+        &format!("DELETE FROM job_video_chunks WHERE job_id IN ({jobs})"),
+        id,
+    )
+    .await?;
+    e.jobs += delete(
+        conn,
+        &format!("DELETE FROM video_jobs WHERE id IN ({jobs})"),
+        id,
+    )
+    .await?;
+    Ok(())
+}
 
 async fn count(conn: &mut AnyConnection, sql: &str, id: i64) -> ServerResult<u64> {
     let row = sqlx::query(sql).bind(id).fetch_one(conn).await?;
@@ -93,6 +162,10 @@ impl Db {
                 "SELECT c.workspace_id FROM photos p JOIN ads a ON a.id = p.ad_id \
                  JOIN campaigns c ON c.id = a.campaign_id WHERE p.id = $1"
             }
+            Target::Job(_) => {
+                "SELECT c.workspace_id FROM video_jobs j JOIN ads a ON a.id = j.ad_id \
+                 JOIN campaigns c ON c.id = a.campaign_id WHERE j.id = $1"
+            }
         };
         let row = sqlx::query(sql)
             .bind(target.id())
@@ -105,7 +178,7 @@ impl Db {
     /// entry. A key erases only in its own workspace: elsewhere the target answers 404, as if
     /// it did not exist.
     pub async fn erase(&self, who: &Eraser, target: Target) -> ServerResult<Erased> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let ws = Self::target_workspace(&mut tx, target).await?;
         let actor = match (who, ws) {
             (Eraser::Key(a), Some(ws)) if a.workspace_id == ws => a.clone(),
@@ -122,13 +195,22 @@ impl Db {
                 )))
             }
         };
+        let id = target.id();
+        let mut e = Erased::default();
+        match target {
+            Target::Campaign(_) => erase_jobs(&mut tx, CAMPAIGN_JOBS, id, &mut e).await?,
+            Target::Ad(_) => erase_jobs(&mut tx, AD_JOBS, id, &mut e).await?,
+            Target::Job(_) => erase_jobs(&mut tx, THE_JOB, id, &mut e).await?,
+            Target::Photo(_) => {}
+        }
         let photos = match target {
             Target::Campaign(_) => CAMPAIGN_PHOTOS,
             Target::Ad(_) => AD_PHOTOS,
             Target::Photo(_) => PHOTO_AND_DUPLICATES,
+            // No photo: a subquery that names none.
+            Target::Job(_) => "SELECT id FROM photos WHERE 0 = 1 AND id = $1",
         };
-        let id = target.id();
-        let mut e = Erased {
+        e = Erased {
             images: count(
                 &mut tx,
                 &format!(
@@ -143,10 +225,16 @@ impl Db {
                 id,
             )
             .await?,
-            ..Erased::default()
+            ..e
         };
         match target {
             Target::Campaign(_) => {
+                delete(
+                    &mut tx,
+                    "DELETE FROM ad_creatives WHERE ad_id IN (SELECT id FROM ads WHERE campaign_id = $1)",
+                    id,
+                )
+                .await?;
                 e.faces += delete(
                     &mut tx,
                     "DELETE FROM faces WHERE ad_id IN (SELECT id FROM ads WHERE campaign_id = $1)",
@@ -163,6 +251,7 @@ impl Db {
                 e.campaigns = delete(&mut tx, "DELETE FROM campaigns WHERE id = $1", id).await?;
             }
             Target::Ad(_) => {
+                delete(&mut tx, "DELETE FROM ad_creatives WHERE ad_id = $1", id).await?;
                 e.faces += delete(&mut tx, "DELETE FROM faces WHERE ad_id = $1", id).await?;
                 e.photos = delete(&mut tx, "DELETE FROM photos WHERE ad_id = $1", id).await?;
                 e.ads = delete(&mut tx, "DELETE FROM ads WHERE id = $1", id).await?;
@@ -173,6 +262,7 @@ impl Db {
                     delete(&mut tx, "DELETE FROM photos WHERE duplicate_of = $1", id).await?;
                 e.photos += delete(&mut tx, "DELETE FROM photos WHERE id = $1", id).await?;
             }
+            Target::Job(_) => {}
         }
         record(&mut tx, &actor, "erase", target.kind(), Some(id), json!(e)).await?;
         tx.commit().await?;
@@ -199,8 +289,55 @@ impl Db {
             let cutoff = at - days.saturating_mul(86_400);
             let old = "SELECT p.id FROM photos p JOIN ads a ON a.id = p.ad_id \
                        WHERE a.campaign_id = $1 AND p.created_at < $2";
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let mut e = Erased::default();
+            // Reaction videos analysed (or failed) before the cutoff; queued and running ones
+            // are left to finish.
+            let old_jobs = "SELECT j.id FROM video_jobs j JOIN ads a ON a.id = j.ad_id \
+                            WHERE a.campaign_id = $1 AND j.created_at < $2 AND j.state IN ('done', 'failed')";
+            e.videos = sqlx::query(&format!(
+                "SELECT COUNT(DISTINCT job_id) AS n FROM job_video_chunks WHERE job_id IN ({old_jobs})"
+            ))
+            .bind(id)
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get::<i64, _>("n")? as u64;
+            if results {
+                for (table, column, field) in [
+                    ("viewer_seconds", "job_id", Some(&mut e.viewer_seconds)),
+                    ("video_viewers", "job_id", Some(&mut e.viewers)),
+                    ("job_video_chunks", "job_id", None),
+                    ("video_jobs", "id", Some(&mut e.jobs)),
+                ] {
+                    let n = sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE {column} IN ({old_jobs})"
+                    ))
+                    .bind(id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if let Some(f) = field {
+                        *f = n;
+                    }
+                }
+            } else {
+                sqlx::query(&format!(
+                    "DELETE FROM job_video_chunks WHERE job_id IN ({old_jobs})"
+                ))
+                .bind(id)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&format!(
+                    "UPDATE video_jobs SET video_kept = 0 WHERE id IN ({old_jobs})"
+                ))
+                .bind(id)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+            }
             if results {
                 // The old photos and anything recorded as a duplicate of one.
                 let doomed =
@@ -257,6 +394,10 @@ impl Db {
             total.photos += e.photos;
             total.faces += e.faces;
             total.images += e.images;
+            total.jobs += e.jobs;
+            total.viewers += e.viewers;
+            total.viewer_seconds += e.viewer_seconds;
+            total.videos += e.videos;
         }
         Ok(total)
     }
@@ -268,7 +409,8 @@ async fn erase(state: &SharedState, p: &Principal, target: Target) -> ServerResu
     Ok(Json(json!({ "erased": e })))
 }
 
-/// `DELETE /v1/campaigns/{id}` (admin): the campaign, its ads, photos, faces and kept images.
+/// `DELETE /v1/campaigns/{id}` (admin): the campaign, its ads, photos, faces and kept images,
+/// its reaction-video jobs with their viewers, seconds and stored videos.
 pub async fn erase_campaign(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -278,7 +420,8 @@ pub async fn erase_campaign(
     erase(&state, &p, Target::Campaign(id)).await
 }
 
-/// `DELETE /v1/ads/{id}` (admin): the ad, its photos, faces and kept images.
+/// `DELETE /v1/ads/{id}` (admin): the ad, its photos, faces and kept images, its reaction-video
+/// jobs with their viewers, seconds and stored videos, its kept creative.
 pub async fn erase_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -297,6 +440,17 @@ pub async fn erase_photo(
 ) -> ServerResult<Json<Value>> {
     let id = path_id(id, "photo")?;
     erase(&state, &p, Target::Photo(id)).await
+}
+
+/// `DELETE /v1/jobs/{id}` (admin): a reaction-video job, its viewers, their seconds and its
+/// stored video (a running job stops; its results are never stored).
+pub async fn erase_job(
+    State(state): State<SharedState>,
+    Extension(p): Extension<Principal>,
+    id: Result<Path<i64>, PathRejection>,
+) -> ServerResult<Json<Value>> {
+    let id = path_id(id, "job")?;
+    erase(&state, &p, Target::Job(id)).await
 }
 
 /// Runs [`Db::purge_expired`] now and then every `every` until the process ends; failures are

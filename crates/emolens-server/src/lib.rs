@@ -4,16 +4,20 @@
 //!
 //! Heavy work (decoding, detection, inference) runs on tokio's blocking pool, bounded by
 //! [`ServerConfig::inference_workers`]; the whole API is bounded by
-//! [`ServerConfig::max_concurrent`] and answers 429 beyond it.
+//! [`ServerConfig::max_concurrent`] and answers 429 beyond it. Reaction videos are analysed as
+//! background jobs from a queue in the database ([`jobs`]), by worker tasks of this process
+//! and of any other `emolens serve` or `emolens worker` sharing the database.
 
 pub mod analysis;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod campaigns;
+pub mod creative;
 pub mod db;
 pub mod erasure;
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod ondevice;
@@ -21,12 +25,13 @@ pub mod runner;
 pub mod stats;
 pub mod system;
 pub mod tfserving;
+pub mod timeline;
 pub mod upload;
 pub mod workspace;
 
 use analysis::{CropAnalyzer, PhotoAnalyzer};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use db::Db;
 use emolens_core::{DecodeLimits, EmotionClassifier};
@@ -34,7 +39,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 pub use error::{ServerError, ServerResult};
 
@@ -76,6 +81,10 @@ pub struct ServerConfig {
     /// What the on-device page (`/ondevice`) runs in the browser; `None`: the page says it is
     /// not enabled here.
     pub ondevice: Option<Arc<ondevice::OnDevice>>,
+    /// Largest reaction video or ad creative, in bytes (streamed to disk, never held whole).
+    pub max_video_bytes: u64,
+    /// Frames sampled per second of a reaction video unless the upload asks otherwise.
+    pub video_fps: f64,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +100,8 @@ impl Default for ServerConfig {
             uncertain_below: 0.4,
             min_quality: 0.15,
             ondevice: None,
+            max_video_bytes: 512 << 20,
+            video_fps: 5.0,
         }
     }
 }
@@ -119,6 +130,9 @@ pub struct AppState {
     /// Bounds inference threads (acquire; queue when empty).
     pub inference: Arc<Semaphore>,
     pub started: Instant,
+    /// Notified when a reaction video is queued, so a job worker of this process (if any)
+    /// starts it at once.
+    pub wake: Arc<Notify>,
 }
 
 /// Shared state handle.
@@ -140,6 +154,7 @@ impl AppState {
             inference: Arc::new(Semaphore::new(config.inference_workers.max(1))),
             metrics: metrics::Metrics::default(),
             started: Instant::now(),
+            wake: Arc::new(Notify::new()),
             config,
             crop,
             photos,
@@ -201,11 +216,40 @@ pub fn router(state: SharedState) -> Router {
             get(campaigns::get_one).delete(erasure::erase_campaign),
         )
         .route("/v1/campaigns/{id}/ads", post(campaigns::create_ad))
+        .route(
+            "/v1/ads/{id}/videos",
+            post(jobs::upload)
+                .layer(DefaultBodyLimit::disable())
+                .get(jobs::list),
+        )
+        .route(
+            "/v1/ads/{id}/creative",
+            put(creative::put_creative)
+                .layer(DefaultBodyLimit::disable())
+                .get(creative::get_creative),
+        )
+        .route("/v1/ads/{id}/timeline", get(timeline::get_timeline))
+        .route(
+            "/v1/ads/{id}/timeline/export",
+            get(timeline::export_timeline),
+        )
+        .route("/v1/ads/{id}/timeline/compare", get(timeline::compare))
+        .route(
+            "/v1/ads/{id}/timeline/compare/export",
+            get(timeline::export_compare),
+        )
+        .route(
+            "/v1/jobs/{id}",
+            get(jobs::get_job).delete(erasure::erase_job),
+        )
+        .route("/v1/jobs/{id}/video", get(jobs::video))
         .route("/v1/campaigns/{id}/compare", get(campaigns::compare))
         .route("/v1/campaigns/{id}/export", get(campaigns::export_campaign))
         .route(
             "/v1/ads/{id}",
-            get(campaigns::get_ad).delete(erasure::erase_ad),
+            get(campaigns::get_ad)
+                .patch(creative::patch_ad)
+                .delete(erasure::erase_ad),
         )
         .route(
             "/v1/ads/{id}/photos",
@@ -251,6 +295,18 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_workers(listener, state, None, shutdown).await
+}
+
+/// [`serve`], with this process's reaction-video job workers: on shutdown, after the requests
+/// in flight, the workers stop (a job in progress goes back to the queue), then the database
+/// closes.
+pub async fn serve_with_workers(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    workers: Option<jobs::Workers>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, model = %state.meta().name, database = ?state.db.backend(), "emolens serving");
     let db = state.db.clone();
@@ -261,6 +317,9 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    if let Some(w) = workers {
+        w.stop().await;
+    }
     db.close().await;
     tracing::info!("emolens stopped; in-flight requests finished");
     Ok(())

@@ -1,4 +1,5 @@
-//! Synchronous entry points for the CLI: start the server (own tokio runtime) and manage keys.
+//! Synchronous entry points for the CLI: start the server or a job worker (own tokio runtime)
+//! and manage keys.
 
 use crate::analysis::{FacesAnalyzer, PhotoAnalyzer};
 use crate::db::Db;
@@ -18,6 +19,17 @@ pub struct Launch {
     pub detect_faces: bool,
     /// How often the campaigns' retention periods are applied (None: never, in this process).
     pub purge_every: Option<std::time::Duration>,
+    /// Reaction-video job workers of this process (`workers: 0`: this process only queues).
+    pub jobs: crate::jobs::JobSettings,
+}
+
+/// How to launch a job worker process (`emolens worker`).
+#[derive(Debug, Clone)]
+pub struct WorkerLaunch {
+    pub database_url: String,
+    /// The faces' confidence threshold (`--uncertain-below`, as `serve` takes it).
+    pub uncertain_below: f32,
+    pub jobs: crate::jobs::JobSettings,
 }
 
 fn runtime() -> ServerResult<tokio::runtime::Runtime> {
@@ -66,16 +78,64 @@ pub fn run_blocking(launch: Launch, classifier: Arc<dyn EmotionClassifier>) -> S
         if let Some(every) = launch.purge_every {
             tokio::spawn(crate::erasure::retention_task(db.clone(), every));
         }
-        let state = AppState::new(launch.config.clone(), classifier, photos, db);
+        let state = AppState::new(launch.config.clone(), classifier.clone(), photos, db.clone());
         let addr = format!("{}:{}", launch.host, launch.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
             ServerError::Internal(format!(
                 "cannot listen on {addr}: {e}; pick another --port or stop what uses it"
             ))
         })?;
-        crate::serve(listener, state, shutdown_signal())
+        let workers = if launch.jobs.workers > 0 {
+            let analyzer =
+                crate::jobs::video_analyzer(classifier, launch.config.uncertain_below)?;
+            Some(crate::jobs::Workers::start(
+                db,
+                analyzer,
+                launch.jobs.clone(),
+                state.wake.clone(),
+            ))
+        } else {
+            tracing::warn!("--video-workers 0: reaction videos are queued here but analysed only by other processes (`emolens worker`, or `emolens serve` with workers) on the same database");
+            None
+        };
+        crate::serve_with_workers(listener, state, workers, shutdown_signal())
             .await
             .map_err(|e| ServerError::Internal(format!("server failed: {e}")))
+    })
+}
+
+/// Runs reaction-video jobs from the database's queue until Ctrl-C/SIGTERM (a job in progress
+/// then goes back to the queue).
+pub fn run_worker_blocking(
+    launch: WorkerLaunch,
+    classifier: Arc<dyn EmotionClassifier>,
+) -> ServerResult<()> {
+    if launch.jobs.workers == 0 {
+        return Err(ServerError::BadRequest(
+            "--video-workers must be at least 1 for `emolens worker`".into(),
+        ));
+    }
+    runtime()?.block_on(async move {
+        let db = Db::connect(&launch.database_url).await?;
+        let analyzer = crate::jobs::video_analyzer(classifier, launch.uncertain_below)?;
+        // Pays the classifier's first (slow) call before the first job's clock.
+        let warm = analyzer.clone();
+        tokio::task::spawn_blocking(move || warm.warm_up())
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))?
+            .map_err(|e| ServerError::Internal(format!("model warm-up failed: {e}")))?;
+        tracing::info!(database = ?db.backend(), workers = launch.jobs.workers, "emolens worker ready");
+        let workers = crate::jobs::Workers::start(
+            db.clone(),
+            analyzer,
+            launch.jobs.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        shutdown_signal().await;
+        workers.stop().await;
+        db.close().await;
+        tracing::info!("emolens worker stopped");
+        Ok(())
     })
 }
 

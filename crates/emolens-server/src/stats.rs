@@ -322,6 +322,75 @@ pub fn difference(classes: &[String], baseline: &[FaceSample], ad: &[FaceSample]
     }
 }
 
+/// Fewest viewers in a second of a reaction-video timeline for a 95 % interval (and for a
+/// difference between two ads' seconds to be called significant): the same floor, for the same
+/// reason, as [`MIN_FACES_FOR_INTERVAL`].
+pub const MIN_VIEWERS_FOR_INTERVAL: usize = MIN_FACES_FOR_INTERVAL;
+
+/// The mean of `values` (one per viewer) with its 95 % percentile-bootstrap interval when there
+/// are at least [`MIN_VIEWERS_FOR_INTERVAL`] values that vary; otherwise the value alone with
+/// why (`too few viewers (3 < 10)`, `no variation between viewers (...)`). `unit` names the
+/// values in those notes; `seed` makes each series' resampling its own and reproducible. None
+/// for no values.
+pub fn mean_estimate(values: &[f64], unit: &str, seed: u64) -> Option<Estimate> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let value = mean(values);
+    if n < MIN_VIEWERS_FOR_INTERVAL {
+        return Some(point(
+            value,
+            format!("too few {unit} ({n} < {MIN_VIEWERS_FOR_INTERVAL})"),
+        ));
+    }
+    let mut rng = SplitMix64(BOOTSTRAP_SEED ^ seed.wrapping_mul(0x9E37_79B9));
+    let draws = bootstrap_means(values, &mut rng);
+    Some(interval(
+        draws,
+        value,
+        &format!("no variation between {unit} (all {n} give the same value)"),
+    ))
+}
+
+/// `mean(b) - mean(a)` (each value one viewer) with a 95 % bootstrap interval, the two samples
+/// resampled independently, when both have at least [`MIN_VIEWERS_FOR_INTERVAL`] values; and
+/// the verdict: `significant` (the interval excludes zero), `not_significant`,
+/// `too_few_<unit>`, `no_variation` or `no_<unit>` (either sample empty, no estimate).
+pub fn mean_difference(a: &[f64], b: &[f64], unit: &str, seed: u64) -> (Option<Estimate>, String) {
+    if a.is_empty() || b.is_empty() {
+        return (None, format!("no_{unit}"));
+    }
+    let value = mean(b) - mean(a);
+    let fewest = a.len().min(b.len());
+    if fewest < MIN_VIEWERS_FOR_INTERVAL {
+        return (
+            Some(point(
+                value,
+                format!("too few {unit} ({fewest} < {MIN_VIEWERS_FOR_INTERVAL})"),
+            )),
+            format!("too_few_{unit}"),
+        );
+    }
+    let mut rng = SplitMix64(BOOTSTRAP_SEED ^ 0x5A5A ^ seed.wrapping_mul(0x9E37_79B9));
+    let da = bootstrap_means(a, &mut rng);
+    let db = bootstrap_means(b, &mut rng);
+    let diffs: Vec<f64> = db.iter().zip(&da).map(|(y, x)| y - x).collect();
+    let e = interval(
+        diffs,
+        value,
+        &format!("no variation between {unit} in either ad"),
+    );
+    let verdict = if e.ci_low.is_none() {
+        "no_variation"
+    } else if e.excludes_zero() {
+        "significant"
+    } else {
+        "not_significant"
+    };
+    (Some(e), verdict.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +525,41 @@ mod tests {
         assert!(difference(&classes(), &[], &[face(3, 0.9)])
             .valence
             .is_none());
+    }
+
+    #[test]
+    fn viewer_means_need_ten_varied_viewers() {
+        assert!(mean_estimate(&[], "viewers", 1).is_none());
+        let few = mean_estimate(&[0.5, 0.1, 0.3], "viewers", 1).unwrap();
+        assert!((few.value - 0.3).abs() < 1e-12);
+        assert!(few.ci_low.is_none());
+        assert_eq!(
+            few.interval_note.as_deref(),
+            Some("too few viewers (3 < 10)")
+        );
+        let same = mean_estimate(&[0.2; 12], "viewers", 1).unwrap();
+        assert!(same
+            .interval_note
+            .unwrap()
+            .starts_with("no variation between viewers"));
+        let vals: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 0.8 } else { 0.2 })
+            .collect();
+        let e = mean_estimate(&vals, "viewers", 1).unwrap();
+        assert!(e.ci_low.unwrap() < 0.5 && 0.5 < e.ci_high.unwrap(), "{e:?}");
+        // Reproducible.
+        assert_eq!(e, mean_estimate(&vals, "viewers", 1).unwrap());
+
+        let high: Vec<f64> = (0..12).map(|i| 0.6 + 0.01 * i as f64).collect();
+        let low: Vec<f64> = (0..12).map(|i| -0.4 + 0.01 * i as f64).collect();
+        let (d, verdict) = mean_difference(&low, &high, "viewers", 3);
+        assert_eq!(verdict, "significant");
+        assert!((d.unwrap().value - 1.0).abs() < 1e-9);
+        let (_, verdict) = mean_difference(&high, &high, "viewers", 3);
+        assert_eq!(verdict, "not_significant");
+        let (d, verdict) = mean_difference(&low[..4], &high, "viewers", 3);
+        assert_eq!(verdict, "too_few_viewers");
+        assert!(d.unwrap().ci_low.is_none());
+        assert_eq!(mean_difference(&[], &high, "viewers", 3).1, "no_viewers");
     }
 }

@@ -238,6 +238,210 @@ pub fn read_json(body: &[u8], config: &ServerConfig) -> ServerResult<(Vec<Upload
     Ok((uploads, parsed.assume_crop))
 }
 
+/// A video received into a temporary file, deleted when this is dropped. Videos are never held
+/// in memory whole: the body is streamed to disk, bounded, and hashed on the way.
+#[derive(Debug)]
+pub struct VideoUpload {
+    pub file: tempfile::TempPath,
+    /// The file name sent (multipart file name, or `?name=`), or `video`.
+    pub name: String,
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// Multipart fields that carry the video.
+fn is_video_field(name: &str) -> bool {
+    matches!(name, "file" | "video" | "files" | "files[]")
+}
+
+/// A file extension worth keeping on the temporary file (FFmpeg reads by content, but a known
+/// extension helps the few formats without a signature).
+fn safe_extension(name: &str) -> Option<String> {
+    let ext = std::path::Path::new(name)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    (!ext.is_empty() && ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then_some(ext)
+}
+
+/// Cleans a file name for storage and messages: the last path component, control characters
+/// dropped, at most 200 characters.
+pub fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() {
+        "video".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// Writes the chunks of one stream to a new temporary file, refusing more than `max_bytes`.
+struct Spool {
+    path: tempfile::TempPath,
+    file: tokio::fs::File,
+    hasher: sha2::Sha256,
+    size: u64,
+    max_bytes: u64,
+    name: String,
+}
+
+impl Spool {
+    async fn new(name: &str, max_bytes: u64) -> ServerResult<Spool> {
+        let mut b = tempfile::Builder::new();
+        b.prefix("emolens-video-");
+        let suffix = safe_extension(name).map(|e| format!(".{e}"));
+        if let Some(s) = &suffix {
+            b.suffix(s);
+        }
+        let tmp = b.tempfile().map_err(|e| {
+            ServerError::Internal(format!(
+                "cannot create a temporary file for the video in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        })?;
+        let (std_file, path) = tmp.into_parts();
+        Ok(Spool {
+            path,
+            file: tokio::fs::File::from_std(std_file),
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            size: 0,
+            max_bytes,
+            name: name.to_string(),
+        })
+    }
+
+    async fn push(&mut self, chunk: &[u8]) -> ServerResult<()> {
+        use tokio::io::AsyncWriteExt;
+        self.size += chunk.len() as u64;
+        if self.size > self.max_bytes {
+            return Err(video_too_large(&self.name, self.max_bytes));
+        }
+        sha2::Digest::update(&mut self.hasher, chunk);
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| ServerError::Internal(format!("cannot write the video to disk: {e}")))
+    }
+
+    async fn finish(mut self) -> ServerResult<VideoUpload> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .flush()
+            .await
+            .map_err(|e| ServerError::Internal(format!("cannot write the video to disk: {e}")))?;
+        if self.size == 0 {
+            return Err(ServerError::BadRequest(format!(
+                "{}: the video is empty (0 bytes); send the file's content",
+                self.name
+            )));
+        }
+        Ok(VideoUpload {
+            file: self.path,
+            name: self.name,
+            size: self.size,
+            sha256: hex::encode(sha2::Digest::finalize(self.hasher)),
+        })
+    }
+}
+
+fn video_too_large(name: &str, max_bytes: u64) -> ServerError {
+    ServerError::TooLarge(format!(
+        "{name}: the video is over the limit of {} MiB per video (--max-video-mib); cut it to the ad's length or recompress it (e.g. `ffmpeg -i IN -vf scale=1280:-2 -crf 28 OUT.mp4`)",
+        max_bytes >> 20
+    ))
+}
+
+/// Reads one video from a request: a multipart field `file` (or `video`), or the raw body with
+/// a `video/*`, `audio/*` or `application/octet-stream` content type (`name` then names it).
+/// The body is streamed to a temporary file; more than `max_bytes` is a 413 as soon as it is
+/// seen (a `Content-Length` over the limit before anything is read).
+pub async fn read_video(
+    req: Request,
+    max_bytes: u64,
+    name: Option<&str>,
+) -> ServerResult<VideoUpload> {
+    use http_body_util::BodyExt;
+    let ct = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let given = clean_file_name(name.unwrap_or("video"));
+    // Multipart framing adds a few hundred bytes around the file.
+    if declared.is_some_and(|n| n > max_bytes + 64 * 1024) {
+        return Err(video_too_large(&given, max_bytes));
+    }
+    if ct.starts_with("multipart/form-data") {
+        let mut mp = Multipart::from_request(req, &()).await.map_err(|e| {
+            ServerError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        })?;
+        let mut out: Option<VideoUpload> = None;
+        while let Some(mut field) = mp.next_field().await.map_err(multipart_error)? {
+            let field_name = field.name().unwrap_or("").to_string();
+            if !is_video_field(&field_name) {
+                while field.chunk().await.map_err(multipart_error)?.is_some() {}
+                continue;
+            }
+            if out.is_some() {
+                return Err(ServerError::BadRequest(
+                    "one reaction video per request: send each video in its own request (each becomes its own job)".into(),
+                ));
+            }
+            let file_name = clean_file_name(
+                field
+                    .file_name()
+                    .filter(|s| !s.is_empty())
+                    .or(name)
+                    .unwrap_or("video"),
+            );
+            let mut spool = Spool::new(&file_name, max_bytes).await?;
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                spool.push(&chunk).await?;
+            }
+            out = Some(spool.finish().await?);
+        }
+        return out.ok_or_else(|| {
+            ServerError::BadRequest(
+                "no video in the request: send the video in a multipart field named `file` (or the raw bytes with Content-Type: video/mp4)".into(),
+            )
+        });
+    }
+    let raw = ct.starts_with("video/")
+        || ct.starts_with("audio/")
+        || ct.starts_with("application/octet-stream");
+    if !raw {
+        let got = if ct.is_empty() {
+            "no content type".to_string()
+        } else {
+            format!("'{ct}'")
+        };
+        return Err(ServerError::UnsupportedMediaType(format!(
+            "request body has {got}; send the video as multipart/form-data (field `file`) or as the raw body with Content-Type video/* (e.g. video/mp4) or application/octet-stream"
+        )));
+    }
+    let mut spool = Spool::new(&given, max_bytes).await?;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ServerError::BadRequest(format!("the request body could not be read: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            spool.push(&data).await?;
+        }
+    }
+    spool.finish().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

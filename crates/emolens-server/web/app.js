@@ -99,6 +99,133 @@ async function showAd(id) {
   $("ad-csv").addEventListener("click", () => download(`/v1/ads/${id}/export?format=csv`, `ad-${id}.csv`));
   $("ad-json").addEventListener("click", () => download(`/v1/ads/${id}/export?format=json`, `ad-${id}.json`));
   await showResults(id);
+  await setupVideos(id, ad, campaign);
+}
+
+// Reaction videos: the ad's length, uploads (one job each), the jobs' progress, the timeline.
+function showLength(ad) {
+  $("ad-duration").value = ad.duration_s || "";
+  $("ad-length").textContent = ad.duration_s ? `The ad lasts ${ad.duration_s.toFixed(1)} s` +
+    (ad.creative ? ` (from its creative ${ad.creative.file_name})` : "") + "." : "Length not set: timelines run to the longest video.";
+}
+
+async function setupVideos(id, ad, campaign) {
+  showLength(ad);
+  $("set-duration").addEventListener("click", async () => {
+    try {
+      const v = $("ad-duration").value;
+      showLength(await api("PATCH", `/v1/ads/${id}`, { duration_s: v === "" ? null : Number(v) }));
+      await showTimeline(id);
+    } catch (e) { $("error").textContent = e.message; }
+  });
+  $("videos").addEventListener("change", () => { $("upload-videos").disabled = $("videos").files.length === 0; });
+  $("upload-videos").addEventListener("click", () => uploadVideos(id));
+  $("tl-csv").addEventListener("click", () => download(`/v1/ads/${id}/timeline/export?format=csv`, `ad-${id}-timeline.csv`));
+  $("tl-viewers-csv").addEventListener("click", () => download(`/v1/ads/${id}/timeline/export?format=csv&level=viewer`, `ad-${id}-viewer-seconds.csv`));
+  $("tl-json").addEventListener("click", () => download(`/v1/ads/${id}/timeline/export?format=json`, `ad-${id}-timeline.json`));
+  const { ads } = await api("GET", `/v1/campaigns/${campaign.id}`);
+  for (const other of ads.filter((a) => String(a.id) !== String(id))) {
+    const o = document.createElement("option"); o.value = other.id; o.textContent = other.name; $("cmp-ad").appendChild(o);
+  }
+  $("cmp-ad").addEventListener("change", () => showCompare(id));
+  $("cmp-csv").addEventListener("click", () => {
+    const b = $("cmp-ad").value;
+    if (b) download(`/v1/ads/${id}/timeline/compare/export?with=${b}&format=csv`, `ads-${id}-vs-${b}-timeline.csv`);
+  });
+  await refreshJobs(id);
+  await showTimeline(id);
+}
+
+function jobRow(j) {
+  const tr = document.createElement("tr"); tr.className = "job-row " + j.state; tr.dataset.state = j.state;
+  const pill = document.createElement("span");
+  pill.className = "pill " + (j.state === "done" ? "good" : j.state === "failed" ? "bad" : "");
+  pill.textContent = j.state + (j.state === "queued" && j.queued_ahead ? ` (${j.queued_ahead} ahead)` : "");
+  const st = document.createElement("td"); st.appendChild(pill);
+  const pr = document.createElement("td");
+  if (j.state === "running" || j.state === "queued") {
+    const bar = document.createElement("progress"); bar.max = 1; bar.value = j.progress.fraction || 0; pr.appendChild(bar);
+    pr.appendChild(document.createTextNode(` ${j.progress.frames_done}/${j.progress.frames_total ?? "?"} frames`));
+  } else pr.textContent = `${j.progress.frames_done} frames`;
+  let what = "";
+  if (j.state === "done") {
+    const r = j.result;
+    what = `${r.viewers} viewer(s), ${r.seconds} s of the ad` + (r.complete ? "" : ` — partial: ${r.stopped ? r.stopped.reason : ""}`) +
+      (r.notes && r.notes.length ? ` (${r.notes.join("; ")})` : "");
+  } else if (j.state === "failed") what = j.error.message;
+  tr.append(td(j.file_name), st, pr, td(what));
+  return tr;
+}
+
+let jobTimer = null;
+async function refreshJobs(id) {
+  if (jobTimer) { clearTimeout(jobTimer); jobTimer = null; }
+  if (!$("job-rows")) return;
+  const { jobs, counts } = await api("GET", `/v1/ads/${id}/videos`);
+  if (!$("job-rows")) return; // the page changed meanwhile
+  const before = $("job-rows").querySelectorAll(".job-row.done").length;
+  $("job-rows").replaceChildren(...jobs.map(jobRow));
+  if (counts.done !== before) await showTimeline(id);
+  if (counts.queued + counts.running > 0) jobTimer = setTimeout(() => refreshJobs(id).catch((e) => { $("error").textContent = e.message; }), 1000);
+}
+
+function sendVideo(id, file, start, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData(); form.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/ads/${id}/videos?ad_start_s=${encodeURIComponent(start || 0)}`);
+    xhr.setRequestHeader("Authorization", "Bearer " + key());
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.onload = () => {
+      let body; try { body = JSON.parse(xhr.responseText); } catch { body = { error: `HTTP ${xhr.status}` }; }
+      xhr.status === 202 ? resolve(body) : reject(new Error(`${file.name}: ${body.error || "HTTP " + xhr.status}`));
+    };
+    xhr.onerror = () => reject(new Error("network error during upload"));
+    xhr.send(form);
+  });
+}
+
+async function uploadVideos(id) {
+  const files = Array.from($("videos").files), bar = $("video-progress");
+  bar.hidden = false; bar.max = files.length; bar.value = 0; $("upload-videos").disabled = true;
+  const errors = [];
+  for (let i = 0; i < files.length; i++) {
+    try { await sendVideo(id, files[i], $("ad-start").value, (p) => { bar.value = i + p; }); }
+    catch (e) { errors.push(e.message); }
+    bar.value = i + 1;
+  }
+  $("error").textContent = errors.join("\n");
+  $("upload-videos").disabled = false;
+  await refreshJobs(id);
+}
+
+async function showTimeline(id) {
+  if (!$("timeline-chart")) return;
+  const res = await api("GET", `/v1/ads/${id}/timeline`);
+  const t = res.timeline;
+  $("tl-method").textContent = res.method;
+  $("tl-summary").textContent = `${t.videos} reaction video(s), ${t.viewers} viewer(s)` +
+    (t.mean_valence === null ? "." : `; mean valence over the seconds ${num(t.mean_valence)}.`) + (t.notes.length ? " " + t.notes.join(" ") : "");
+  if (t.videos === 0) { $("timeline-chart").replaceChildren(); $("tl-moments").textContent = "No reaction video analysed yet."; return; }
+  timelineChart($("timeline-chart"), t);
+  $("tl-moments").textContent = t.moments.length === 0 ? "No peak or dip stands out." : "Moments: " + t.moments.map((m) =>
+    `${m.kind} at ${m.second} s (valence ${num(m.valence.value)}, ${m.difference_from_mean >= 0 ? "+" : ""}${num(m.difference_from_mean)} vs the mean` +
+    (m.stands_out ? ", its interval clear of the mean)" : m.valence.ci_low === null ? `, ${m.valence.interval_note})` : ")")).join("; ");
+  if ($("cmp-ad").value) await showCompare(id);
+}
+
+async function showCompare(id) {
+  const b = $("cmp-ad").value;
+  $("cmp-csv").disabled = !b;
+  if (!b) { $("compare-chart").replaceChildren(); $("cmp-summary").textContent = ""; return; }
+  try {
+    const cmp = await api("GET", `/v1/ads/${id}/timeline/compare?with=${b}`);
+    compareChart($("compare-chart"), cmp);
+    const s = cmp.summary;
+    $("cmp-summary").textContent = `${cmp.b.name} against ${cmp.a.name}: ${s.seconds_with_both} of ${s.seconds} seconds have viewers of both; ` +
+      `significantly higher valence at ${s.b_higher_valence_significant.length ? s.b_higher_valence_significant.join(", ") + " s" : "no second"}, ` +
+      `lower at ${s.b_lower_valence_significant.length ? s.b_lower_valence_significant.join(", ") + " s" : "no second"} (10 viewers per second are needed for a verdict).`;
+  } catch (e) { $("error").textContent = e.message; }
 }
 
 async function showResults(id) {

@@ -19,7 +19,8 @@ use emolens_faces::{Analyzer, FaceResult, FacesError, PreparedBatch};
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Sampled frames waiting between the decoding thread and the analysis.
 const CHANNEL_FRAMES: usize = 4;
@@ -35,6 +36,10 @@ pub struct VideoOptions {
     pub tracker: TrackerSettings,
     /// Tiles of the contact sheet (0: no sheet is kept).
     pub sheet_tiles: usize,
+    /// Set to true from another thread to stop the analysis after the batch in progress: it then
+    /// returns [`VideoError::Cancelled`] (the service's jobs use it when their process shuts
+    /// down or their job is erased).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for VideoOptions {
@@ -45,6 +50,7 @@ impl Default for VideoOptions {
             limits: DecodeLimits::default(),
             tracker: TrackerSettings::default(),
             sheet_tiles: 0,
+            cancel: None,
         }
     }
 }
@@ -216,6 +222,16 @@ pub fn analyze_video(
             }
             if next.images.is_empty() && in_flight.is_none() {
                 break;
+            }
+            if opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(VideoError::Cancelled {
+                    source_name: source.clone(),
+                    at_s: run.progress(&info).time_s,
+                });
             }
             // The previous batch is classified while this one is detected.
             let (done, batch) = match in_flight.take() {

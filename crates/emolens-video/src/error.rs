@@ -38,6 +38,10 @@ pub enum VideoError {
     /// Bad settings (HTTP 500 in a service: a misconfiguration).
     #[error("invalid video analysis settings: {0}")]
     Config(String),
+    /// The caller asked the analysis to stop ([`crate::VideoOptions::cancel`]); HTTP 503 in a
+    /// service (a job put back in the queue, or one erased while it ran).
+    #[error("{source_name}: analysis cancelled after {at_s:.1} s of video")]
+    Cancelled { source_name: String, at_s: f64 },
     /// Reading or writing a file failed.
     #[error("{path}: {detail}")]
     Io { path: PathBuf, detail: String },
@@ -62,6 +66,7 @@ impl VideoError {
             VideoError::Empty { .. } | VideoError::Corrupt { .. } => 400,
             VideoError::TooLarge { .. } => 413,
             VideoError::Faces { error, .. } => error.http_status(),
+            VideoError::Cancelled { .. } => 503,
             VideoError::Config(_) | VideoError::Io { .. } | VideoError::Encode { .. } => 500,
         }
     }

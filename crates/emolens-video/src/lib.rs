@@ -6,8 +6,9 @@
 //!      --Tracker--> viewer ids --viewer_timelines--> per viewer, per second: means, valence
 //! ```
 //!
-//! [`analyze_video`] is the entry point for the CLI and, later, the service: a path in, the
-//! per-viewer-per-second timelines and per-frame detections out, with a progress callback.
+//! [`analyze_video`] is the entry point for the CLI and the service's reaction-video jobs: a
+//! path in, the per-viewer-per-second timelines and per-frame detections out, with a progress
+//! callback and a cancellation flag.
 //! Damage after the first frame gives a partial result ([`VideoResult::stopped`]), never a
 //! lost one.
 

@@ -173,6 +173,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             },
             sheet_tiles: if a.annotate.is_some() { 24 } else { 0 },
+            cancel: None,
         };
         let video_format = match format {
             Format::Text => cmd_video::VideoFormat::Text,

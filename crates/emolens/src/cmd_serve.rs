@@ -1,5 +1,6 @@
-//! `emolens serve` (the REST API and web app), `emolens keys` (API keys for campaign data, each
-//! in a workspace with a role) and `emolens erase` (erasure and retention).
+//! `emolens serve` (the REST API and web app), `emolens worker` (reaction-video jobs only),
+//! `emolens keys` (API keys for campaign data, each in a workspace with a role) and `emolens
+//! erase` (erasure and retention).
 
 use anyhow::Context;
 use emolens_server::runner::{self, Launch};
@@ -71,6 +72,113 @@ pub struct ServeArgs {
     /// `emolens erase --expired` from cron instead).
     #[arg(long, env = "EMOLENS_PURGE_EVERY_MINUTES", default_value_t = 60)]
     purge_every_minutes: u64,
+    /// Largest reaction video or ad creative accepted, MiB (streamed to a temporary file, then
+    /// stored in the database until analysed).
+    #[arg(long, env = "EMOLENS_MAX_VIDEO_MIB", default_value_t = 512)]
+    max_video_mib: u64,
+    /// Frames sampled per second of a reaction video when the upload does not say (`?fps=`).
+    #[arg(long, env = "EMOLENS_VIDEO_FPS", default_value_t = 5.0)]
+    video_fps: f64,
+    /// Reaction-video job workers in this process; 0 leaves the jobs to other processes on the
+    /// same database (`emolens worker`, or other `emolens serve`s).
+    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = 1)]
+    video_workers: usize,
+    #[command(flatten)]
+    jobs: JobArgs,
+}
+
+/// Job settings shared by `serve` and `worker`.
+#[derive(clap::Args)]
+pub struct JobArgs {
+    /// Seconds a running job stays its worker's without news; after that (its process died),
+    /// another worker takes it again. Renewed every third of it (at most every 2 s).
+    #[arg(long, env = "EMOLENS_JOB_LEASE_SECONDS", default_value_t = 60.0)]
+    job_lease_seconds: f64,
+    /// How often an idle worker looks for queued jobs, milliseconds.
+    #[arg(long, env = "EMOLENS_JOB_POLL_MS", default_value_t = 2000)]
+    job_poll_ms: u64,
+    /// A job whose worker died this many times is failed instead of being tried again.
+    #[arg(long, env = "EMOLENS_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    job_max_attempts: i64,
+    /// Only the first this many seconds of a reaction video are analysed (the job says so).
+    #[arg(long, env = "EMOLENS_MAX_VIDEO_SECONDS", default_value_t = 7200.0)]
+    max_video_seconds: f64,
+    /// Video frames detected and classified together.
+    #[arg(long, env = "EMOLENS_VIDEO_BATCH", default_value_t = 8)]
+    video_batch: usize,
+}
+
+impl JobArgs {
+    fn settings(&self, workers: usize) -> anyhow::Result<emolens_server::jobs::JobSettings> {
+        anyhow::ensure!(
+            self.job_lease_seconds.is_finite() && self.job_lease_seconds >= 1.0,
+            "--job-lease-seconds must be at least 1, got {}",
+            self.job_lease_seconds
+        );
+        anyhow::ensure!(
+            self.job_max_attempts >= 1,
+            "--job-max-attempts must be at least 1"
+        );
+        anyhow::ensure!(self.video_batch >= 1, "--video-batch must be at least 1");
+        anyhow::ensure!(
+            self.max_video_seconds.is_finite() && self.max_video_seconds > 0.0,
+            "--max-video-seconds must be positive"
+        );
+        Ok(emolens_server::jobs::JobSettings {
+            workers,
+            lease: std::time::Duration::from_secs_f64(self.job_lease_seconds),
+            poll: std::time::Duration::from_millis(self.job_poll_ms.max(50)),
+            max_attempts: self.job_max_attempts,
+            frames_per_batch: self.video_batch,
+            max_video_seconds: self.max_video_seconds,
+        })
+    }
+}
+
+/// Flags of `emolens worker`: the database and model as `serve` takes them, and the jobs'.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// Model file; the bundled default model when absent.
+    #[arg(long, env = "EMOLENS_MODEL")]
+    model: Option<PathBuf>,
+    /// The service's database: a SQLite file path or a postgres:// URL (migrated on start).
+    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
+    database_url: String,
+    /// A face whose top probability is below this is counted as uncertain.
+    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = 0.4)]
+    uncertain_below: f32,
+    /// Jobs analysed at once by this process (each uses every core while it detects faces).
+    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = 1)]
+    video_workers: usize,
+    #[command(flatten)]
+    jobs: JobArgs,
+}
+
+pub fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.uncertain_below),
+        "--uncertain-below must be between 0 and 1, got {}",
+        a.uncertain_below
+    );
+    anyhow::ensure!(
+        a.video_workers >= 1,
+        "--video-workers must be at least 1 for a worker"
+    );
+    let jobs = a.jobs.settings(a.video_workers)?;
+    let classifier =
+        emolens_model::load_classifier(a.model.as_deref()).with_context(|| match &a.model {
+            Some(p) => format!("loading the model {}", p.display()),
+            None => "loading the bundled default model".to_string(),
+        })?;
+    runner::run_worker_blocking(
+        runner::WorkerLaunch {
+            database_url: a.database_url,
+            uncertain_below: a.uncertain_below,
+            jobs,
+        },
+        classifier,
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `emolens keys` subcommands.
@@ -112,7 +220,7 @@ pub enum KeysCommand {
 
 /// Flags of `emolens erase`: exactly one of the targets, or `--expired`.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["campaign", "ad", "photo", "expired"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["campaign", "ad", "photo", "job", "expired"])))]
 pub struct EraseArgs {
     /// Erase this campaign with its ads, photos, faces and kept images.
     #[arg(long, env = "EMOLENS_ERASE_CAMPAIGN")]
@@ -123,6 +231,9 @@ pub struct EraseArgs {
     /// Erase this photo (and the uploads recorded as its duplicates) with its faces and image.
     #[arg(long, env = "EMOLENS_ERASE_PHOTO")]
     photo: Option<i64>,
+    /// Erase this reaction-video job with its viewers, their per-second results and its video.
+    #[arg(long, env = "EMOLENS_ERASE_JOB")]
+    job: Option<i64>,
     /// Apply every campaign's retention period now (what `serve` does periodically).
     #[arg(long, env = "EMOLENS_ERASE_EXPIRED")]
     expired: bool,
@@ -133,12 +244,13 @@ pub struct EraseArgs {
 
 pub fn erase(a: EraseArgs) -> anyhow::Result<ExitCode> {
     use emolens_server::erasure::Target;
-    let target = match (a.campaign, a.ad, a.photo) {
-        (Some(id), None, None) => Some(Target::Campaign(id)),
-        (None, Some(id), None) => Some(Target::Ad(id)),
-        (None, None, Some(id)) => Some(Target::Photo(id)),
-        (None, None, None) => None,
-        _ => anyhow::bail!("give one of --campaign, --ad, --photo or --expired"),
+    let target = match (a.campaign, a.ad, a.photo, a.job) {
+        (Some(id), None, None, None) => Some(Target::Campaign(id)),
+        (None, Some(id), None, None) => Some(Target::Ad(id)),
+        (None, None, Some(id), None) => Some(Target::Photo(id)),
+        (None, None, None, Some(id)) => Some(Target::Job(id)),
+        (None, None, None, None) => None,
+        _ => anyhow::bail!("give one of --campaign, --ad, --photo, --job or --expired"),
     };
     let erased = match target {
         Some(t) => runner::erase_blocking(&a.database_url, t)?,
@@ -161,6 +273,16 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             "{flag} must be between 0 and 1, got {v}"
         );
     }
+    anyhow::ensure!(
+        a.video_fps.is_finite()
+            && a.video_fps > 0.0
+            && a.video_fps <= emolens_server::jobs::MAX_JOB_FPS,
+        "--video-fps must be above 0 and at most {}, got {}",
+        emolens_server::jobs::MAX_JOB_FPS,
+        a.video_fps
+    );
+    anyhow::ensure!(a.max_video_mib >= 1, "--max-video-mib must be at least 1");
+    let jobs = a.jobs.settings(a.video_workers)?;
     let classifier =
         emolens_model::load_classifier(a.model.as_deref()).with_context(|| match &a.model {
             Some(p) => format!("loading the model {}", p.display()),
@@ -181,6 +303,8 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         uncertain_below: a.uncertain_below,
         min_quality: a.min_quality,
         ondevice: ondevice(a.model.as_deref(), classifier.meta(), &a.web_vendor_dir),
+        max_video_bytes: a.max_video_mib << 20,
+        video_fps: a.video_fps,
     };
     runner::run_blocking(
         Launch {
@@ -191,6 +315,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             detect_faces: !a.no_face_detection,
             purge_every: (a.purge_every_minutes > 0)
                 .then(|| std::time::Duration::from_secs(a.purge_every_minutes.saturating_mul(60))),
+            jobs,
         },
         classifier,
     )?;

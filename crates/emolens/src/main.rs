@@ -53,12 +53,15 @@ enum Command {
     Experiments(cmd_eval::ExperimentsArgs),
     /// Find every face in photos and videos and classify each one; track viewers in videos.
     Analyze(cmd_analyze::AnalyzeArgs),
-    /// Run the REST API and web app.
+    /// Run the REST API and web app (and reaction-video job workers).
     Serve(cmd_serve::ServeArgs),
+    /// Run reaction-video jobs only, from the service's database (beside `emolens serve`).
+    Worker(cmd_serve::WorkerArgs),
     /// API keys for the service.
     #[command(subcommand)]
     Keys(cmd_serve::KeysCommand),
-    /// Erase a campaign, ad or photo from the service's database, or apply retention periods.
+    /// Erase a campaign, ad, photo or reaction-video job from the service's database, or apply
+    /// retention periods.
     Erase(cmd_serve::EraseArgs),
 }
 
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
         Command::Experiments(a) => cmd_eval::experiments(a),
         Command::Analyze(a) => cmd_analyze::analyze(a),
         Command::Serve(a) => cmd_serve::serve(a),
+        Command::Worker(a) => cmd_serve::worker(a),
         Command::Keys(c) => cmd_serve::keys(c),
         Command::Erase(a) => cmd_serve::erase(a),
     };

@@ -40,7 +40,10 @@ async fn web_app_predicts_uploads_and_compares_in_a_real_browser() {
         min_quality: 0.0,
         ..Default::default()
     };
-    let s = TestServer::start(config, &db, false).await;
+    // A reaction video of one viewer for the timeline (analysed by the server's own worker).
+    let video = images.path().join("reaction.mp4");
+    crate::videos::one_viewer(&video, &crate::videos::faces("happy", 1)[0], 3.0);
+    let s = TestServer::start_with_jobs(config, &db, false, test_jobs(1)).await;
     let key = emolens_server::auth::create_key(&s.state.db, "browser")
         .await
         .unwrap()
@@ -56,7 +59,8 @@ async fn web_app_predicts_uploads_and_compares_in_a_real_browser() {
                 .current_dir(&browser_dir)
                 .env("EMOLENS_URL", url)
                 .env("EMOLENS_KEY", key)
-                .env("EMOLENS_IMAGES", images)
+                .env("EMOLENS_IMAGES", &images)
+                .env("EMOLENS_VIDEO", images.join("reaction.mp4"))
                 .env("EMOLENS_CHROMIUM", chromium)
                 .output()
                 .expect("node runs (install nodejs)")
@@ -79,6 +83,13 @@ async fn web_app_predicts_uploads_and_compares_in_a_real_browser() {
     assert_eq!(
         ads.iter().map(|a| a.photos).collect::<Vec<_>>(),
         vec![n as i64, n as i64]
+    );
+    assert_eq!(
+        ads.iter()
+            .map(|a| (a.reaction_videos, a.duration_s))
+            .collect::<Vec<_>>(),
+        vec![(1, Some(3.0)), (0, None)],
+        "the page set Cut A's length and its reaction video was analysed"
     );
     // The keys page made a viewer key and revoked it.
     let keys = s.state.db.list_keys(None).await.unwrap();

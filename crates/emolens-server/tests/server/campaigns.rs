@@ -322,7 +322,7 @@ async fn a_failed_transaction_writes_nothing() {
         .create_campaign(&actor, "c", "", false, Default::default())
         .await
         .unwrap();
-    let ad = db.create_ad(&actor, c.id, "a").await.unwrap();
+    let ad = db.create_ad(&actor, c.id, "a", None).await.unwrap();
     let good = emolens_server::db::NewPhoto {
         file_name: "ok.jpg".into(),
         sha256: "x".into(),

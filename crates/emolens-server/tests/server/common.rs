@@ -93,8 +93,28 @@ pub struct TestServer {
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// Job settings for tests: quick polls, short leases.
+pub fn test_jobs(workers: usize) -> emolens_server::jobs::JobSettings {
+    emolens_server::jobs::JobSettings {
+        workers,
+        lease: std::time::Duration::from_secs(10),
+        poll: std::time::Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
 impl TestServer {
     pub async fn start(config: ServerConfig, db_url: &str, detect_faces: bool) -> TestServer {
+        Self::start_with_jobs(config, db_url, detect_faces, test_jobs(0)).await
+    }
+
+    /// A server with `jobs.workers` reaction-video job workers of its own.
+    pub async fn start_with_jobs(
+        config: ServerConfig,
+        db_url: &str,
+        detect_faces: bool,
+        jobs: emolens_server::jobs::JobSettings,
+    ) -> TestServer {
         let db = Db::connect(db_url).await.expect("database opens");
         let c = classifier();
         let photos: Option<Arc<dyn PhotoAnalyzer>> = detect_faces.then(|| {
@@ -107,13 +127,23 @@ impl TestServer {
                 .unwrap(),
             ) as Arc<dyn PhotoAnalyzer>
         });
-        let state = AppState::new(config, c, photos, db);
+        let uncertain_below = config.uncertain_below;
+        let state = AppState::new(config, c.clone(), photos, db.clone());
+        let workers = (jobs.workers > 0).then(|| {
+            let analyzer = emolens_server::jobs::video_analyzer(c, uncertain_below).unwrap();
+            emolens_server::jobs::Workers::start(db, analyzer, jobs, state.wake.clone())
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(emolens_server::serve(listener, state.clone(), async move {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(emolens_server::serve_with_workers(
+            listener,
+            state.clone(),
+            workers,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         TestServer {
             addr,
             state,

@@ -109,7 +109,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
-    let s = TestServer::start(config(), db_url, false).await;
+    let s = TestServer::start_with_jobs(config(), db_url, false, test_jobs(1)).await;
     let admin = create_key_in(&s.state.db, "studio", "dpo", Role::Admin)
         .await
         .unwrap();
@@ -165,6 +165,40 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
     let p1 = upload(&s, kn, a1, &with_dup).await;
     let p2 = upload(&s, kn, a2, &named("sad", 3, "a2")).await;
     let kept_photos = upload(&s, kn, kept_ad, &named("surprise", 2, "kept")).await;
+    // A reaction video on each ad (the campaigns keep images, so the videos are kept too).
+    let vdir = tempfile::tempdir().unwrap();
+    let people = crate::videos::faces("happy", 3);
+    let mut videos = Vec::new();
+    let mut jobs = Vec::new();
+    for (i, ad) in [a1, a2, kept_ad].into_iter().enumerate() {
+        let bytes =
+            crate::videos::one_viewer(&vdir.path().join(format!("v{i}.mp4")), &people[i], 2.0);
+        let r = crate::videos::post_raw(
+            s.addr,
+            &format!("/v1/ads/{ad}/videos?name=consent-video-{i}.mp4"),
+            kn,
+            "video/mp4",
+            &bytes,
+        )
+        .await;
+        assert_eq!(r.status, 202, "{}", r.text());
+        jobs.push(r.json()["id"].as_i64().unwrap());
+        videos.push(bytes);
+    }
+    let mut seconds_of = Vec::new();
+    for j in &jobs {
+        let done = crate::videos::wait_job(s.addr, kn, *j).await;
+        assert_eq!(done["state"], "done", "{done}");
+        assert_eq!(done["result"]["viewers"], 1, "{done}");
+        assert_eq!(done["video_kept"], true);
+        seconds_of.push(
+            n(
+                db_url,
+                &format!("SELECT COUNT(*) FROM viewer_seconds WHERE job_id = {j}"),
+            )
+            .await,
+        );
+    }
     let r = get(s.addr, &format!("/v1/ads/{a1}/photos"), Some(kn))
         .await
         .json();
@@ -186,7 +220,7 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["erased"],
-        json!({"campaigns": 0, "ads": 0, "photos": 2, "faces": 1, "images": 1})
+        json!({"campaigns": 0, "ads": 0, "photos": 2, "faces": 1, "images": 1, "jobs": 0, "viewers": 0, "viewer_seconds": 0, "videos": 0})
     );
     assert_eq!(
         delete(s.addr, &format!("/v1/photos/{}", p1[0]), ka)
@@ -225,7 +259,13 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
     let r = delete(s.addr, &format!("/v1/ads/{a2}"), ka).await;
     assert_eq!(
         r.json()["erased"],
-        json!({"campaigns": 0, "ads": 1, "photos": 3, "faces": 3, "images": 3})
+        json!({"campaigns": 0, "ads": 1, "photos": 3, "faces": 3, "images": 3, "jobs": 1, "viewers": 1, "viewer_seconds": seconds_of[1], "videos": 1})
+    );
+    assert_eq!(
+        get(s.addr, &format!("/v1/jobs/{}", jobs[1]), Some(ka))
+            .await
+            .status,
+        404
     );
     assert_eq!(
         get(s.addr, &format!("/v1/ads/{a2}"), Some(ka)).await.status,
@@ -250,7 +290,7 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
     let r = delete(s.addr, &format!("/v1/campaigns/{c}"), ka).await;
     assert_eq!(
         r.json()["erased"],
-        json!({"campaigns": 1, "ads": 1, "photos": 2, "faces": 2, "images": 2})
+        json!({"campaigns": 1, "ads": 1, "photos": 2, "faces": 2, "images": 2, "jobs": 1, "viewers": 1, "viewer_seconds": seconds_of[0], "videos": 1})
     );
     assert_eq!(
         get(s.addr, &format!("/v1/campaigns/{c}"), Some(ka))
@@ -268,12 +308,17 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
         t,
         [
             "_sqlx_migrations",
+            "ad_creatives",
             "ads",
             "api_keys",
             "audit_log",
             "campaigns",
             "faces",
+            "job_video_chunks",
             "photos",
+            "video_jobs",
+            "video_viewers",
+            "viewer_seconds",
             "workspaces"
         ],
         "a new table must be checked by erasure"
@@ -320,6 +365,51 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
         2
     );
     assert_eq!(n(db_url, "SELECT COUNT(*) FROM faces").await, 2);
+    // Of the reaction videos, only the kept campaign's job, its viewer, seconds and video.
+    for (table, column) in [
+        ("video_jobs", "ad_id"),
+        ("video_viewers", "ad_id"),
+        ("viewer_seconds", "ad_id"),
+    ] {
+        assert_eq!(
+            n(
+                db_url,
+                &format!("SELECT COUNT(*) FROM {table} WHERE {column} <> {kept_ad}")
+            )
+            .await,
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(n(db_url, "SELECT COUNT(*) FROM video_jobs").await, 1);
+    assert_eq!(
+        n(
+            db_url,
+            &format!(
+                "SELECT COUNT(*) FROM viewer_seconds WHERE job_id = {}",
+                jobs[2]
+            )
+        )
+        .await,
+        seconds_of[2]
+    );
+    assert_eq!(
+        n(
+            db_url,
+            &format!(
+                "SELECT COUNT(*) FROM job_video_chunks WHERE job_id <> {}",
+                jobs[2]
+            )
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        get(s.addr, &format!("/v1/jobs/{}/video", jobs[2]), Some(ka))
+            .await
+            .body,
+        videos[2]
+    );
     assert_eq!(n(db_url, "SELECT COUNT(*) FROM api_keys").await, 2);
     // The audit log names keys, actions and ids, never files.
     let audit = get(s.addr, "/v1/audit", Some(ka)).await;
@@ -346,7 +436,7 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
         );
     }
     let uploads = entries.iter().filter(|e| e["action"] == "upload").count();
-    assert_eq!(uploads, 4);
+    assert_eq!(uploads, 4 + 3, "four photo uploads, three videos");
     assert!(entries
         .iter()
         .any(|e| e["action"] == "export" && e["target_type"] == "ad" && e["target_id"] == a1));
@@ -354,6 +444,10 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
         .iter()
         .any(|e| e["action"] == "create" && e["target_type"] == "campaign" && e["target_id"] == c));
     let text = audit.text();
+    assert!(
+        !text.contains("consent-video"),
+        "the audit log names no video"
+    );
     for name in happy
         .iter()
         .map(|(n, _)| n)
@@ -379,6 +473,24 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
             ),
             "the check must see kept images that stay"
         );
+        assert!(
+            contains(
+                &bytes,
+                &videos[2][videos[2].len() / 2..videos[2].len() / 2 + 64]
+            ),
+            "the check must see kept videos that stay"
+        );
+        for (i, v) in videos[..2].iter().enumerate() {
+            let mid = v.len() / 2;
+            assert!(
+                !contains(&bytes, &v[mid..mid + 64]),
+                "bytes of erased video {i} stay in the database file"
+            );
+            assert!(
+                !contains(&bytes, format!("consent-video-{i}.mp4").as_bytes()),
+                "the erased video's name stays in the database file"
+            );
+        }
         for (name, img) in happy.iter().chain(named("sad", 3, "a2").iter()) {
             let mid = img.len() / 2;
             assert!(

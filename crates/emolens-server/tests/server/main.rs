@@ -1,6 +1,6 @@
 //! emolens-server's integration tests, in one binary (one compile and link instead of one per
-//! file): the API, campaigns on SQLite and PostgreSQL, and the web app in a real browser, each
-//! against a real server on a loopback port.
+//! file): the API, campaigns on SQLite and PostgreSQL, reaction-video jobs and timelines, and the
+//! web app in a real browser, each against a real server on a loopback port.
 
 mod common;
 
@@ -10,4 +10,5 @@ mod campaigns;
 mod erasure;
 mod ondevice;
 mod trust;
+mod videos;
 mod workspaces;

@@ -16,6 +16,9 @@ enum Body {
     Json(Value),
     /// FER2013 crops uploaded as `files`.
     Photos(usize),
+    /// A reaction video (raw body); each send gets a unique `free` box at its end, so no two
+    /// sends are the same file.
+    Video(Vec<u8>),
 }
 
 /// One endpoint with the lowest role allowed to call it.
@@ -49,7 +52,38 @@ async fn send(addr: std::net::SocketAddr, c: &Case, path: &str, key: &str) -> Re
     let auth = format!("Bearer {key}");
     match &c.body {
         Body::None => request(addr, c.method, path, &[("Authorization", &auth)], b"").await,
-        Body::Json(v) => post_json(addr, path, Some(key), v).await,
+        Body::Json(v) => {
+            request(
+                addr,
+                c.method,
+                path,
+                &[
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/json"),
+                ],
+                v.to_string().as_bytes(),
+            )
+            .await
+        }
+        Body::Video(bytes) => {
+            static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let mut b = bytes.clone();
+            b.extend_from_slice(&16u32.to_be_bytes());
+            b.extend_from_slice(b"free");
+            b.extend_from_slice(
+                &SENT
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .to_be_bytes(),
+            );
+            request(
+                addr,
+                c.method,
+                path,
+                &[("Authorization", &auth), ("Content-Type", "video/mp4")],
+                &b,
+            )
+            .await
+        }
         Body::Photos(n) => {
             let imgs = fer_images("happy", *n);
             let parts: Vec<(&str, &str, &[u8])> = imgs
@@ -123,6 +157,20 @@ async fn cross_workspace(db_url: &str) {
         .iter()
         .map(|i| i["photo_id"].as_i64().unwrap())
         .collect();
+    // A reaction video of alpha's ad (no worker here: it stays queued).
+    let vdir = tempfile::tempdir().unwrap();
+    let face = &crate::videos::faces("happy", 1)[0];
+    let clip = crate::videos::one_viewer(&vdir.path().join("v.mp4"), face, 1.0);
+    let r = crate::videos::post_raw(
+        s.addr,
+        &format!("/v1/ads/{d}/videos"),
+        &admin_a,
+        "video/mp4",
+        &clip,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let job = r.json()["id"].as_i64().unwrap();
     // Beta has a campaign of its own.
     let r = post_json(
         s.addr,
@@ -191,6 +239,50 @@ async fn cross_workspace(db_url: &str) {
             Body::None,
             Role::Viewer,
         ),
+        case("GET", format!("/v1/jobs/{job}"), Body::None, Role::Viewer),
+        case(
+            "GET",
+            format!("/v1/ads/{d}/videos"),
+            Body::None,
+            Role::Viewer,
+        ),
+        case(
+            "GET",
+            format!("/v1/ads/{d}/timeline"),
+            Body::None,
+            Role::Viewer,
+        ),
+        case(
+            "GET",
+            format!("/v1/ads/{d}/timeline/export?format=csv"),
+            Body::None,
+            Role::Viewer,
+        ),
+        case(
+            "GET",
+            format!("/v1/ads/{d}/timeline/compare?with={d}"),
+            Body::None,
+            Role::Viewer,
+        ),
+        case(
+            "PATCH",
+            format!("/v1/ads/{d}"),
+            Body::Json(json!({"duration_s": 30})),
+            Role::Analyst,
+        ),
+        case(
+            "POST",
+            format!("/v1/ads/{d}/videos"),
+            Body::Video(clip.clone()),
+            Role::Analyst,
+        ),
+        case(
+            "PUT",
+            format!("/v1/ads/{d}/creative"),
+            Body::Video(clip.clone()),
+            Role::Analyst,
+        ),
+        case("DELETE", format!("/v1/jobs/{job}"), Body::None, Role::Admin),
         case(
             "POST",
             format!("/v1/campaigns/{c}/ads"),
@@ -557,7 +649,7 @@ async fn migrates_into_default(url: &str, backend: &str) {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["erased"],
-        json!({"campaigns": 1, "ads": 1, "photos": 1, "faces": 1, "images": 1})
+        json!({"campaigns": 1, "ads": 1, "photos": 1, "faces": 1, "images": 1, "jobs": 0, "viewers": 0, "viewer_seconds": 0, "videos": 0})
     );
     s.stop().await;
 }

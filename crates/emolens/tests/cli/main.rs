@@ -4,6 +4,7 @@
 mod analyze;
 mod data;
 mod eval;
+mod jobs;
 mod model;
 mod onnx;
 mod service;
