@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import emolens
-from conftest import FER_TEST, PHOTOS, cli_analyze, run_cli
+from conftest import FER_TEST, PHOTOS, ROOT, cli_analyze, run_cli
 
 FPS = 10
 SECONDS = 4
@@ -144,3 +144,17 @@ def test_a_broken_video_raises_the_cli_message(videos: dict[str, Path]) -> None:
         kept[0].save_timeline("never-written.png")
     with pytest.raises(emolens.EmolensError, match="--fps must be in"):
         emolens.analyze(str(videos["webm"]), fps=0)
+
+
+def test_the_example_analyses_a_video(
+    videos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+
+    video = tmp_path / "viewer.mp4"
+    shutil.copy(videos["mp4"], video)
+    script = str(ROOT / "examples/python/analyze_photos.py")
+    monkeypatch.setattr("sys.argv", [script, str(video)])
+    runpy.run_path(script, run_name="__main__")
+    assert "2 viewers" in capsys.readouterr().out
+    assert (tmp_path / "viewer.mp4.timeline.png").read_bytes()[:4] == b"\x89PNG"
