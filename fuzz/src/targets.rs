@@ -1,0 +1,148 @@
+//! The fuzz targets' bodies: each takes arbitrary bytes through a path the server or the CLI
+//! takes with untrusted input, with the limits they apply. Shared by the AFL binaries
+//! (`fuzz/src/bin/*.rs`) and by the workspace's corpus replay test
+//! (`crates/emolens/tests/cli/fuzz_corpus.rs`, which includes this file), so CI runs every
+//! corpus file through exactly what was fuzzed. A target returns normally for any input (errors
+//! are answers); a panic, a hang or an allocation past the limits is a finding.
+
+use emolens_core::{decode_image, probe_image, DecodeLimits};
+use emolens_server::ServerConfig;
+
+/// The server's limits, scaled down so one input stays cheap: images up to 2048 px a side and
+/// 64 MiB of decoder memory.
+fn limits() -> DecodeLimits {
+    DecodeLimits {
+        max_side: 2048,
+        max_alloc: 64 << 20,
+    }
+}
+
+/// Image decoding as uploads go through it: the header probe that reserves decode memory, then
+/// the decode within the limits. The probe must never promise less than the decode delivers.
+pub fn image(data: &[u8]) {
+    let limits = limits();
+    let probed = probe_image(data, "fuzz", &limits);
+    let decoded = decode_image(data, "fuzz", &limits);
+    if let (Ok(info), Ok(img)) = (&probed, &decoded) {
+        // EXIF orientation may swap the sides.
+        let sides = [(img.width(), img.height()), (img.height(), img.width())];
+        assert!(
+            sides.contains(&(info.width, info.height)),
+            "probe said {}x{}, decode gave {}x{}",
+            info.width,
+            info.height,
+            img.width(),
+            img.height()
+        );
+        assert!(img.as_bytes().len() as u64 <= info.decoded_bytes.max(1) * 4);
+    }
+    if let Ok(img) = decoded {
+        // The one preprocessing path, for a grey 48x48 model.
+        let pre = emolens_core::Preprocessor::new(emolens_core::InputSpec::fer(
+            emolens_core::ColourMode::Grayscale,
+        ));
+        assert_eq!(pre.prepare(&img, None).len(), 48 * 48);
+    }
+}
+
+/// Request bodies: the first byte picks the parser (analyze JSON, TF-Serving JSON, multipart),
+/// the rest is the body.
+pub fn request(data: &[u8]) {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let config = ServerConfig {
+        max_files: 8,
+        max_image_bytes: 64 << 10,
+        ..ServerConfig::default()
+    };
+    match which % 3 {
+        0 => {
+            if let Ok((uploads, _)) = emolens_server::upload::read_json(body, &config) {
+                assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
+                for u in &uploads {
+                    assert!(u.bytes.len() <= config.max_image_bytes);
+                }
+            }
+        }
+        1 => {
+            let (max_instances, max_values) = (16, 48 * 48);
+            if let Ok(r) = emolens_server::tfparse::parse_predict(body, max_instances, max_values) {
+                assert!(!r.instances.is_empty() && r.instances.len() <= max_instances);
+                for i in &r.instances {
+                    if let emolens_server::tfparse::Instance::Numbers { values, shape } = i {
+                        assert!(values.len() <= max_values);
+                        assert!(values.iter().all(|v| v.is_finite()));
+                        let n: usize = shape.iter().product();
+                        assert!(shape.len() <= 4 && (n == values.len() || values.is_empty()));
+                    }
+                }
+            }
+        }
+        _ => {
+            let ct = "multipart/form-data; boundary=fuzzboundary";
+            if let Ok(uploads) =
+                emolens_server::upload::read_multipart_bytes(body.to_vec(), ct, &config)
+            {
+                assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
+                for u in &uploads {
+                    assert!(u.bytes.len() <= config.max_image_bytes);
+                }
+            }
+        }
+    }
+}
+
+/// The raw SHA-256 of `bytes`.
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    let hex = emolens_core::fingerprint::sha256_hex(bytes);
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digest"))
+        .collect()
+}
+
+/// Networks at most this large are built (their weights loaded) by the targets; the parsers
+/// see every architecture.
+const MAX_BUILT_PARAMS: usize = 1 << 18;
+
+/// Model-file loading: the input is a model file without its trailing checksum (the target
+/// appends the right one, so the fuzzer gets past it); the file is parsed and checked, and
+/// small networks are built and their weights loaded.
+pub fn model_file(data: &[u8]) {
+    let mut file = data.to_vec();
+    file.extend(sha256(data));
+    let Ok(m) = emolens_model::ModelFile::decode(&file, "fuzz") else {
+        return;
+    };
+    let input = &m.meta.input;
+    let Ok(summary) = m.arch.summarise(
+        input.channels(),
+        input.height as usize,
+        input.width as usize,
+    ) else {
+        return;
+    };
+    if summary.params <= MAX_BUILT_PARAMS && input.height <= 128 && input.width <= 128 {
+        let _ = m.network(&emolens_model::inference_device());
+    }
+}
+
+/// Architecture files (the original design's JSON, Keras model JSON, emolens's own): parsed,
+/// summarised for a 48x48 grey input, and built when small.
+pub fn architecture(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(imp) = emolens_model::parse_architecture(text, "fuzz") else {
+        return;
+    };
+    let _ = imp.arch.to_json();
+    let Ok(summary) = imp.arch.summarise(1, 48, 48) else {
+        return;
+    };
+    if summary.params <= MAX_BUILT_PARAMS {
+        let _ =
+            emolens_model::Network::new(&imp.arch, 1, 48, 48, &emolens_model::inference_device());
+    }
+}
