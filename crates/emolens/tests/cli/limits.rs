@@ -126,14 +126,17 @@ fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
     b
 }
 
-/// A 23 MB TF-Serving body of 48x48 grey instances (more of them than the limit allows).
-fn tf_body() -> Vec<u8> {
-    let row = format!("[{}]", vec!["0.5019608"; 48].join(","));
+/// A TF-Serving body of 48x48 grey instances, each value written as `value`: `n` of them, or as
+/// many as make up `bytes` when `n` is `None`.
+fn tf_body(value: &str, n: Option<usize>, bytes: usize) -> Vec<u8> {
+    let row = format!("[{}]", vec![value; 48].join(","));
     let inst = format!("[{}]", vec![row.as_str(); 48].join(","));
     let mut b = String::from("{\"instances\": [");
-    while b.len() < 23_000_000 {
+    let mut count = 1;
+    while n.map_or(b.len() < bytes, |n| count < n) {
         b.push_str(&inst);
         b.push(',');
+        count += 1;
     }
     b.push_str(&inst);
     b.push_str("]}");
@@ -183,8 +186,9 @@ fn serve_stays_within_its_stated_memory_bound() {
     assert_eq!(st, 200, "{body}");
     let baseline = peak_rss(pid);
 
-    // Four 23 MB TF-Serving requests at once: refused while reading (413).
-    let tf = tf_body();
+    // Four 23 MB TF-Serving requests at once (2,500 instances each, over the limit of 1,000):
+    // refused while reading (413).
+    let tf = tf_body("0.5", None, 23_000_000);
     for (st, body) in at_once(
         server.addr,
         4,
@@ -193,8 +197,23 @@ fn serve_stays_within_its_stated_memory_bound() {
         &tf,
     ) {
         assert_eq!(st, 413, "{}", &body[..body.len().min(300)]);
+        assert!(body.contains("1000 instances"), "{body}");
     }
     let after_tf = peak_rss(pid);
+    // 1,000 instances, the most one request may hold: answered.
+    let full = tf_body("0.5019608", Some(1000), 0);
+    let t = Instant::now();
+    let (st, body) = send(
+        server.addr,
+        "POST",
+        "/v1/models/emotion:predict",
+        "application/json",
+        &full,
+    );
+    let full_secs = t.elapsed().as_secs_f64();
+    assert_eq!(st, 200, "{}", &body[..body.len().min(300)]);
+    assert_eq!(body.matches("],[").count() + 1, 1000);
+    let after_full = peak_rss(pid);
 
     // Four 8192x8192 PNGs at once: analysed, the decodes taking turns within the budget.
     let png = multipart("huge.png", &huge_png());
@@ -210,9 +229,11 @@ fn serve_stays_within_its_stated_memory_bound() {
     let bodies = 4 * 2 * tf.len() as u64;
     let bound = baseline + budget_mib * MIB + bodies + 128 * MIB;
     eprintln!(
-        "serve peak RSS: baseline {} MiB, after 4 x 23 MB TF-Serving {} MiB, after 4 x 8192^2 PNG {} MiB; bound {} MiB",
+        "serve peak RSS: baseline {} MiB, after 4 x 23 MB TF-Serving at once {} MiB, after 1,000 instances ({} MB, {full_secs:.2} s) {} MiB, after 4 x 8192x8192 PNG at once {} MiB; bound {} MiB",
         baseline / MIB,
         after_tf / MIB,
+        full.len() / 1_000_000,
+        after_full / MIB,
         after_png / MIB,
         bound / MIB
     );
