@@ -217,7 +217,7 @@ async fn refused_clients_read_their_429_and_rates_are_per_key_and_per_client() {
     // A 6 MB request from the same address, refused: the server reads it and answers, so the
     // client finishes writing and reads a JSON 429 (a broken pipe before the fix).
     let big: Vec<u8> = (0..6u32 << 20)
-        .map(|i| (i * 2_654_435_761 >> 24) as u8)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     let (raw, _) = upload_request(s.addr, "/v1/analyze", None, &big);
     let r = request_from(60, s.addr, &raw).await;
