@@ -428,7 +428,7 @@ mod tests {
             (r#"{"instances": [[1, [2]]]}"#, "mixes"),
             (r#"{"instances": [["a"]]}"#, "instance 0"),
             (r#"{"instances": [[1,2,3,4,5,6,7]]}"#, "more than 6 values"),
-            (r#"{"instances": [[[[[1]]]]]}"#, "deeper"),
+            (r#"{"instances": [[[[[[1]]]]]]}"#, "deeper"),
             (r#"{"instances": []}"#, "empty"),
             (r#"{"instances": [[1]], "inputs": [[1]]}"#, "not both"),
             (r#"{"x": 1}"#, "missing"),
