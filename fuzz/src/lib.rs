@@ -2,3 +2,7 @@
 
 #[path = "targets.rs"]
 pub mod targets;
+
+#[cfg(feature = "model")]
+#[path = "model_targets.rs"]
+pub mod model_targets;

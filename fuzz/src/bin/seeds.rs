@@ -1,7 +1,9 @@
 //! Writes the starting corpus of every fuzz target under `fuzz/corpus/<target>/`, all of it
 //! synthesized here (no research data: no FER2013 or AffectNet image is ever a seed).
-//!   cargo afl build --release && target/release/seeds   (from fuzz/)
+//!   cargo afl build --release && target/release/seeds   (from fuzz/; the model-file seed needs
+//!   the default `model` feature)
 
+#[cfg(feature = "model")]
 use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use image::{DynamicImage, ImageFormat};
 use std::path::{Path, PathBuf};
@@ -120,6 +122,7 @@ const SMALL_ARCH: &str = r#"{
  "Dense_1": {"units": 7, "activation": "softmax"}
 }"#;
 
+#[cfg(feature = "model")]
 fn models(dir: &Path) {
     let imp = emolens_model::parse_architecture(SMALL_ARCH, "small").expect("parses");
     let device = emolens_model::inference_device();
@@ -168,6 +171,7 @@ fn main() {
     let corpus = fuzz.join("corpus");
     images(&corpus.join("image"));
     requests(&corpus.join("request"));
+    #[cfg(feature = "model")]
     models(&corpus.join("model_file"));
     architectures(&corpus.join("architecture"), &fuzz.join(".."));
     println!("seeds written under {}", corpus.display());

@@ -1,8 +1,10 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz targets' own
-//! code (`fuzz/src/targets.rs`, included here), so CI checks that no input that was ever kept
+//! code (`fuzz/src/targets.rs` and `model_targets.rs`, included here), so CI checks that no input that was ever kept
 //! by the fuzzer (or synthesized as a seed) panics, hangs or breaks a limit. The fuzzing itself
 //! runs with cargo-afl: see fuzz/README.md.
 
+#[path = "../../../../fuzz/src/model_targets.rs"]
+mod model_targets;
 #[path = "../../../../fuzz/src/targets.rs"]
 mod targets;
 
@@ -68,10 +70,10 @@ fn request_corpus_replays_cleanly() {
 
 #[test]
 fn model_file_corpus_replays_cleanly() {
-    replay("model_file", targets::model_file);
+    replay("model_file", model_targets::model_file);
 }
 
 #[test]
 fn architecture_corpus_replays_cleanly() {
-    replay("architecture", targets::architecture);
+    replay("architecture", model_targets::architecture);
 }
