@@ -13,8 +13,12 @@ features=--no-default-features
 for t in "${targets[@]}"; do
   case $t in model_file|architecture) features= ;; esac
 done
-cargo afl build --release $features
-[ -d corpus/image ] || target/release/seeds
+# Without `--cfg fuzzing`: under it rav1e (the image crate's AVIF encoder) links libfuzzer-sys,
+# whose coverage callbacks clash with AFL's at link time (duplicate __sanitizer_cov_trace_pc_guard).
+AFL_NO_CFG_FUZZING=1 cargo afl build --release $features
+# The committed corpus; `cargo run --release --example fuzz_seeds -- fuzz` (workspace) rewrites
+# its seeds.
+[ -d corpus/image ] || { echo "fuzz/corpus is missing" >&2; exit 1; }
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1
 pids=()
 for t in "${targets[@]}"; do

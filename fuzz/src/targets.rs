@@ -20,7 +20,8 @@ fn limits() -> DecodeLimits {
 
 /// Image decoding as uploads go through it: the header probe that reserves decode memory, then
 /// the decode within the limits. The probe must never promise less than the decode delivers.
-pub fn image(data: &[u8]) {
+/// True when the input decoded.
+pub fn image(data: &[u8]) -> bool {
     let limits = limits();
     let probed = probe_image(data, "fuzz", &limits);
     let decoded = decode_image(data, "fuzz", &limits);
@@ -37,20 +38,22 @@ pub fn image(data: &[u8]) {
         );
         assert!(img.as_bytes().len() as u64 <= info.decoded_bytes.max(1) * 4);
     }
-    if let Ok(img) = decoded {
-        // The one preprocessing path, for a grey 48x48 model.
-        let pre = emolens_core::Preprocessor::new(emolens_core::InputSpec::fer(
-            emolens_core::ColourMode::Grayscale,
-        ));
-        assert_eq!(pre.prepare(&img, None).len(), 48 * 48);
-    }
+    let Ok(img) = decoded else {
+        return false;
+    };
+    // The one preprocessing path, for a grey 48x48 model.
+    let pre = emolens_core::Preprocessor::new(emolens_core::InputSpec::fer(
+        emolens_core::ColourMode::Grayscale,
+    ));
+    assert_eq!(pre.prepare(&img, None).len(), 48 * 48);
+    true
 }
 
 /// Request bodies: the first byte picks the parser (analyze JSON, TF-Serving JSON, multipart),
-/// the rest is the body.
-pub fn request(data: &[u8]) {
+/// the rest is the body. True when the body was accepted.
+pub fn request(data: &[u8]) -> bool {
     let Some((&which, body)) = data.split_first() else {
-        return;
+        return false;
     };
     let config = ServerConfig {
         max_files: 8,
@@ -59,37 +62,44 @@ pub fn request(data: &[u8]) {
     };
     match which % 3 {
         0 => {
-            if let Ok((uploads, _)) = emolens_server::upload::read_json(body, &config) {
-                assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
-                for u in &uploads {
-                    assert!(u.bytes.len() <= config.max_image_bytes);
-                }
+            let Ok((uploads, _)) = emolens_server::upload::read_json(body, &config) else {
+                return false;
+            };
+            assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
+            for u in &uploads {
+                assert!(u.bytes.len() <= config.max_image_bytes);
             }
+            true
         }
         1 => {
             let (max_instances, max_values) = (16, 48 * 48);
-            if let Ok(r) = emolens_server::tfparse::parse_predict(body, max_instances, max_values) {
-                assert!(!r.instances.is_empty() && r.instances.len() <= max_instances);
-                for i in &r.instances {
-                    if let emolens_server::tfparse::Instance::Numbers { values, shape } = i {
-                        assert!(values.len() <= max_values);
-                        assert!(values.iter().all(|v| v.is_finite()));
-                        let n: usize = shape.iter().product();
-                        assert!(shape.len() <= 4 && (n == values.len() || values.is_empty()));
-                    }
+            let Ok(r) = emolens_server::tfparse::parse_predict(body, max_instances, max_values)
+            else {
+                return false;
+            };
+            assert!(!r.instances.is_empty() && r.instances.len() <= max_instances);
+            for i in &r.instances {
+                if let emolens_server::tfparse::Instance::Numbers { values, shape } = i {
+                    assert!(values.len() <= max_values);
+                    assert!(values.iter().all(|v| v.is_finite()));
+                    let n: usize = shape.iter().product();
+                    assert!(shape.len() <= 4 && (n == values.len() || values.is_empty()));
                 }
             }
+            true
         }
         _ => {
             let ct = "multipart/form-data; boundary=fuzzboundary";
-            if let Ok(uploads) =
+            let Ok(uploads) =
                 emolens_server::upload::read_multipart_bytes(body.to_vec(), ct, &config)
-            {
-                assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
-                for u in &uploads {
-                    assert!(u.bytes.len() <= config.max_image_bytes);
-                }
+            else {
+                return false;
+            };
+            assert!(!uploads.is_empty() && uploads.len() <= config.max_files);
+            for u in &uploads {
+                assert!(u.bytes.len() <= config.max_image_bytes);
             }
+            true
         }
     }
 }

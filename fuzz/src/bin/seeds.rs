@@ -1,9 +1,8 @@
 //! Writes the starting corpus of every fuzz target under `fuzz/corpus/<target>/`, all of it
 //! synthesized here (no research data: no FER2013 or AffectNet image is ever a seed).
-//!   cargo afl build --release && target/release/seeds   (from fuzz/; the model-file seed needs
-//!   the default `model` feature)
+//!   cargo afl build --release && target/release/seeds   (from fuzz/), or without an
+//!   instrumented build: cargo run --release --example fuzz_seeds -- fuzz   (from the workspace)
 
-#[cfg(feature = "model")]
 use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use image::{DynamicImage, ImageFormat};
 use std::path::{Path, PathBuf};
@@ -22,8 +21,12 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
 
 fn images(dir: &Path) {
     let grey = image::GrayImage::from_fn(16, 12, |x, y| image::Luma([(x * 16 + y * 5) as u8]));
-    let rgb = image::RgbImage::from_fn(12, 16, |x, y| image::Rgb([(x * 20) as u8, (y * 15) as u8, 90]));
-    let rgba = image::RgbaImage::from_fn(8, 8, |x, y| image::Rgba([(x * 30) as u8, 10, (y * 30) as u8, 200]));
+    let rgb = image::RgbImage::from_fn(12, 16, |x, y| {
+        image::Rgb([(x * 20) as u8, (y * 15) as u8, 90])
+    });
+    let rgba = image::RgbaImage::from_fn(8, 8, |x, y| {
+        image::Rgba([(x * 30) as u8, 10, (y * 30) as u8, 200])
+    });
     let grey16 = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(8, 8, |x, y| {
         image::Luma([(x * 4000 + y * 300) as u16])
     });
@@ -36,7 +39,11 @@ fn images(dir: &Path) {
         ("grey.png", &g, ImageFormat::Png),
         ("rgb.png", &c, ImageFormat::Png),
         ("rgba.png", &a, ImageFormat::Png),
-        ("grey16.png", &DynamicImage::ImageLuma16(grey16), ImageFormat::Png),
+        (
+            "grey16.png",
+            &DynamicImage::ImageLuma16(grey16),
+            ImageFormat::Png,
+        ),
         ("grey.jpg", &g, ImageFormat::Jpeg),
         ("rgb.jpg", &c, ImageFormat::Jpeg),
         ("rgb.gif", &c, ImageFormat::Gif),
@@ -62,7 +69,9 @@ fn images(dir: &Path) {
 
 fn requests(dir: &Path) {
     let png = encode(
-        &DynamicImage::ImageLuma8(image::GrayImage::from_fn(4, 4, |x, y| image::Luma([(x * 60 + y) as u8]))),
+        &DynamicImage::ImageLuma8(image::GrayImage::from_fn(4, 4, |x, y| {
+            image::Luma([(x * 60 + y) as u8])
+        })),
         ImageFormat::Png,
     );
     let b64 = base64_encode(&png);
@@ -74,13 +83,31 @@ fn requests(dir: &Path) {
         n += 1;
     };
     // Analyze JSON.
-    put(0, format!(r#"{{"images": [{{"name": "a.png", "b64": "{b64}"}}, "{b64}"], "assume_crop": true}}"#).as_bytes());
-    put(0, format!(r#"{{"images": ["data:image/png;base64,{b64}"]}}"#).as_bytes());
+    put(
+        0,
+        format!(
+            r#"{{"images": [{{"name": "a.png", "b64": "{b64}"}}, "{b64}"], "assume_crop": true}}"#
+        )
+        .as_bytes(),
+    );
+    put(
+        0,
+        format!(r#"{{"images": ["data:image/png;base64,{b64}"]}}"#).as_bytes(),
+    );
     put(0, br#"{"images": [{"b64": "%%"}]}"#);
     // TF-Serving JSON.
-    put(1, br#"{"instances": [[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]]}"#);
-    put(1, br#"{"signature_name": "serving_default", "inputs": {"input": [[[[0.5]]]]}}"#);
-    put(1, format!(r#"{{"instances": [{{"b64": "{b64}"}}, {{"input": [[1, 0]]}}]}}"#).as_bytes());
+    put(
+        1,
+        br#"{"instances": [[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]]}"#,
+    );
+    put(
+        1,
+        br#"{"signature_name": "serving_default", "inputs": {"input": [[[[0.5]]]]}}"#,
+    );
+    put(
+        1,
+        format!(r#"{{"instances": [{{"b64": "{b64}"}}, {{"input": [[1, 0]]}}]}}"#).as_bytes(),
+    );
     put(1, br#"{"instances": [[1, [2]]], "inputs": []}"#);
     // Multipart.
     let mut mp = Vec::new();
@@ -122,7 +149,6 @@ const SMALL_ARCH: &str = r#"{
  "Dense_1": {"units": 7, "activation": "softmax"}
 }"#;
 
-#[cfg(feature = "model")]
 fn models(dir: &Path) {
     let imp = emolens_model::parse_architecture(SMALL_ARCH, "small").expect("parses");
     let device = emolens_model::inference_device();
@@ -133,10 +159,12 @@ fn models(dir: &Path) {
         int8: None,
         format_version: ModelMeta::FORMAT_VERSION,
         name: "fuzz-seed".into(),
-        classes: ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        classes: [
+            "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         input: InputSpec::fer(ColourMode::Grayscale),
         architecture: serde_json::from_str(&imp.arch.to_json()).expect("json"),
         training: serde_json::Value::Null,
@@ -166,12 +194,15 @@ fn architectures(dir: &Path, repo: &Path) {
     );
 }
 
-fn main() {
-    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+/// Writes the seeds under `<fuzz>/corpus`, `<fuzz>` being the first argument or this crate.
+pub fn main() {
+    let fuzz = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     let corpus = fuzz.join("corpus");
     images(&corpus.join("image"));
     requests(&corpus.join("request"));
-    #[cfg(feature = "model")]
     models(&corpus.join("model_file"));
     architectures(&corpus.join("architecture"), &fuzz.join(".."));
     println!("seeds written under {}", corpus.display());
