@@ -15,4 +15,4 @@ pub use classifier::EmotionClassifier;
 pub use emotion::Emotion;
 pub use error::CoreError;
 pub use meta::{ColourMode, InputSpec, Int8Calibration, ModelMeta, Normalisation};
-pub use preprocess::{decode_image, CropBox, DecodeLimits, Preprocessor};
+pub use preprocess::{decode_image, probe_image, CropBox, DecodeLimits, ImageInfo, Preprocessor};

@@ -52,6 +52,62 @@ pub fn decode_image(
     source_name: &str,
     limits: &DecodeLimits,
 ) -> Result<DynamicImage, CoreError> {
+    match sniff(bytes, source_name)? {
+        Sniffed::Palette(format, p) => {
+            let (decoder, w, h) = open_decoder(&p.grey_bytes, format, source_name, limits)?;
+            let indices = decode_opened(decoder, w, h, format, source_name, limits)?;
+            p.to_rgb(indices, source_name)
+        }
+        Sniffed::Plain(format) => {
+            let (decoder, w, h) = open_decoder(bytes, format, source_name, limits)?;
+            decode_opened(decoder, w, h, format, source_name, limits)
+        }
+    }
+}
+
+/// What an image's header says, read without decoding a pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes of the decoded picture [`decode_image`] returns.
+    pub decoded_bytes: u64,
+}
+
+/// Reads an image's header as [`decode_image`] would, with the same checks and errors (format,
+/// truncation, size limits), and says how large the decoded picture will be, so a caller can
+/// reserve the memory before decoding.
+pub fn probe_image(
+    bytes: &[u8],
+    source_name: &str,
+    limits: &DecodeLimits,
+) -> Result<ImageInfo, CoreError> {
+    let (decoded_bytes, w, h) = match sniff(bytes, source_name)? {
+        Sniffed::Palette(format, p) => {
+            let (_, w, h) = open_decoder(&p.grey_bytes, format, source_name, limits)?;
+            // Indices, then RGB.
+            (4 * w as u64 * h as u64, w, h)
+        }
+        Sniffed::Plain(format) => {
+            let (decoder, w, h) = open_decoder(bytes, format, source_name, limits)?;
+            (decoder.total_bytes(), w, h)
+        }
+    };
+    Ok(ImageInfo {
+        width: w,
+        height: h,
+        decoded_bytes,
+    })
+}
+
+/// The format of an image's bytes (palette TIFFs apart), refusing empty, unknown and cut-off
+/// files.
+enum Sniffed {
+    Plain(image::ImageFormat),
+    Palette(image::ImageFormat, PaletteTiff),
+}
+
+fn sniff(bytes: &[u8], source_name: &str) -> Result<Sniffed, CoreError> {
     if bytes.is_empty() {
         return Err(CoreError::EmptyImage {
             source_name: source_name.to_string(),
@@ -72,11 +128,10 @@ pub fn decode_image(
     }
     if format == image::ImageFormat::Tiff {
         if let Some(p) = palette_tiff(bytes) {
-            let indices = decode_known(&p.grey_bytes, format, source_name, limits)?;
-            return p.to_rgb(indices, source_name);
+            return Ok(Sniffed::Palette(format, p));
         }
     }
-    decode_known(bytes, format, source_name, limits)
+    Ok(Sniffed::Plain(format))
 }
 
 /// Why a JPEG or PNG is cut short, if it is: a JPEG must have its end-of-image marker after
@@ -225,31 +280,16 @@ fn palette_tiff(bytes: &[u8]) -> Option<PaletteTiff> {
     })
 }
 
-/// Decodes bytes of a known format within the limits.
-fn decode_known(
-    bytes: &[u8],
+/// The decoders' own messages (library types, internal states) stay out of what users read.
+fn decode_error(
+    e: image::ImageError,
     format: image::ImageFormat,
     source_name: &str,
-    limits: &DecodeLimits,
-) -> Result<DynamicImage, CoreError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut lim = image::Limits::default();
-    // Width and height are checked below from the header, so the error can name them.
-    lim.max_alloc = Some(limits.max_alloc);
-    reader.limits(lim);
-
-    let too_large = |w: u32, h: u32| CoreError::TooLarge {
-        source_name: source_name.to_string(),
-        width: w,
-        height: h,
-        max: limits.max_side,
-        max_alloc_mib: limits.max_alloc >> 20,
-    };
+    too_large: CoreError,
+) -> CoreError {
     let kind = format!("{format:?}").to_uppercase();
-    // The decoders' own messages (library types, internal states) stay out of what users read.
-    let decode_err = |e: image::ImageError| {
-        match e {
-        image::ImageError::Limits(_) => too_large(0, 0),
+    match e {
+        image::ImageError::Limits(_) => too_large,
         image::ImageError::Unsupported(_) => CoreError::Decode {
             source_name: source_name.to_string(),
             detail: format!("this {kind} file uses a colour type or compression emolens does not read; convert it to PNG or JPEG"),
@@ -259,16 +299,41 @@ fn decode_known(
             detail: format!("the {kind} data is damaged or incomplete; export or upload the file again"),
         },
     }
-    };
-    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+}
+
+fn too_large(source_name: &str, w: u32, h: u32, limits: &DecodeLimits) -> CoreError {
+    CoreError::TooLarge {
+        source_name: source_name.to_string(),
+        width: w,
+        height: h,
+        max: limits.max_side,
+        max_alloc_mib: limits.max_alloc >> 20,
+    }
+}
+
+/// Opens a decoder on bytes of a known format and checks its header against the limits.
+fn open_decoder<'a>(
+    bytes: &'a [u8],
+    format: image::ImageFormat,
+    source_name: &str,
+    limits: &DecodeLimits,
+) -> Result<(Box<dyn ImageDecoder + 'a>, u32, u32), CoreError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = image::Limits::default();
+    // Width and height are checked below from the header, so the error can name them.
+    lim.max_alloc = Some(limits.max_alloc);
+    reader.limits(lim);
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_error(e, format, source_name, too_large(source_name, 0, 0, limits)))?;
     let (w, h) = decoder.dimensions();
     if w > limits.max_side || h > limits.max_side {
-        return Err(too_large(w, h));
+        return Err(too_large(source_name, w, h, limits));
     }
     // The pixel buffer is allocated by `from_decoder` without consulting the limits, so the
     // memory bound is checked here, from the header, before any pixel is decoded.
     if decoder.total_bytes() > limits.max_alloc {
-        return Err(too_large(w, h));
+        return Err(too_large(source_name, w, h, limits));
     }
     if w == 0 || h == 0 {
         return Err(CoreError::Decode {
@@ -276,13 +341,24 @@ fn decode_known(
             detail: format!("image has no pixels ({w}x{h})"),
         });
     }
+    let decoder: Box<dyn ImageDecoder + 'a> = Box::new(decoder);
+    Ok((decoder, w, h))
+}
+
+/// Decodes the pixels of an opened decoder and applies its EXIF orientation.
+fn decode_opened(
+    mut decoder: Box<dyn ImageDecoder + '_>,
+    w: u32,
+    h: u32,
+    format: image::ImageFormat,
+    source_name: &str,
+    limits: &DecodeLimits,
+) -> Result<DynamicImage, CoreError> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        image::ImageError::Limits(_) => too_large(w, h),
-        other => decode_err(other),
-    })?;
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| decode_error(e, format, source_name, too_large(source_name, w, h, limits)))?;
     img.apply_orientation(orientation);
     Ok(img)
 }

@@ -29,8 +29,11 @@ pub async fn predict(State(state): State<SharedState>, req: Request) -> ServerRe
     }
     let crop = state.crop.clone();
     let name = upload.name.clone();
+    let bytes = upload.bytes.clone();
     let report = state
-        .blocking(move || crop.classify_crop(&upload.bytes, &name))
+        .analyse_image(&upload.bytes, &upload.name, move || {
+            crop.classify_crop(&bytes, &name)
+        })
         .await;
     state.metrics.image(report.is_ok());
     let report = report?;
@@ -125,29 +128,47 @@ pub fn error_value(e: &ServerError) -> Value {
 }
 
 /// Analyses uploads one by one on the blocking pool; each gets its own result, so one bad image
-/// never fails the batch.
+/// never fails the batch. The request holds one analysis slot throughout (requests are served
+/// in arrival order rather than all at once, so each finishes as early as it can) and reserves
+/// each image's decode memory before decoding it. Waiting too long for either fails the whole
+/// request with 429 (nothing was stored).
 pub async fn analyze_uploads(
     state: &SharedState,
     uploads: Vec<Upload>,
     assume_crop: bool,
-) -> Vec<(Upload, ServerResult<PhotoReport>)> {
+) -> ServerResult<Vec<(Upload, ServerResult<PhotoReport>)>> {
     let mut out = Vec::with_capacity(uploads.len());
+    let slot = if uploads.iter().any(|u| u.rejected.is_none()) {
+        Some(std::sync::Arc::new(state.analysis_slot().await?))
+    } else {
+        None
+    };
     for u in uploads {
         if let Some(e) = u.rejected.clone() {
             state.metrics.image(false);
             out.push((u, Err(e)));
             continue;
         }
+        let cost = match state.decode_cost(&u.bytes, &u.name) {
+            Ok(c) => c,
+            Err(e) => {
+                state.metrics.image(false);
+                out.push((u, Err(e)));
+                continue;
+            }
+        };
+        let memory = state.reserve_decode(cost, &u.name).await?;
+        let hold = (slot.clone(), memory);
         let (bytes, name) = (u.bytes.clone(), u.name.clone());
         let result = if assume_crop {
             let crop = state.crop.clone();
             state
-                .blocking(move || crop.classify_crop(&bytes, &name))
+                .run_blocking(hold, move || crop.classify_crop(&bytes, &name))
                 .await
         } else {
             let photos = state.photos.clone();
             state
-                .blocking(move || photos.analyze_photo(&bytes, &name))
+                .run_blocking(hold, move || photos.analyze_photo(&bytes, &name))
                 .await
         };
         state.metrics.image(result.is_ok());
@@ -156,7 +177,7 @@ pub async fn analyze_uploads(
         }
         out.push((u, result));
     }
-    out
+    Ok(out)
 }
 
 /// Reads the images of a multipart or JSON request.
@@ -217,7 +238,7 @@ pub async fn analyze(
 ) -> ServerResult<Json<Value>> {
     let (uploads, json_crop) = read_images(&state, req).await?;
     let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
-    let results = analyze_uploads(&state, uploads, assume_crop).await;
+    let results = analyze_uploads(&state, uploads, assume_crop).await?;
     let items: Vec<ItemOut> = results
         .iter()
         .map(|(u, r)| item_out(&state, u, r))

@@ -78,7 +78,7 @@ fn hex_lower(b: &[u8]) -> String {
 }
 
 /// The bearer token of a request, if any.
-fn bearer(req: &Request) -> Option<String> {
+pub fn bearer(req: &Request) -> Option<String> {
     let v = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.trim().split_once(' ')?;
     scheme
@@ -116,8 +116,11 @@ pub async fn require_key(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
-    let principal = check(&state, bearer(&req)).await?;
-    req.extensions_mut().insert(principal);
+    // Admission ([`crate::limits::admit`]) has already looked a valid key up.
+    if req.extensions().get::<Principal>().is_none() {
+        let principal = check(&state, bearer(&req)).await?;
+        req.extensions_mut().insert(principal);
+    }
     Ok(next.run(req).await)
 }
 
@@ -128,7 +131,7 @@ pub async fn require_key_unless_open(
     req: Request,
     next: Next,
 ) -> Result<Response, ServerError> {
-    if !state.config.open_demo {
+    if !state.config.open_demo && req.extensions().get::<Principal>().is_none() {
         check(&state, bearer(&req)).await?;
     }
     Ok(next.run(req).await)

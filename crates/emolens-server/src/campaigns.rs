@@ -212,7 +212,7 @@ pub async fn upload(
     let campaign = state.db.campaign(p.workspace_id, ad.campaign_id).await?;
     let (uploads, json_crop) = read_images(&state, req).await?;
     let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
-    let results = analyze_uploads(&state, uploads, assume_crop).await;
+    let results = analyze_uploads(&state, uploads, assume_crop).await?;
     let classes = state.meta().classes.clone();
     let mut rows = Vec::with_capacity(results.len());
     let mut items: Vec<ItemOut> = Vec::with_capacity(results.len());

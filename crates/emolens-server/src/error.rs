@@ -43,6 +43,13 @@ pub enum ServerError {
     /// The server is at its concurrency limit.
     #[error("server busy: {0}")]
     Busy(String),
+    /// This key or client sent more requests than its rate or concurrency allows; retry after
+    /// `retry_after_s` seconds.
+    #[error("rate limited: {message}")]
+    RateLimited { message: String, retry_after_s: u64 },
+    /// The request body did not arrive within the body read timeout.
+    #[error("{0}")]
+    Timeout(String),
     /// The model failed on valid input.
     #[error("inference failed: {0}")]
     Inference(String),
@@ -69,7 +76,8 @@ impl ServerError {
             ServerError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServerError::Conflict(_) => StatusCode::CONFLICT,
-            ServerError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Busy(_) | ServerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ServerError::Inference(_) | ServerError::Database(_) | ServerError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -90,6 +98,8 @@ impl ServerError {
             ServerError::Forbidden(_) => "forbidden",
             ServerError::Conflict(_) => "conflict",
             ServerError::Busy(_) => "busy",
+            ServerError::RateLimited { .. } => "rate_limited",
+            ServerError::Timeout(_) => "body_timeout",
             ServerError::Inference(_) => "inference_failed",
             ServerError::Database(_) => "database_error",
             ServerError::Internal(_) => "internal_error",
@@ -122,6 +132,7 @@ impl ServerError {
                 ServerError::UnsupportedMediaType(format!("{what}: {text}"))
             }
             StatusCode::TOO_MANY_REQUESTS => ServerError::Busy(format!("{what}: {text}")),
+            StatusCode::REQUEST_TIMEOUT => ServerError::Timeout(format!("{what}: {text}")),
             s if s.is_server_error() => ServerError::Internal(format!("{what}: {text}")),
             _ => ServerError::BadRequest(format!("{what}: {text}")),
         }
@@ -157,17 +168,29 @@ impl From<sqlx::migrate::MigrateError> for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ServerError::RateLimited { retry_after_s, .. } => (*retry_after_s).max(1),
+            _ => 1,
+        };
+        let timed_out = matches!(self, ServerError::Timeout(_));
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut resp = (
-            status,
-            Json(json!({ "error": self.to_string(), "code": self.code() })),
-        )
-            .into_response();
+        let mut body = json!({ "error": self.to_string(), "code": self.code() });
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            body["retry_after_s"] = json!(retry_after);
+        }
+        let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                .insert("retry-after", axum::http::HeaderValue::from(retry_after));
+        }
+        if timed_out {
+            // The rest of the body may still be on its way: this connection is done.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

@@ -2,11 +2,14 @@
 //! TensorFlow-Serving-compatible endpoints, campaigns and ads with stored results) and the web
 //! app, served by one axum server.
 //!
-//! Heavy work (decoding, detection, inference) runs on tokio's blocking pool, bounded by
-//! [`ServerConfig::inference_workers`]; the whole API is bounded by
-//! [`ServerConfig::max_concurrent`] and answers 429 beyond it. Reaction videos are analysed as
-//! background jobs from a queue in the database ([`jobs`]), by worker tasks of this process
-//! and of any other `emolens serve` or `emolens worker` sharing the database.
+//! Heavy work (decoding, detection, inference) runs on tokio's blocking pool: at most
+//! [`ServerConfig::inference_workers`] requests analyse at once, each in turn (first come, first
+//! served), and decoding reserves its memory from one budget ([`ServerConfig::decode_budget_bytes`]).
+//! Requests are admitted by [`limits`]: keyed and anonymous work in separate pools, per key and
+//! per client rate and concurrency limits, header and body read timeouts; 429 beyond them.
+//! Reaction videos are analysed as background jobs from a queue in the database ([`jobs`]), by
+//! worker tasks of this process and of any other `emolens serve` or `emolens worker` sharing the
+//! database.
 
 pub mod analysis;
 pub mod api;
@@ -19,11 +22,14 @@ pub mod erasure;
 pub mod error;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod ondevice;
 pub mod runner;
 pub mod stats;
 pub mod system;
+pub mod tfparse;
 pub mod tfserving;
 pub mod timeline;
 pub mod upload;
@@ -38,8 +44,8 @@ use emolens_core::{DecodeLimits, EmotionClassifier};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::{Notify, Semaphore};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use error::{ServerError, ServerResult};
 
@@ -68,8 +74,33 @@ pub struct ServerConfig {
     pub max_image_side: u32,
     /// Most files in one request.
     pub max_files: usize,
-    /// Most API requests in flight; more are answered 429.
+    /// Most API requests with a valid key in flight, all keys together; more are answered 429.
     pub max_concurrent: usize,
+    /// Most API requests without a valid key in flight, all clients together: a pool apart, so
+    /// anonymous traffic never takes the slots of keyed work.
+    pub max_anonymous: usize,
+    /// Most requests in flight per API key.
+    pub max_per_key: usize,
+    /// Most requests without a valid key in flight per client address.
+    pub max_per_client: usize,
+    /// Requests a minute per API key (0: unlimited).
+    pub key_rate_per_minute: u32,
+    /// Requests without a valid key a minute per client address (0: unlimited).
+    pub client_rate_per_minute: u32,
+    /// A connection whose request headers have not all arrived within this is closed (idle
+    /// keep-alive connections included).
+    pub header_timeout: Duration,
+    /// A request body that has not all arrived within this (from its headers) is answered 408
+    /// and its connection closed.
+    pub body_timeout: Duration,
+    /// An admitted request that waits longer than this for an analysis slot or decode memory
+    /// is answered 429 (nothing of it was analysed or stored).
+    pub queue_timeout: Duration,
+    /// Most open connections; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Memory all image decoding may use at once, in bytes; an image whose decoding needs more
+    /// than all of it is refused with 413, others wait their turn.
+    pub decode_budget_bytes: u64,
     /// Threads doing inference at once (others queue).
     pub inference_workers: usize,
     /// Leave `/api/predict`, `/v1/analyze` and the TF-Serving endpoints open without a key.
@@ -95,6 +126,16 @@ impl Default for ServerConfig {
             max_image_side: 8192,
             max_files: 100,
             max_concurrent: 64,
+            max_anonymous: 16,
+            max_per_key: 16,
+            max_per_client: 4,
+            key_rate_per_minute: 1200,
+            client_rate_per_minute: 300,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(120),
+            queue_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            decode_budget_bytes: 768 << 20,
             inference_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             open_demo: true,
             uncertain_below: 0.4,
@@ -111,10 +152,30 @@ impl ServerConfig {
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {
             max_side: self.max_image_side,
-            max_alloc: 1 << 30,
+            max_alloc: self.decode_budget_bytes.clamp(1 << 20, 1 << 30),
+        }
+    }
+
+    /// The admission limits of [`limits::Limiter`].
+    pub fn fair_limits(&self) -> limits::FairLimits {
+        limits::FairLimits {
+            keyed: self.max_concurrent,
+            anonymous: self.max_anonymous,
+            per_key: self.max_per_key,
+            per_client: self.max_per_client,
+            key_rate_per_minute: self.key_rate_per_minute,
+            client_rate_per_minute: self.client_rate_per_minute,
         }
     }
 }
+
+/// Memory decoding and analysing one image takes beyond its decoded picture, per pixel: a grey
+/// or RGB working copy, the detector's scaled copies, resizing. Measured peak: see
+/// docs/service.md ("Memory").
+pub const DECODE_OVERHEAD_PER_PIXEL: u64 = 4;
+
+/// Decode memory is reserved in units of this many bytes.
+const DECODE_UNIT: u64 = 1 << 10;
 
 /// Everything a handler needs.
 pub struct AppState {
@@ -125,10 +186,12 @@ pub struct AppState {
     pub photos: Arc<dyn PhotoAnalyzer>,
     pub db: Db,
     pub metrics: metrics::Metrics,
-    /// Bounds requests in flight (try-acquire; 429 when empty).
-    pub requests: Arc<Semaphore>,
-    /// Bounds inference threads (acquire; queue when empty).
+    /// Admission: who a request is, their limits, the keyed and anonymous pools.
+    pub limiter: Arc<limits::Limiter>,
+    /// Requests analysing at once (acquired in arrival order, held for the whole request).
     pub inference: Arc<Semaphore>,
+    /// Decode memory, in units of [`DECODE_UNIT`] bytes.
+    pub decode_budget: Arc<Semaphore>,
     pub started: Instant,
     /// Notified when a reaction video is queued, so a job worker of this process (if any)
     /// starts it at once.
@@ -150,7 +213,8 @@ impl AppState {
         let crop = Arc::new(CropAnalyzer::new(classifier, config.decode_limits()));
         let photos = photos.unwrap_or_else(|| crop.clone() as Arc<dyn PhotoAnalyzer>);
         Arc::new(AppState {
-            requests: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            limiter: limits::Limiter::new(config.fair_limits()),
+            decode_budget: Arc::new(Semaphore::new(decode_units(config.decode_budget_bytes))),
             inference: Arc::new(Semaphore::new(config.inference_workers.max(1))),
             metrics: metrics::Metrics::default(),
             started: Instant::now(),
@@ -172,23 +236,120 @@ impl AppState {
         self.crop.classifier().runtime()
     }
 
-    /// Runs blocking work (decode, inference) on the blocking pool, at most
-    /// `inference_workers` at a time.
+    /// Waits for one of the `inference_workers` analysis slots, in arrival order, at most
+    /// `queue_timeout` (then 429: the request was not started).
+    pub async fn analysis_slot(&self) -> ServerResult<OwnedSemaphorePermit> {
+        match tokio::time::timeout(
+            self.config.queue_timeout,
+            self.inference.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(ServerError::Internal("inference pool closed".into())),
+            Err(_) => Err(ServerError::Busy(format!(
+                "every analysis slot stayed busy for {} s (--queue-timeout-secs); nothing of this request was analysed or stored, send it again",
+                self.config.queue_timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// The memory decoding and analysing `bytes` needs, from the image's header (no pixel is
+    /// decoded); 413 when it needs more than the whole decode budget. An image whose header
+    /// cannot be read costs nothing: its decoder stops at the same place, and the analyzer
+    /// reports why in its own words.
+    pub fn decode_cost(&self, bytes: &[u8], name: &str) -> ServerResult<u64> {
+        let Ok(info) = emolens_core::probe_image(bytes, name, &self.config.decode_limits()) else {
+            return Ok(0);
+        };
+        let pixels = info.width as u64 * info.height as u64;
+        let cost = info.decoded_bytes + DECODE_OVERHEAD_PER_PIXEL * pixels;
+        let budget = self.config.decode_budget_bytes;
+        if cost > budget {
+            return Err(ServerError::TooLarge(format!(
+                "{name}: a {}x{} image needs about {} MiB to decode and analyse, more than the server's decode memory of {} MiB (--decode-budget-mib); downscale it",
+                info.width,
+                info.height,
+                cost.div_ceil(1 << 20),
+                budget >> 20
+            )));
+        }
+        Ok(cost)
+    }
+
+    /// Reserves `cost` bytes of decode memory (see [`AppState::decode_cost`]), waiting at most
+    /// `queue_timeout` for other decodes to give theirs back.
+    pub async fn reserve_decode(
+        &self,
+        cost: u64,
+        name: &str,
+    ) -> ServerResult<OwnedSemaphorePermit> {
+        let units = decode_units(cost).max(1);
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        match tokio::time::timeout(
+            self.config.queue_timeout,
+            self.decode_budget.clone().acquire_many_owned(units),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(ServerError::Internal("decode budget closed".into())),
+            Err(_) => Err(ServerError::Busy(format!(
+                "{name}: the decode memory stayed in use for {} s (--queue-timeout-secs); nothing of this request was stored, send it again",
+                self.config.queue_timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    /// Runs blocking work on the blocking pool; `hold` (slots, reservations) is kept until the
+    /// work is done, even if the request is dropped meanwhile.
+    pub async fn run_blocking<T, F, H>(&self, hold: H, f: F) -> ServerResult<T>
+    where
+        F: FnOnce() -> ServerResult<T> + Send + 'static,
+        T: Send + 'static,
+        H: Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || {
+            let r = f();
+            drop(hold);
+            r
+        })
+        .await
+        .map_err(|e| ServerError::Internal(format!("inference task failed: {e}")))?
+    }
+
+    /// Runs blocking work (a video probe, a decode) on the blocking pool in one of the
+    /// analysis slots (see [`AppState::analysis_slot`]).
     pub async fn blocking<T, F>(&self, f: F) -> ServerResult<T>
     where
         F: FnOnce() -> ServerResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .inference
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ServerError::Internal("inference pool closed".into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| ServerError::Internal(format!("inference task failed: {e}")))?
+        let slot = self.analysis_slot().await?;
+        self.run_blocking(slot, f).await
     }
+
+    /// Analyses one encoded image on the blocking pool: takes an analysis slot and the image's
+    /// decode memory first.
+    pub async fn analyse_image<T, F>(&self, bytes: &[u8], name: &str, f: F) -> ServerResult<T>
+    where
+        F: FnOnce() -> ServerResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let cost = self.decode_cost(bytes, name)?;
+        let slot = self.analysis_slot().await?;
+        let memory = self.reserve_decode(cost, name).await?;
+        self.run_blocking((slot, memory), f).await
+    }
+}
+
+/// Bytes to decode-budget units (rounded up, within a semaphore's range).
+fn decode_units(bytes: u64) -> usize {
+    let units = bytes.div_ceil(DECODE_UNIT);
+    usize::try_from(units)
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize)
 }
 
 /// The full router: API, web app, docs, health, metrics.
@@ -271,7 +432,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(data)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            system::limit_concurrency,
+            limits::admit,
         ));
 
     Router::new()
@@ -289,7 +450,7 @@ pub fn router(state: SharedState) -> Router {
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting and finishes the
-/// requests in flight.
+/// requests in flight (see [`listen`] for the connection limits and timeouts).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: SharedState,
@@ -310,13 +471,9 @@ pub async fn serve_with_workers(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, model = %state.meta().name, database = ?state.db.backend(), "emolens serving");
     let db = state.db.clone();
+    let settings = listen::Settings::from(&state.config);
     let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    listen::serve(listener, app, settings, shutdown).await?;
     if let Some(w) = workers {
         w.stop().await;
     }

@@ -170,6 +170,16 @@ async fn info(State(state): State<SharedState>) -> Json<Value> {
             "max_image_side": state.config.max_image_side,
             "max_files": state.config.max_files,
             "max_concurrent": state.config.max_concurrent,
+            "max_anonymous": state.config.max_anonymous,
+            "max_per_key": state.config.max_per_key,
+            "max_per_client": state.config.max_per_client,
+            "key_rate_per_minute": state.config.key_rate_per_minute,
+            "client_rate_per_minute": state.config.client_rate_per_minute,
+            "header_timeout_s": state.config.header_timeout.as_secs_f64(),
+            "body_timeout_s": state.config.body_timeout.as_secs_f64(),
+            "queue_timeout_s": state.config.queue_timeout.as_secs_f64(),
+            "max_connections": state.config.max_connections,
+            "decode_budget_bytes": state.config.decode_budget_bytes,
             "inference_workers": state.config.inference_workers,
         },
         "thresholds": { "uncertain_below": state.config.uncertain_below, "min_quality": state.config.min_quality },
@@ -199,22 +209,6 @@ pub async fn not_found(req: Request) -> ServerError {
         req.method(),
         req.uri().path()
     ))
-}
-
-/// Middleware: at most `max_concurrent` API requests in flight; beyond, 429 at once (a queue
-/// would only grow latency for everyone).
-pub async fn limit_concurrency(
-    State(state): State<SharedState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ServerError> {
-    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
-        return Err(ServerError::Busy(format!(
-            "{} requests are in flight, the limit; retry shortly",
-            state.config.max_concurrent
-        )));
-    };
-    Ok(next.run(req).await)
 }
 
 /// The Content-Security-Policy of every answer: the pages load only this binary's own scripts,

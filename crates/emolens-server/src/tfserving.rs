@@ -7,6 +7,7 @@
 //! path.
 
 use crate::error::ServerError;
+use crate::tfparse::{self, ParseError};
 use crate::upload::decode_b64;
 use crate::SharedState;
 use axum::body::Bytes;
@@ -133,97 +134,27 @@ pub async fn metadata(State(state): State<SharedState>, Path(model): Path<String
     .into_response()
 }
 
-/// Flattens a nested numeric array, returning its values and shape; ragged arrays and
-/// non-numbers are errors naming the instance.
-fn flatten(
-    v: &Value,
-    out: &mut Vec<f32>,
-    shape: &mut Vec<usize>,
-    depth: usize,
-    at: usize,
-) -> Result<(), String> {
-    match v {
-        Value::Array(items) => {
-            if shape.len() == depth {
-                shape.push(items.len());
-            } else if shape[depth] != items.len() {
-                return Err(format!(
-                    "instance {at} is ragged: rows of different lengths at depth {depth}"
-                ));
-            }
-            for it in items {
-                flatten(it, out, shape, depth + 1, at)?;
-            }
-            Ok(())
-        }
-        Value::Number(n) => {
-            if shape.len() != depth {
-                return Err(format!(
-                    "instance {at} mixes numbers and arrays at depth {depth}"
-                ));
-            }
-            let x = n
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| format!("instance {at} has a non-finite number"))?;
-            out.push(x as f32);
-            Ok(())
-        }
-        other => Err(format!(
-            "instance {at}: expected a number or an array, got {}",
-            type_name(other)
-        )),
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// One instance to the model's planar input.
 fn instance_input(
-    v: &Value,
+    inst: Instance,
     at: usize,
     spec: &InputSpec,
     pre: &Preprocessor,
     state: &SharedState,
 ) -> Result<Vec<f32>, ServerError> {
     let bad = |m: String| ServerError::BadRequest(m);
-    // Named inputs (`{"input": ...}`) as TF Serving's row format allows, with a single input.
-    let v = match v {
-        Value::Object(m) if !m.contains_key("b64") => {
-            if m.len() != 1 {
-                return Err(bad(format!("instance {at}: this model has one input; send the instance itself or {{\"input\": ...}}")));
-            }
-            m.values().next().unwrap_or(&Value::Null)
+    let (vals, shape) = match inst {
+        Instance::Image(bytes) => {
+            let img = decode_image(
+                &bytes,
+                &format!("instance {at}"),
+                &state.config.decode_limits(),
+            )?;
+            return Ok(pre.prepare(&img, None));
         }
-        other => other,
+        Instance::Numbers { values, shape } => (values, shape),
     };
-    if let Value::Object(m) = v {
-        let b64 = m
-            .get("b64")
-            .and_then(|b| b.as_str())
-            .ok_or_else(|| bad(format!("instance {at}: `b64` must be a string")))?;
-        let bytes = decode_b64(b64)
-            .map_err(|e| bad(format!("instance {at}: `b64` is not valid base64 ({e})")))?;
-        let img = decode_image(
-            &bytes,
-            &format!("instance {at}"),
-            &state.config.decode_limits(),
-        )?;
-        return Ok(pre.prepare(&img, None));
-    }
     let (h, w, c) = (spec.height as usize, spec.width as usize, spec.channels());
-    let mut vals = Vec::with_capacity(h * w * c);
-    let mut shape = Vec::new();
-    flatten(v, &mut vals, &mut shape, 0, at).map_err(bad)?;
     let ok_shape = shape == [h, w, c] || (c == 1 && shape == [h, w]);
     if !ok_shape {
         return Err(bad(format!(
@@ -241,8 +172,21 @@ fn instance_input(
     Ok(planar)
 }
 
+/// An instance ready for the blocking pool: numbers, or an image's bytes.
+enum Instance {
+    Numbers { values: Vec<f32>, shape: Vec<usize> },
+    Image(Vec<u8>),
+}
+
+/// Most instances in one request.
+pub fn max_instances(state: &SharedState) -> usize {
+    state.config.max_files.max(1) * 10
+}
+
 /// `POST /v1/models/emotion:predict` with `{"instances": [...]}` (row format, answered with
-/// `predictions`) or `{"inputs": [...]}` (columnar, answered with `outputs`).
+/// `predictions`) or `{"inputs": [...]}` (columnar, answered with `outputs`). The body is read
+/// within the body limit and parsed instance by instance ([`crate::tfparse`]); encoded images
+/// reserve their decode memory before they are decoded.
 pub async fn predict(
     State(state): State<SharedState>,
     Path(model): Path<String>,
@@ -263,102 +207,81 @@ pub async fn predict(
             format!("unsupported verb '{verb}': this server implements :predict"),
         );
     }
-    if body.is_empty() {
-        return tf_error(
-            StatusCode::BAD_REQUEST,
-            "empty request body: send {\"instances\": [...]}",
-        );
-    }
-    let req: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return tf_error(StatusCode::BAD_REQUEST, format!("JSON Parse error: {e}")),
-    };
-    if let Some(sig) = req.get("signature_name").and_then(|s| s.as_str()) {
-        if sig != "serving_default" && !sig.is_empty() {
-            return tf_error(StatusCode::BAD_REQUEST, format!("Serving signature name: \"{sig}\" not found in signature def; use serving_default"));
-        }
-    }
-    let (instances, columnar) = match (req.get("instances"), req.get("inputs")) {
-        (Some(Value::Array(a)), None) => (a.clone(), false),
-        (None, Some(Value::Array(a))) => (a.clone(), true),
-        (None, Some(v @ Value::Object(_))) => match v.as_object().and_then(|m| m.values().next()) {
-            Some(Value::Array(a)) if v.as_object().map(|m| m.len()) == Some(1) => (a.clone(), true),
-            _ => {
-                return tf_error(
-                    StatusCode::BAD_REQUEST,
-                    "`inputs` must be a list, or an object with the one input's list",
-                )
-            }
-        },
-        (Some(_), Some(_)) => {
+    let spec = state.meta().input.clone();
+    let limit = max_instances(&state);
+    let parsed = match tfparse::parse_predict(&body, limit, spec.len()) {
+        Ok(p) => p,
+        Err(ParseError::TooMany { limit }) => {
             return tf_error(
-                StatusCode::BAD_REQUEST,
-                "send either `instances` or `inputs`, not both",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("more than {limit} instances in one request (the limit); send them in smaller batches"),
             )
         }
-        _ => {
-            return tf_error(
-                StatusCode::BAD_REQUEST,
-                "missing 'instances' (a list) in the request body",
-            )
-        }
+        Err(ParseError::Bad(m)) => return tf_error(StatusCode::BAD_REQUEST, m),
     };
-    if instances.is_empty() {
-        return tf_error(StatusCode::BAD_REQUEST, "`instances` is empty");
-    }
-    if instances.len() > state.config.max_files.max(1) * 10 {
-        return tf_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} instances in one request; the limit is {}",
-                instances.len(),
-                state.config.max_files.max(1) * 10
-            ),
-        );
-    }
-    let n = instances.len();
-    let st = state.clone();
-    let result = state
-        .blocking(move || {
-            let spec = st.meta().input.clone();
-            let pre = Preprocessor::new(spec.clone());
-            let mut inputs = Vec::with_capacity(n * spec.len());
-            for (i, inst) in instances.iter().enumerate() {
-                inputs.extend(instance_input(inst, i, &spec, &pre, &st)?);
+    drop(body);
+    let columnar = parsed.columnar;
+    let n = parsed.instances.len();
+    // Images are decoded one at a time: reserve the decode memory of the largest.
+    let mut instances = Vec::with_capacity(n);
+    let mut largest: Option<(u64, String)> = None;
+    for (at, inst) in parsed.instances.into_iter().enumerate() {
+        instances.push(match inst {
+            tfparse::Instance::Numbers { values, shape } => Instance::Numbers { values, shape },
+            tfparse::Instance::Image(b64) => {
+                let name = format!("instance {at}");
+                let bytes = match decode_b64(&b64) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return tf_error(
+                            StatusCode::BAD_REQUEST,
+                            format!("{name}: `b64` is not valid base64 ({e})"),
+                        )
+                    }
+                };
+                match state.decode_cost(&bytes, &name) {
+                    Ok(cost) if largest.as_ref().is_none_or(|(c, _)| cost > *c) => {
+                        largest = Some((cost, name))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return tf_error(e.status(), e.to_string()),
+                }
+                Instance::Image(bytes)
             }
-            st.crop.predict_tensors(&inputs, n)
-        })
-        .await;
+        });
+    }
+    let result = async {
+        let slot = state.analysis_slot().await?;
+        let memory = match &largest {
+            Some((cost, name)) => Some(state.reserve_decode(*cost, name).await?),
+            None => None,
+        };
+        let st = state.clone();
+        state
+            .run_blocking((slot, memory), move || {
+                let pre = Preprocessor::new(spec.clone());
+                let mut inputs = Vec::with_capacity(n * spec.len());
+                for (i, inst) in instances.into_iter().enumerate() {
+                    inputs.extend(instance_input(inst, i, &spec, &pre, &st)?);
+                }
+                st.crop.predict_tensors(&inputs, n)
+            })
+            .await
+    }
+    .await;
     match result {
         Ok(rows) => {
             state.metrics.faces(n as u64);
             let key = if columnar { "outputs" } else { "predictions" };
             Json(json!({ key: rows })).into_response()
         }
-        Err(e) => tf_error(e.status(), e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flatten_reports_shape_and_raggedness() {
-        let mut out = Vec::new();
-        let mut shape = Vec::new();
-        flatten(&json!([[1, 2], [3, 4], [5, 6]]), &mut out, &mut shape, 0, 0).unwrap();
-        assert_eq!(shape, vec![3, 2]);
-        assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let mut shape = Vec::new();
-        assert!(
-            flatten(&json!([[1, 2], [3]]), &mut Vec::new(), &mut shape, 0, 0)
-                .unwrap_err()
-                .contains("ragged")
-        );
-        let mut shape = Vec::new();
-        assert!(flatten(&json!([["a"]]), &mut Vec::new(), &mut shape, 0, 0)
-            .unwrap_err()
-            .contains("string"));
+        Err(e) => {
+            let mut resp = tf_error(e.status(), e.to_string());
+            if let ServerError::Busy(_) = e {
+                resp.headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            }
+            resp
+        }
     }
 }

@@ -128,6 +128,24 @@ pub async fn read_multipart(req: Request, config: &ServerConfig) -> ServerResult
     Ok(out)
 }
 
+/// Reads a multipart body held in memory exactly as [`read_multipart`] reads a request's, on a
+/// runtime of its own (for tools and the fuzz targets, which have no server).
+pub fn read_multipart_bytes(
+    body: Vec<u8>,
+    content_type: &str,
+    config: &ServerConfig,
+) -> ServerResult<Vec<Upload>> {
+    let req = Request::builder()
+        .method("POST")
+        .header(CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ServerError::BadRequest(format!("bad content type: {e}")))?;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| ServerError::Internal(format!("cannot start a runtime: {e}")))?
+        .block_on(read_multipart(req, config))
+}
+
 fn too_large(name: &str, limit: usize) -> ServerError {
     ServerError::TooLarge(format!(
         "{name}: file is over the limit of {} MiB per image; downscale or recompress it",

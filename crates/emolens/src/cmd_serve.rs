@@ -39,9 +39,44 @@ pub struct ServeArgs {
     /// Most files per request.
     #[arg(long, env = "EMOLENS_MAX_FILES", default_value_t = 100)]
     max_files: usize,
-    /// Most API requests in flight; more are answered 429.
+    /// Most API requests with a valid key in flight, all keys together; more are answered 429.
     #[arg(long, env = "EMOLENS_MAX_CONCURRENT", default_value_t = 64)]
     max_concurrent: usize,
+    /// Most API requests without a valid key in flight, all clients together (a pool apart from
+    /// keyed work, so anonymous traffic cannot lock keys out).
+    #[arg(long, env = "EMOLENS_MAX_ANONYMOUS", default_value_t = 16)]
+    max_anonymous: usize,
+    /// Most requests in flight per API key.
+    #[arg(long, env = "EMOLENS_MAX_PER_KEY", default_value_t = 16)]
+    max_per_key: usize,
+    /// Most requests without a valid key in flight per client address.
+    #[arg(long, env = "EMOLENS_MAX_PER_CLIENT", default_value_t = 4)]
+    max_per_client: usize,
+    /// Requests a minute per API key (bursts of 10 seconds' worth pass); 0 for no limit.
+    #[arg(long, env = "EMOLENS_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
+    key_rate_per_minute: u32,
+    /// Requests without a valid key a minute per client address; 0 for no limit.
+    #[arg(long, env = "EMOLENS_CLIENT_RATE_PER_MINUTE", default_value_t = 300)]
+    client_rate_per_minute: u32,
+    /// Seconds a connection may take to send a request's headers (idle keep-alive included)
+    /// before it is closed.
+    #[arg(long, env = "EMOLENS_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    header_timeout_secs: f64,
+    /// Seconds a request body may take to arrive, from its headers; then 408 and the
+    /// connection is closed.
+    #[arg(long, env = "EMOLENS_BODY_TIMEOUT_SECS", default_value_t = 120.0)]
+    body_timeout_secs: f64,
+    /// Seconds an admitted request may wait for an analysis slot or decode memory; then 429
+    /// (nothing of it stored).
+    #[arg(long, env = "EMOLENS_QUEUE_TIMEOUT_SECS", default_value_t = 30.0)]
+    queue_timeout_secs: f64,
+    /// Most open connections; more wait in the listen queue.
+    #[arg(long, env = "EMOLENS_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Memory all image decoding may use at once, MiB; an image that needs more than all of it
+    /// is refused (413), others wait their turn.
+    #[arg(long, env = "EMOLENS_DECODE_BUDGET_MIB", default_value_t = 768)]
+    decode_budget_mib: u64,
     /// Inference threads at once (default: the number of CPUs).
     #[arg(long, env = "EMOLENS_INFERENCE_WORKERS")]
     inference_workers: Option<usize>,
@@ -283,6 +318,21 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!(a.max_video_mib >= 1, "--max-video-mib must be at least 1");
     let jobs = a.jobs.settings(a.video_workers)?;
+    let secs = |flag: &str, v: f64| -> anyhow::Result<std::time::Duration> {
+        anyhow::ensure!(
+            v.is_finite() && v > 0.0 && v <= 86_400.0,
+            "{flag} must be a number of seconds above 0 and at most 86400, got {v}"
+        );
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let header_timeout = secs("--header-timeout-secs", a.header_timeout_secs)?;
+    let body_timeout = secs("--body-timeout-secs", a.body_timeout_secs)?;
+    let queue_timeout = secs("--queue-timeout-secs", a.queue_timeout_secs)?;
+    anyhow::ensure!(
+        a.decode_budget_mib >= 16,
+        "--decode-budget-mib must be at least 16 (MiB), got {}",
+        a.decode_budget_mib
+    );
     let classifier =
         emolens_model::load_classifier(a.model.as_deref()).with_context(|| match &a.model {
             Some(p) => format!("loading the model {}", p.display()),
@@ -295,6 +345,16 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         max_image_side: a.max_image_side,
         max_files: a.max_files.max(1),
         max_concurrent: a.max_concurrent.max(1),
+        max_anonymous: a.max_anonymous.max(1),
+        max_per_key: a.max_per_key.max(1),
+        max_per_client: a.max_per_client.max(1),
+        key_rate_per_minute: a.key_rate_per_minute,
+        client_rate_per_minute: a.client_rate_per_minute,
+        header_timeout,
+        body_timeout,
+        queue_timeout,
+        max_connections: a.max_connections.max(1),
+        decode_budget_bytes: a.decode_budget_mib.saturating_mul(1 << 20),
         inference_workers: a
             .inference_workers
             .unwrap_or(defaults.inference_workers)

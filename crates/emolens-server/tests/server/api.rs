@@ -481,12 +481,12 @@ async fn saturated_server_answers_429_and_probes_still_answer() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
-        max_concurrent: 1,
+        max_anonymous: 1,
         ..Default::default()
     };
     let s = TestServer::start(config, &sqlite_url(&dir), false).await;
     let (name, img) = fer_images("happy", 1).remove(0);
-    // Hold the only slot: send the headers and half the body of a request.
+    // Hold the only slot for requests without a key: send the headers and half the body of a request.
     let body = multipart(&[("file", &name, &img)]);
     let ct = format!("multipart/form-data; boundary={BOUNDARY}");
     let raw = raw_request(

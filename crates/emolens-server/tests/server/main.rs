@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod campaigns;
 mod erasure;
+mod limits;
 mod ondevice;
 mod trust;
 mod videos;

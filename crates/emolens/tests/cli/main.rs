@@ -4,7 +4,9 @@
 mod analyze;
 mod data;
 mod eval;
+mod fuzz_corpus;
 mod jobs;
+mod limits;
 mod model;
 mod onnx;
 mod service;
