@@ -716,14 +716,7 @@ async fn video_flow(db_url: &str) {
         assert_eq!(
             sql(
                 db_url,
-                &format!(
-                    "SELECT COUNT(*) FROM {table} WHERE {} = {a}",
-                    if table == "video_jobs" {
-                        "ad_id"
-                    } else {
-                        "ad_id"
-                    }
-                )
+                &format!("SELECT COUNT(*) FROM {table} WHERE ad_id = {a}")
             )
             .await,
             0,
