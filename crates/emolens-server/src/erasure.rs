@@ -1,6 +1,7 @@
 //! Erasure and retention. Erasing a campaign, an ad, a photo or a reaction-video job deletes it
 //! and everything that refers to it (ads, photos, their duplicates, faces, kept images; reaction
-//! video jobs, their viewers and per-second results, stored videos; kept creatives) in one
+//! video jobs and live viewing sessions, their viewers and per-second results, stored videos and
+//! kept frames; kept creatives; viewing links) in one
 //! transaction, with its audit entry; results, comparisons and timelines are computed from the
 //! rows on every read, so nothing stale stays behind. On SQLite the freed pages are zeroed
 //! (`secure_delete`), so no kept-image or kept-video byte stays in the file. The retention task
@@ -125,6 +126,12 @@ async fn erase_jobs(
         id,
     )
     .await?;
+    delete(
+        conn,
+        &format!("DELETE FROM live_frames WHERE job_id IN ({jobs})"),
+        id,
+    )
+    .await?;
     e.jobs += delete(
         conn,
         &format!("DELETE FROM video_jobs WHERE id IN ({jobs})"),
@@ -235,6 +242,12 @@ impl Db {
                     id,
                 )
                 .await?;
+                delete(
+                    &mut tx,
+                    "DELETE FROM live_links WHERE ad_id IN (SELECT id FROM ads WHERE campaign_id = $1)",
+                    id,
+                )
+                .await?;
                 e.faces += delete(
                     &mut tx,
                     "DELETE FROM faces WHERE ad_id IN (SELECT id FROM ads WHERE campaign_id = $1)",
@@ -252,6 +265,7 @@ impl Db {
             }
             Target::Ad(_) => {
                 delete(&mut tx, "DELETE FROM ad_creatives WHERE ad_id = $1", id).await?;
+                delete(&mut tx, "DELETE FROM live_links WHERE ad_id = $1", id).await?;
                 e.faces += delete(&mut tx, "DELETE FROM faces WHERE ad_id = $1", id).await?;
                 e.photos = delete(&mut tx, "DELETE FROM photos WHERE ad_id = $1", id).await?;
                 e.ads = delete(&mut tx, "DELETE FROM ads WHERE id = $1", id).await?;
@@ -308,6 +322,7 @@ impl Db {
                     ("viewer_seconds", "job_id", Some(&mut e.viewer_seconds)),
                     ("video_viewers", "job_id", Some(&mut e.viewers)),
                     ("job_video_chunks", "job_id", None),
+                    ("live_frames", "job_id", None),
                     ("video_jobs", "id", Some(&mut e.jobs)),
                 ] {
                     let n = sqlx::query(&format!(
@@ -325,6 +340,14 @@ impl Db {
             } else {
                 sqlx::query(&format!(
                     "DELETE FROM job_video_chunks WHERE job_id IN ({old_jobs})"
+                ))
+                .bind(id)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
+                // Live sessions' kept camera frames go with the videos; their numbers stay.
+                sqlx::query(&format!(
+                    "UPDATE live_frames SET image = NULL WHERE job_id IN ({old_jobs})"
                 ))
                 .bind(id)
                 .bind(cutoff)

@@ -109,7 +109,11 @@ pub struct JobProgress {
 pub struct Job {
     pub id: i64,
     pub ad_id: i64,
-    /// `queued`, `running`, `done` or `failed`.
+    /// `upload` (a reaction video sent to `POST /v1/ads/{id}/videos`) or `live` (a viewer's
+    /// live viewing session, see [`crate::live`]).
+    pub source: String,
+    /// `queued`, `running`, `done` or `failed`; a live session is `live` while its page may
+    /// send frames, then `done`.
     pub state: String,
     pub file_name: String,
     pub size_bytes: i64,
@@ -141,7 +145,7 @@ pub struct Job {
 const JOB_COLUMNS: &str = "j.id, j.ad_id, j.state, j.file_name, j.size_bytes, j.sha256, j.fps, \
     j.ad_start_s, j.video_info, j.created_at, j.started_at, j.finished_at, j.attempts, j.worker, \
     j.frames_done, j.seconds_done, j.seconds_total, j.error, j.error_code, j.error_status, \
-    j.result, j.video_kept";
+    j.result, j.video_kept, j.source";
 
 fn json_column(row: &AnyRow, name: &str) -> Result<Option<Value>, sqlx::Error> {
     Ok(row
@@ -166,6 +170,7 @@ fn job_from(row: &AnyRow) -> Result<Job, sqlx::Error> {
     Ok(Job {
         id: row.try_get("id")?,
         ad_id: row.try_get("ad_id")?,
+        source: row.try_get("source")?,
         file_name: row.try_get("file_name")?,
         size_bytes: row.try_get("size_bytes")?,
         sha256: row.try_get("sha256")?,
@@ -597,56 +602,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        for v in &out.viewers {
-            let means: std::collections::BTreeMap<&str, f32> = v
-                .mean_probabilities
-                .iter()
-                .map(|p| (p.emotion.as_str(), p.probability))
-                .collect();
-            let row = sqlx::query(
-                "INSERT INTO video_viewers (job_id, ad_id, viewer, first_s, last_s, frames_with_face, valence, top_emotion, mean_probabilities) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-            )
-            .bind(job.id)
-            .bind(job.ad_id)
-            .bind(v.viewer as i64)
-            .bind(v.first_s)
-            .bind(v.last_s)
-            .bind(v.frames_with_face as i64)
-            .bind(v.valence)
-            .bind(v.top_emotion.clone())
-            .bind(json!(means).to_string())
-            .fetch_one(&mut *tx)
-            .await?;
-            let viewer_id: i64 = row.try_get("id")?;
-            for s in &v.seconds {
-                let probs = (!s.probabilities.is_empty()).then(|| {
-                    let m: std::collections::BTreeMap<&str, f32> = s
-                        .probabilities
-                        .iter()
-                        .map(|p| (p.emotion.as_str(), p.probability))
-                        .collect();
-                    json!(m).to_string()
-                });
-                sqlx::query(
-                    "INSERT INTO viewer_seconds (viewer_id, job_id, ad_id, ad_second, frames, frames_with_face, classified_faces, uncertain_faces, valence, top_emotion, probabilities) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(viewer_id)
-                .bind(job.id)
-                .bind(job.ad_id)
-                .bind(s.second as i64)
-                .bind(s.frames as i64)
-                .bind(s.frames_with_face as i64)
-                .bind(s.classified_faces as i64)
-                .bind(s.uncertain_faces as i64)
-                .bind(s.valence)
-                .bind(s.top_emotion.clone())
-                .bind(probs)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        insert_viewers(&mut tx, job.id, job.ad_id, &out.viewers).await?;
         let keep = Self::keeps_images(&mut tx, job.ad_id).await?;
         if !keep {
             sqlx::query("DELETE FROM job_video_chunks WHERE job_id = $1")
@@ -837,6 +793,67 @@ pub fn job_output(
         seconds_done: video_s,
         summary,
     }
+}
+
+/// Stores per-viewer and per-second rows of one job (a reaction video's or a live session's):
+/// one `video_viewers` row per viewer and one `viewer_seconds` row per viewer per second.
+pub(crate) async fn insert_viewers(
+    conn: &mut sqlx::AnyConnection,
+    job_id: i64,
+    ad_id: i64,
+    viewers: &[emolens_video::timeline::ViewerTimeline],
+) -> ServerResult<()> {
+    for v in viewers {
+        let means: std::collections::BTreeMap<&str, f32> = v
+            .mean_probabilities
+            .iter()
+            .map(|p| (p.emotion.as_str(), p.probability))
+            .collect();
+        let row = sqlx::query(
+            "INSERT INTO video_viewers (job_id, ad_id, viewer, first_s, last_s, frames_with_face, valence, top_emotion, mean_probabilities) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(job_id)
+        .bind(ad_id)
+        .bind(v.viewer as i64)
+        .bind(v.first_s)
+        .bind(v.last_s)
+        .bind(v.frames_with_face as i64)
+        .bind(v.valence)
+        .bind(v.top_emotion.clone())
+        .bind(json!(means).to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        let viewer_id: i64 = row.try_get("id")?;
+        for s in &v.seconds {
+            let probs = (!s.probabilities.is_empty()).then(|| {
+                let m: std::collections::BTreeMap<&str, f32> = s
+                    .probabilities
+                    .iter()
+                    .map(|p| (p.emotion.as_str(), p.probability))
+                    .collect();
+                json!(m).to_string()
+            });
+            sqlx::query(
+                "INSERT INTO viewer_seconds (viewer_id, job_id, ad_id, ad_second, frames, frames_with_face, classified_faces, uncertain_faces, valence, top_emotion, probabilities) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(viewer_id)
+            .bind(job_id)
+            .bind(ad_id)
+            .bind(s.second as i64)
+            .bind(s.frames as i64)
+            .bind(s.frames_with_face as i64)
+            .bind(s.classified_faces as i64)
+            .bind(s.uncertain_faces as i64)
+            .bind(s.valence)
+            .bind(s.top_emotion.clone())
+            .bind(probs)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// What the workers of a process share.
@@ -1171,7 +1188,7 @@ pub async fn list(
     let count = |s: &str| jobs.iter().filter(|j| j.state == s).count();
     Ok(Json(json!({
         "ad_id": id,
-        "counts": { "queued": count("queued"), "running": count("running"), "done": count("done"), "failed": count("failed") },
+        "counts": { "queued": count("queued"), "running": count("running"), "live": count("live"), "done": count("done"), "failed": count("failed") },
         "jobs": jobs,
     })))
 }

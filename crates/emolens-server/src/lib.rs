@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod listen;
+pub mod live;
 pub mod metrics;
 pub mod ondevice;
 pub mod runner;
@@ -196,6 +197,9 @@ pub struct AppState {
     /// Notified when a reaction video is queued, so a job worker of this process (if any)
     /// starts it at once.
     pub wake: Arc<Notify>,
+    /// The face analyzer of live viewing sessions' frames (the reaction videos' settings),
+    /// built on first use.
+    live: std::sync::OnceLock<Arc<emolens_faces::Analyzer>>,
 }
 
 /// Shared state handle.
@@ -219,6 +223,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             started: Instant::now(),
             wake: Arc::new(Notify::new()),
+            live: std::sync::OnceLock::new(),
             config,
             crop,
             photos,
@@ -229,6 +234,17 @@ impl AppState {
     /// The model's metadata.
     pub fn meta(&self) -> &emolens_core::ModelMeta {
         self.crop.classifier().meta()
+    }
+
+    /// The analyzer of live viewing sessions' frames: face detection and the quality gate as
+    /// reaction videos have them ([`jobs::video_analyzer`]), so a live viewer and a filmed one
+    /// are measured alike.
+    pub fn live_analyzer(&self) -> ServerResult<Arc<emolens_faces::Analyzer>> {
+        if let Some(a) = self.live.get() {
+            return Ok(a.clone());
+        }
+        let a = jobs::video_analyzer(self.crop.classifier().clone(), self.config.uncertain_below)?;
+        Ok(self.live.get_or_init(|| a).clone())
     }
 
     /// How the model runs (kernels and number format).
@@ -423,13 +439,32 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/audit", get(audit::list))
+        .route(
+            "/v1/ads/{id}/live-links",
+            get(live::list_links).post(live::create_link),
+        )
+        .route("/v1/live-links/{id}", delete(live::revoke_link))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
 
+    // Live viewing sessions: the viewer's page has no key; its link token or session
+    // credential is checked by the handlers (see [`live`]).
+    let viewing = Router::new()
+        .route("/v1/live/{token}", get(live::link_info))
+        .route("/v1/live/{token}/creative", get(live::link_creative))
+        .route("/v1/live/{token}/sessions", post(live::start_session))
+        .route(
+            "/v1/live/sessions/{id}/frames",
+            post(live::post_frame).layer(DefaultBodyLimit::max(live::MAX_FRAME_BYTES)),
+        )
+        .route("/v1/live/sessions/{id}/end", post(live::end_session))
+        .route("/v1/live/sessions/{id}", delete(live::erase_session));
+
     let api = inference
         .merge(data)
+        .merge(viewing)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::admit,

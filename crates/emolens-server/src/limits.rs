@@ -30,7 +30,17 @@ pub enum Who {
     Key(i64),
     /// A request without a valid key, by the client's address.
     Client(IpAddr),
+    /// A live viewing session's page (a valid session credential), by session: the viewers of
+    /// one room behind one address each get their own limits, from the keyed pool (the session
+    /// was opened through a link a key made), so anonymous traffic cannot starve them.
+    Session(i64),
 }
+
+/// Requests a minute of one live viewing session: its page sends at most
+/// [`crate::live::MAX_LIVE_FPS`] frames a second, with room for retries and its other calls.
+pub const SESSION_RATE_PER_MINUTE: u32 = (crate::live::MAX_LIVE_FPS as u32) * 60 * 2;
+/// Requests of one live viewing session in flight (its page keeps at most two frames in flight).
+pub const SESSION_IN_FLIGHT: usize = 4;
 
 /// The limits, as `ServerConfig` sets them.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +130,7 @@ impl Limiter {
                 self.limits.per_client.max(1),
                 &self.anonymous,
             ),
+            Who::Session(_) => (SESSION_RATE_PER_MINUTE, SESSION_IN_FLIGHT, &self.keyed),
         }
     }
 
@@ -143,6 +154,7 @@ impl Limiter {
         let what = match who {
             Who::Key(_) => "this API key".to_string(),
             Who::Client(ip) => format!("requests without a valid key from {ip}"),
+            Who::Session(id) => format!("viewing session {id}"),
         };
         if e.in_flight >= cap {
             return Err(ServerError::RateLimited {
@@ -168,7 +180,7 @@ impl Limiter {
         }
         let Ok(slot) = pool.clone().try_acquire_owned() else {
             let pool_name = match who {
-                Who::Key(_) => "requests with a key",
+                Who::Key(_) | Who::Session(_) => "requests with a key",
                 Who::Client(_) => "requests without a key",
             };
             return Err(ServerError::Busy(format!(
@@ -205,9 +217,19 @@ pub async fn admit(State(state): State<SharedState>, mut req: Request, next: Nex
         Some(token) => auth::check(&state, Some(token)).await.ok(),
         None => None,
     };
-    let who = match &principal {
-        Some(p) => Who::Key(p.key_id),
-        None => Who::Client(client_ip(&req)),
+    let session = match (&principal, crate::live::session_of(req.headers())) {
+        (None, Some((id, secret))) => state
+            .db
+            .live_session_exists(id, &secret)
+            .await
+            .unwrap_or(false)
+            .then_some(id),
+        _ => None,
+    };
+    let who = match (&principal, session) {
+        (Some(p), _) => Who::Key(p.key_id),
+        (None, Some(id)) => Who::Session(id),
+        (None, None) => Who::Client(client_ip(&req)),
     };
     let ticket = match state.limiter.admit(who) {
         Ok(t) => t,

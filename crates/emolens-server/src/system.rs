@@ -38,6 +38,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/ondevice.js"),
     ),
     (
+        "/live",
+        "text/html; charset=utf-8",
+        include_str!("../web/live.html"),
+    ),
+    (
+        "/static/live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/live.js"),
+    ),
+    (
         "/static/style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),

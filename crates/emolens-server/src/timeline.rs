@@ -390,14 +390,15 @@ pub fn compare_timelines(
 }
 
 impl Db {
-    /// Every viewer-second of an ad's analysed reaction videos, in time order.
+    /// Every viewer-second of an ad's analysed reaction videos and live sessions (those still
+    /// being watched included), in time order.
     pub async fn ad_viewer_seconds(&self, ad_id: i64) -> ServerResult<Vec<ViewerSecondRow>> {
         let rows = sqlx::query(
             "SELECT s.job_id, j.file_name, v.viewer, s.viewer_id, s.ad_second, s.frames, s.frames_with_face, \
              s.classified_faces, s.uncertain_faces, s.valence, s.top_emotion, s.probabilities \
              FROM viewer_seconds s JOIN video_viewers v ON v.id = s.viewer_id \
              JOIN video_jobs j ON j.id = s.job_id \
-             WHERE s.ad_id = $1 AND j.state = 'done' ORDER BY s.ad_second, s.job_id, v.viewer",
+             WHERE s.ad_id = $1 AND j.state IN ('done', 'live') ORDER BY s.ad_second, s.job_id, v.viewer",
         )
         .bind(ad_id)
         .fetch_all(&self.pool)
@@ -424,10 +425,10 @@ impl Db {
             .map_err(ServerError::from)
     }
 
-    /// The ad-time spans of an ad's analysed reaction videos.
+    /// The ad-time spans of an ad's analysed reaction videos and live sessions.
     pub async fn ad_coverage(&self, ad_id: i64) -> ServerResult<Vec<Coverage>> {
         let rows = sqlx::query(
-            "SELECT ad_first_s, ad_last_s FROM video_jobs WHERE ad_id = $1 AND state = 'done' ORDER BY id",
+            "SELECT ad_first_s, ad_last_s FROM video_jobs WHERE ad_id = $1 AND state IN ('done', 'live') ORDER BY id",
         )
         .bind(ad_id)
         .fetch_all(&self.pool)

@@ -132,8 +132,38 @@ async function setupVideos(id, ad, campaign) {
     const b = $("cmp-ad").value;
     if (b) download(`/v1/ads/${id}/timeline/compare/export?with=${b}&format=csv`, `ads-${id}-vs-${b}-timeline.csv`);
   });
+  $("ll-create").addEventListener("click", async () => {
+    try {
+      const l = await api("POST", `/v1/ads/${id}/live-links`, {
+        label: $("ll-label").value, max_viewers: Number($("ll-max").value), expires_in_hours: Number($("ll-hours").value),
+      });
+      $("ll-url").textContent = location.origin + l.url; $("ll-new").hidden = false;
+      await refreshLinks(id);
+    } catch (e) { $("error").textContent = e.message; }
+  });
+  await refreshLinks(id);
   await refreshJobs(id);
   await showTimeline(id);
+}
+
+// Live viewing links of an ad: viewers so far, expiry, withdraw.
+async function refreshLinks(id) {
+  const { links } = await api("GET", `/v1/ads/${id}/live-links`);
+  if (!$("ll-rows")) return;
+  $("ll-rows").replaceChildren(...links.map((l) => {
+    const tr = document.createElement("tr");
+    const st = l.revoked_at ? "withdrawn" : l.active ? "active" : (l.viewers >= l.max_viewers ? "used up" : "expired");
+    const act = document.createElement("td");
+    if (!l.revoked_at) {
+      const b = document.createElement("button"); b.className = "secondary"; b.textContent = "Withdraw";
+      b.addEventListener("click", async () => {
+        try { await api("DELETE", `/v1/live-links/${l.id}`); await refreshLinks(id); } catch (e) { $("error").textContent = e.message; }
+      });
+      act.appendChild(b);
+    }
+    tr.append(td(l.label || `link ${l.id}`), td(`${l.viewers} / ${l.max_viewers}`), td(new Date(l.expires_at * 1000).toLocaleString()), td(st), act);
+    return tr;
+  }));
 }
 
 function jobRow(j) {
@@ -150,10 +180,12 @@ function jobRow(j) {
   let what = "";
   if (j.state === "done") {
     const r = j.result;
-    what = `${r.viewers} viewer(s), ${r.seconds} s of the ad` + (r.complete ? "" : ` — partial: ${r.stopped ? r.stopped.reason : ""}`) +
+    const why = r.end_reason ? `viewer ${r.end_reason === "stopped" ? "stopped" : "lost the camera"}` : (r.stopped ? r.stopped.reason : "");
+    what = `${r.viewers} viewer(s), ${r.seconds} s of the ad` + (r.complete ? "" : ` — partial: ${why}`) +
       (r.notes && r.notes.length ? ` (${r.notes.join("; ")})` : "");
   } else if (j.state === "failed") what = j.error.message;
-  tr.append(td(j.file_name), st, pr, td(what));
+  else if (j.state === "live") what = `watching now: ${j.progress.frames_done} frames, up to ${num(j.progress.seconds_done)} s of the ad`;
+  tr.append(td(j.source === "live" ? `live session ${j.id}` : j.file_name), st, pr, td(what));
   return tr;
 }
 
@@ -165,8 +197,8 @@ async function refreshJobs(id) {
   if (!$("job-rows")) return; // the page changed meanwhile
   const before = $("job-rows").querySelectorAll(".job-row.done").length;
   $("job-rows").replaceChildren(...jobs.map(jobRow));
-  if (counts.done !== before) await showTimeline(id);
-  if (counts.queued + counts.running > 0) jobTimer = setTimeout(() => refreshJobs(id).catch((e) => { $("error").textContent = e.message; }), 1000);
+  if (counts.done !== before || counts.live > 0) await showTimeline(id);
+  if (counts.queued + counts.running + counts.live > 0) jobTimer = setTimeout(() => refreshJobs(id).catch((e) => { $("error").textContent = e.message; }), 1000);
 }
 
 function sendVideo(id, file, start, onProgress) {

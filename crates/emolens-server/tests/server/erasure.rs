@@ -315,6 +315,8 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
             "campaigns",
             "faces",
             "job_video_chunks",
+            "live_frames",
+            "live_links",
             "photos",
             "video_jobs",
             "video_viewers",
@@ -365,6 +367,10 @@ async fn erasure_flow(db_url: &str, sqlite_file: Option<&std::path::Path>) {
         2
     );
     assert_eq!(n(db_url, "SELECT COUNT(*) FROM faces").await, 2);
+    // Live viewing links and sessions' frames: erased with their ads (tests/server/live.rs
+    // makes them; none was made here).
+    assert_eq!(n(db_url, "SELECT COUNT(*) FROM live_links").await, 0);
+    assert_eq!(n(db_url, "SELECT COUNT(*) FROM live_frames").await, 0);
     // Of the reaction videos, only the kept campaign's job, its viewer, seconds and video.
     for (table, column) in [
         ("video_jobs", "ad_id"),

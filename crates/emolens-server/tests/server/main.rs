@@ -9,6 +9,7 @@ mod browser;
 mod campaigns;
 mod erasure;
 mod limits;
+mod live;
 mod ondevice;
 mod trust;
 mod videos;

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 /// A 640x480 frame: a FER2013 test face enlarged to 200 px on a warm background.
-fn camera_frame() -> RgbImage {
+pub(crate) fn camera_frame() -> RgbImage {
     let (_, bytes) = fer_images("happy", 1).remove(0);
     let face = image::load_from_memory(&bytes).unwrap().to_luma8();
     let face = image::imageops::resize(&face, 200, 200, FilterType::CatmullRom);
@@ -27,7 +27,7 @@ fn camera_frame() -> RgbImage {
 
 /// Writes `frames` copies of `img` as a YUV4MPEG2 file (4:2:0, full-range BT.601, "C420jpeg"),
 /// the format chromium's fake camera reads.
-fn write_y4m(path: &Path, img: &RgbImage, frames: usize) {
+pub(crate) fn write_y4m(path: &Path, img: &RgbImage, frames: usize) {
     let (w, h) = img.dimensions();
     let yuv = |p: &Rgb<u8>| {
         let [r, g, b] = p.0.map(f32::from);

@@ -465,7 +465,7 @@ async fn video_flow(db_url: &str) {
         .json();
     assert_eq!(
         list["counts"],
-        json!({"queued": 0, "running": 0, "done": 1, "failed": 0})
+        json!({"queued": 0, "running": 0, "live": 0, "done": 1, "failed": 0})
     );
     let ad_a = get(addr, &format!("/v1/ads/{a}"), Some(kv)).await.json();
     assert_eq!(ad_a["ad"]["reaction_videos"], 1);
