@@ -14,7 +14,7 @@ use crate::SharedState;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use emolens_video::VideoInfo;
 use serde::Deserialize;
@@ -263,11 +263,13 @@ pub async fn put_creative(
     ))
 }
 
-/// `GET /v1/ads/{id}/creative`: the kept creative file.
+/// `GET /v1/ads/{id}/creative`: the kept creative file; single byte ranges answer 206 (players
+/// seek with them).
 pub async fn get_creative(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
+    headers: axum::http::HeaderMap,
 ) -> ServerResult<Response> {
     let id = path_id(id, "ad")?;
     state.db.ad(p.workspace_id, id).await?;
@@ -276,15 +278,9 @@ pub async fn get_creative(
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .collect();
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("inline; filename=\"{safe}\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    let mut resp = crate::live::ranged(ctype, bytes, &headers);
+    if let Ok(v) = header::HeaderValue::from_str(&format!("inline; filename=\"{safe}\"")) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }

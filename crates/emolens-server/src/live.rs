@@ -154,6 +154,20 @@ struct OpenLink {
     info: LinkInfo,
 }
 
+/// One analysed frame of a session, as stored.
+#[derive(Clone, Copy)]
+struct LiveFrame<'a> {
+    seq: i64,
+    /// Ad time, seconds.
+    t: f64,
+    /// Faces found in the picture.
+    faces: usize,
+    /// The viewer's face (the largest), if any.
+    face: Option<&'a FaceResult>,
+    /// The picture, when the campaign keeps images.
+    image: Option<&'a [u8]>,
+}
+
 /// An open session: its job, ad and link.
 struct OpenSession {
     job_id: i64,
@@ -407,13 +421,16 @@ impl Db {
     async fn add_live_frame(
         &self,
         s: &OpenSession,
-        seq: i64,
-        t: f64,
-        faces: usize,
-        face: Option<&FaceResult>,
-        image: Option<&[u8]>,
+        frame: &LiveFrame<'_>,
         classes: &[String],
     ) -> ServerResult<(bool, i64)> {
+        let LiveFrame {
+            seq,
+            t,
+            faces,
+            face,
+            image,
+        } = *frame;
         let mut tx = self.begin_write().await?;
         // Lock the session's row first: frames of one session are stored one at a time, and an
         // erasure either comes before (and the session is gone) or after.
@@ -864,11 +881,13 @@ pub async fn post_frame(
         .db
         .add_live_frame(
             &session,
-            q.seq,
-            q.t,
-            found.faces.len(),
-            face.as_ref(),
-            image,
+            &LiveFrame {
+                seq: q.seq,
+                t: q.t,
+                faces: found.faces.len(),
+                face: face.as_ref(),
+                image,
+            },
             &classes,
         )
         .await?;

@@ -193,8 +193,7 @@ async fn live_flow(db_url: &str) {
     // Per second, the sums of the answered probabilities: the timeline's means must match.
     let mut sums: std::collections::BTreeMap<i64, (f64, std::collections::BTreeMap<String, f64>)> =
         Default::default();
-    let mut seq = 0;
-    for (t, img) in [
+    for (seq, (t, img)) in [
         (0.0, &happy),
         (0.5, &happy),
         (1.0, &happy),
@@ -204,7 +203,11 @@ async fn live_flow(db_url: &str) {
         (2.5, &sad),
         (3.0, &sad),
         (3.5, &sad),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seq = seq as i64;
         let r = send_frame(addr, id, &session, seq, t, img).await;
         assert_eq!(r.status, 200, "frame {seq}: {}", r.text());
         let f = r.json();
@@ -218,7 +221,6 @@ async fn live_flow(db_url: &str) {
             *e.1.entry(p["emotion"].as_str().unwrap().to_string())
                 .or_default() += p["probability"].as_f64().unwrap();
         }
-        seq += 1;
     }
     // The same frame again (a retry after a lost answer): stored once.
     let r = send_frame(addr, id, &session, 3, 1.5, &happy).await;

@@ -275,6 +275,22 @@ async fn video_flow(db_url: &str) {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, creative);
     assert_eq!(r.header("content-type"), Some("video/mp4"));
+    // A player's seek: one byte range.
+    let auth = format!("Bearer {kv}");
+    let r = request(
+        addr,
+        "GET",
+        &format!("/v1/ads/{creative_ad}/creative"),
+        &[("Authorization", auth.as_str()), ("Range", "bytes=16-31")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, creative[16..32]);
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains("spot.mp4"));
 
     // Who may upload, and where.
     let clip = one_viewer(&tmp(&dir, "b.mp4"), &happy[1], 5.0);
