@@ -10,10 +10,18 @@
 # MODEL_CARD.md (tools/model_card/render.py), then rebuild so the binary embeds the new file.
 #
 #   scripts/bundle-model.sh RUN_DIR [NAME]
+#   EMOLENS_BUNDLE_AS=fast scripts/bundle-model.sh RUN_DIR [NAME]   the fast model instead:
+#       models/fast.emolens, its run files in models/fast-run/ (what `EMOLENS_BUNDLED=auto` runs
+#       on CPUs without AVX-512 or VNNI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=${1:?usage: scripts/bundle-model.sh RUN_DIR [NAME]}
 name=${2:-$(basename "$run")}
+case "${EMOLENS_BUNDLE_AS:-default}" in
+  default) target=models/default.emolens; run_dir=models/default-run ;;
+  fast) target=models/fast.emolens; run_dir=models/fast-run ;;
+  *) echo "EMOLENS_BUNDLE_AS must be default or fast" >&2; exit 2 ;;
+esac
 shared=${EMOLENS_SHARED:-../shared}
 bin=${EMOLENS_BIN:-target/release/emolens}
 work=$(mktemp -d)
@@ -41,9 +49,9 @@ print(f"FER+ PublicTest with a unique seven-emotion majority: {n} images", file=
 PY
 "$bin" model quantize "$run/best.emolens" --data "$shared/data/fer2013/train" --images 2000 --out "$work/q.emolens"
 "$bin" model tune-tta "$work/q.emolens" --data "$work/ferplus-valid" --out "$work/t.emolens"
-"$bin" model set "$work/t.emolens" --name "$name" --out models/default.emolens
-mkdir -p models/default-run
-rm -f models/default-run/*.json
-for f in config.json history.json dataset.json; do [ -f "$run/$f" ] && cp "$run/$f" models/default-run/; done
-ls -l models/default.emolens
+"$bin" model set "$work/t.emolens" --name "$name" --out "$target"
+mkdir -p "$run_dir"
+rm -f "$run_dir"/*.json
+for f in config.json history.json dataset.json; do [ -f "$run/$f" ] && cp "$run/$f" "$run_dir/"; done
+ls -l "$target"
 echo "bundled $run/best.emolens as '$name'; now: cargo build --release --workspace, bench/accuracy/run.sh, tools/model_card/render.py" >&2

@@ -1,5 +1,5 @@
-//! Embeds the bundled default model (`models/default.emolens` at the repository root) when it
-//! exists, so the `emolens` binary classifies faces with no file beside it; and builds the
+//! Embeds the bundled default model (`models/default.emolens` at the repository root) and the
+//! bundled fast model (`models/fast.emolens`) when they exist, so the `emolens` binary classifies faces with no file beside it; and builds the
 //! oneDNN fast path (`csrc/emolens_dnnl.c`) when oneDNN's headers are installed (Debian:
 //! `libdnnl-dev`). `EMOLENS_ONEDNN=0` at build time leaves it out.
 use std::path::{Path, PathBuf};
@@ -7,12 +7,23 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(emolens_bundled_model)");
     println!("cargo::rustc-check-cfg=cfg(emolens_onednn)");
+    println!("cargo::rustc-check-cfg=cfg(emolens_bundled_fast_model)");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let model = manifest.join("../../models/default.emolens");
     println!("cargo::rerun-if-changed={}", model.display());
     if let Ok(path) = model.canonicalize() {
         println!("cargo::rustc-cfg=emolens_bundled_model");
         println!("cargo::rustc-env=EMOLENS_BUNDLED_MODEL={}", path.display());
+    }
+    // The fast model for CPUs without AVX-512 or VNNI (see `classifier::bundled_model`).
+    let fast = manifest.join("../../models/fast.emolens");
+    println!("cargo::rerun-if-changed={}", fast.display());
+    if let Ok(path) = fast.canonicalize() {
+        println!("cargo::rustc-cfg=emolens_bundled_fast_model");
+        println!(
+            "cargo::rustc-env=EMOLENS_BUNDLED_FAST_MODEL={}",
+            path.display()
+        );
     }
     onednn(&manifest);
 }

@@ -18,6 +18,100 @@ pub const BUNDLED_MODEL: Option<&[u8]> = Some(include_bytes!(env!("EMOLENS_BUNDL
 #[cfg(not(emolens_bundled_model))]
 pub const BUNDLED_MODEL: Option<&[u8]> = None;
 
+/// The bundled fast model's bytes (a network of a quarter of the default's multiply-accumulates,
+/// for CPUs whose int8 kernels are slow), embedded at build time when `models/fast.emolens`
+/// exists.
+#[cfg(emolens_bundled_fast_model)]
+pub const BUNDLED_FAST_MODEL: Option<&[u8]> =
+    Some(include_bytes!(env!("EMOLENS_BUNDLED_FAST_MODEL")));
+#[cfg(not(emolens_bundled_fast_model))]
+pub const BUNDLED_FAST_MODEL: Option<&[u8]> = None;
+
+/// Which bundled model runs when no model file is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bundled {
+    /// The accurate model where this CPU runs it fast (AVX-512 or VNNI int8 kernels), the fast
+    /// model elsewhere (AVX2-only CPUs, builds without oneDNN).
+    #[default]
+    Auto,
+    /// Always the default (accurate) model: pin it to compare results across machines.
+    Accurate,
+    /// Always the fast model.
+    Fast,
+}
+
+impl std::str::FromStr for Bundled {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Bundled::Auto),
+            "accurate" | "default" => Ok(Bundled::Accurate),
+            "fast" => Ok(Bundled::Fast),
+            other => Err(format!(
+                "unknown bundled model '{other}': auto, accurate or fast"
+            )),
+        }
+    }
+}
+
+impl Bundled {
+    /// From `EMOLENS_BUNDLED` (`auto` when unset).
+    pub fn from_env() -> Result<Bundled, ModelError> {
+        match std::env::var("EMOLENS_BUNDLED") {
+            Ok(v) => v.parse().map_err(|detail| ModelError::ModelFile {
+                source_name: "EMOLENS_BUNDLED".into(),
+                detail,
+            }),
+            Err(_) => Ok(Bundled::Auto),
+        }
+    }
+}
+
+/// Whether this CPU runs the accurate model's int8 plan fast: oneDNN kernels with AVX-512, VNNI
+/// or AMX. Measured (bench/RESULTS.md, "per CPU class"): one face in 0.47 ms with AVX-512 VNNI,
+/// 1.44 ms capped at AVX2, where the fast model takes 0.44 ms.
+pub fn cpu_runs_accurate_fast() -> bool {
+    let isa = crate::onednn::cpu_isa();
+    isa.starts_with("avx512") || isa.contains("vnni") || isa.contains("amx")
+}
+
+/// The bundled model `choice` picks on this CPU: its bytes, `accurate` or `fast`, and why.
+pub fn bundled_model(choice: Bundled) -> Result<(&'static [u8], &'static str, String), ModelError> {
+    let missing = |which: &str, file: &str| {
+        ModelError::ModelFile {
+        source_name: "bundled".into(),
+        detail: format!(
+            "this build has no bundled {which} model (models/{file} was missing at build time); pass --model FILE"
+        ),
+    }
+    };
+    let accurate = || BUNDLED_MODEL.ok_or_else(|| missing("default", "default.emolens"));
+    let fast = || BUNDLED_FAST_MODEL.ok_or_else(|| missing("fast", "fast.emolens"));
+    match choice {
+        Bundled::Accurate => Ok((
+            accurate()?,
+            "accurate",
+            "asked for (EMOLENS_BUNDLED=accurate)".into(),
+        )),
+        Bundled::Fast => Ok((fast()?, "fast", "asked for (EMOLENS_BUNDLED=fast)".into())),
+        Bundled::Auto => {
+            let isa = crate::onednn::cpu_isa();
+            match BUNDLED_FAST_MODEL {
+                Some(bytes) if !cpu_runs_accurate_fast() => Ok((
+                    bytes,
+                    "fast",
+                    format!("auto: this CPU's kernels ({isa}) have no AVX-512 or VNNI int8; set EMOLENS_BUNDLED=accurate for the default model"),
+                )),
+                _ => Ok((
+                    accurate()?,
+                    "accurate",
+                    format!("auto: this CPU's kernels ({isa}) run it fast"),
+                )),
+            }
+        }
+    }
+}
+
 /// A network ready for inference on `[channels, height, width]` inputs: compiled to a oneDNN
 /// plan (see [`crate::onednn::plan`]) when it runs on the CPU and every layer has a kernel
 /// there, otherwise run layer by layer in burn. The one forward path of `predict`, `eval`,
@@ -301,7 +395,8 @@ pub fn inference_device() -> Device {
     }
 }
 
-/// Loads a model: the given file, or the bundled default model when `path` is `None`.
+/// Loads a model: the given file, or, when `path` is `None`, the bundled model that
+/// `EMOLENS_BUNDLED` (default `auto`) picks on this CPU (see [`bundled_model`]).
 pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>, ModelError> {
     let device = inference_device();
     let c = match path {
@@ -313,11 +408,10 @@ pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>
             BurnClassifier::from_bytes(&bytes, &p.display().to_string(), &device)?
         }
         None => {
-            let bytes = BUNDLED_MODEL.ok_or_else(|| ModelError::ModelFile {
-                source_name: "bundled".into(),
-                detail: "this build has no bundled model (models/default.emolens was missing at build time); pass --model FILE".into(),
-            })?;
-            BurnClassifier::from_bytes(bytes, "bundled default model", &device)?
+            let (bytes, which, why) = bundled_model(Bundled::from_env()?)?;
+            let c = BurnClassifier::from_bytes(bytes, &format!("bundled {which} model"), &device)?;
+            tracing::info!(model = %c.meta().name, bundled = which, why = %why, "bundled model");
+            c
         }
     };
     Ok(Arc::new(c))

@@ -15,7 +15,8 @@ pub mod onnx;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{
-    inference_device, load_classifier, mirror, BurnClassifier, InferenceNet, BUNDLED_MODEL,
+    bundled_model, cpu_runs_accurate_fast, inference_device, load_classifier, mirror, Bundled,
+    BurnClassifier, InferenceNet, BUNDLED_FAST_MODEL, BUNDLED_MODEL,
 };
 pub use error::ModelError;
 pub use file::ModelFile;

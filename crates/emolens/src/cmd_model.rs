@@ -365,12 +365,12 @@ fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
             std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
             p.display().to_string(),
         ),
-        None => (
-            emolens_model::BUNDLED_MODEL
-                .context("this build has no bundled model; give a model file")?
-                .to_vec(),
-            "bundled".to_string(),
-        ),
+        None => {
+            // The same choice as every command's (EMOLENS_BUNDLED, default auto by CPU).
+            let (bytes, which, _) =
+                emolens_model::bundled_model(emolens_model::Bundled::from_env()?)?;
+            (bytes.to_vec(), format!("bundled {which}"))
+        }
     })
 }
 

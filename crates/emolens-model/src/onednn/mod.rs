@@ -36,6 +36,15 @@ pub fn set_enabled(on: bool) {
 /// Whether this build has the oneDNN kernels at all.
 pub const BUILT_IN: bool = cfg!(emolens_onednn);
 
+/// oneDNN's name of the instruction set its kernels use here (after any `ONEDNN_MAX_CPU_ISA`
+/// cap), or `none` without oneDNN.
+pub fn cpu_isa() -> &'static str {
+    #[cfg(emolens_onednn)]
+    return plan::cpu_isa();
+    #[cfg(not(emolens_onednn))]
+    "none"
+}
+
 /// Why a oneDNN-only operation (compiled plans, int8 calibration) cannot run here.
 pub const UNAVAILABLE: &str = "oneDNN is not available (built without libdnnl-dev, or switched off by EMOLENS_KERNELS=flex); int8 and bf16 plans and int8 calibration need it";
 

@@ -2,6 +2,7 @@
 //! one per file): each module runs the built program (`CARGO_BIN_EXE_emolens`) on real data.
 
 mod analyze;
+mod bundled;
 mod data;
 mod eval;
 mod fuzz_corpus;
