@@ -25,8 +25,13 @@ bin=target/release/emolens
 # The CPU the figures belong to. ONEDNN_MAX_CPU_ISA=AVX2 caps both stacks' oneDNN (TensorFlow's
 # too) at AVX2, as on an AVX2-only CPU.
 scripts/cpu-info.sh
-# The original design's best network, and the bundled default model's architecture.
-archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_s.json:1")
+# The original design's best network, the bundled default model's architecture and the fast
+# model's (what AVX2-only CPUs run); EMOLENS_BENCH_ARCHS="file:channels ..." to choose.
+if [ -n "${EMOLENS_BENCH_ARCHS:-}" ]; then
+  read -r -a archs <<< "$EMOLENS_BENCH_ARCHS"
+else
+  archs=("../shared/seed-reference/architectures/model_2_best.json:3" "architectures/vgg_s.json:1" "architectures/vgg_t.json:1")
+fi
 out=$(mktemp)
 
 emolens_run() { # label file mode batch infer_batch threads

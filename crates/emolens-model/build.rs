@@ -15,7 +15,7 @@ fn main() {
         println!("cargo::rustc-cfg=emolens_bundled_model");
         println!("cargo::rustc-env=EMOLENS_BUNDLED_MODEL={}", path.display());
     }
-    // The fast model for CPUs without AVX-512 or VNNI (see `classifier::bundled_model`).
+    // The fast model, run when asked for (see `classifier::Bundled`).
     let fast = manifest.join("../../models/fast.emolens");
     println!("cargo::rerun-if-changed={}", fast.display());
     if let Ok(path) = fast.canonicalize() {

@@ -28,15 +28,18 @@ pub const BUNDLED_FAST_MODEL: Option<&[u8]> =
 pub const BUNDLED_FAST_MODEL: Option<&[u8]> = None;
 
 /// Which bundled model runs when no model file is given.
+///
+/// The default is the accurate model on every CPU, so the same photo gets the same numbers on
+/// every machine. The fast model (a quarter of the compute, lower validation accuracy: see
+/// MODEL_CARD.md) is a choice, e.g. for live webcam work on a CPU without AVX-512 or VNNI,
+/// where the accurate model's int8 plan is about 3x slower than on one with them; it is never
+/// picked silently, because results of two models are not comparable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Bundled {
-    /// The accurate model where this CPU runs it fast (AVX-512 or VNNI int8 kernels), the fast
-    /// model elsewhere (AVX2-only CPUs, builds without oneDNN).
+    /// `models/default.emolens`.
     #[default]
-    Auto,
-    /// Always the default (accurate) model: pin it to compare results across machines.
     Accurate,
-    /// Always the fast model.
+    /// `models/fast.emolens`.
     Fast,
 }
 
@@ -44,72 +47,55 @@ impl std::str::FromStr for Bundled {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "auto" | "" => Ok(Bundled::Auto),
-            "accurate" | "default" => Ok(Bundled::Accurate),
+            "accurate" | "default" | "" => Ok(Bundled::Accurate),
             "fast" => Ok(Bundled::Fast),
-            other => Err(format!(
-                "unknown bundled model '{other}': auto, accurate or fast"
-            )),
+            other => Err(format!("unknown bundled model '{other}': accurate or fast")),
         }
     }
 }
 
 impl Bundled {
-    /// From `EMOLENS_BUNDLED` (`auto` when unset).
+    /// From `EMOLENS_BUNDLED` (`accurate` when unset).
     pub fn from_env() -> Result<Bundled, ModelError> {
         match std::env::var("EMOLENS_BUNDLED") {
             Ok(v) => v.parse().map_err(|detail| ModelError::ModelFile {
                 source_name: "EMOLENS_BUNDLED".into(),
                 detail,
             }),
-            Err(_) => Ok(Bundled::Auto),
+            Err(_) => Ok(Bundled::Accurate),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bundled::Accurate => "accurate",
+            Bundled::Fast => "fast",
         }
     }
 }
 
 /// Whether this CPU runs the accurate model's int8 plan fast: oneDNN kernels with AVX-512, VNNI
-/// or AMX. Measured (bench/RESULTS.md, "per CPU class"): one face in 0.47 ms with AVX-512 VNNI,
-/// 1.44 ms capped at AVX2, where the fast model takes 0.44 ms.
+/// or AMX. Measured (bench/RESULTS.md, "per CPU class"): one face in about 0.47 ms with AVX-512
+/// VNNI, 1.44 ms capped at AVX2, where the fast model takes 0.44 ms. Used to suggest the fast
+/// model, never to switch to it.
 pub fn cpu_runs_accurate_fast() -> bool {
     let isa = crate::onednn::cpu_isa();
     isa.starts_with("avx512") || isa.contains("vnni") || isa.contains("amx")
 }
 
-/// The bundled model `choice` picks on this CPU: its bytes, `accurate` or `fast`, and why.
-pub fn bundled_model(choice: Bundled) -> Result<(&'static [u8], &'static str, String), ModelError> {
-    let missing = |which: &str, file: &str| {
-        ModelError::ModelFile {
+/// The bytes of the bundled model `choice`.
+pub fn bundled_model(choice: Bundled) -> Result<&'static [u8], ModelError> {
+    let (bytes, file) = match choice {
+        Bundled::Accurate => (BUNDLED_MODEL, "default.emolens"),
+        Bundled::Fast => (BUNDLED_FAST_MODEL, "fast.emolens"),
+    };
+    bytes.ok_or_else(|| ModelError::ModelFile {
         source_name: "bundled".into(),
         detail: format!(
-            "this build has no bundled {which} model (models/{file} was missing at build time); pass --model FILE"
+            "this build has no bundled {} model (models/{file} was missing at build time); pass --model FILE",
+            choice.as_str()
         ),
-    }
-    };
-    let accurate = || BUNDLED_MODEL.ok_or_else(|| missing("default", "default.emolens"));
-    let fast = || BUNDLED_FAST_MODEL.ok_or_else(|| missing("fast", "fast.emolens"));
-    match choice {
-        Bundled::Accurate => Ok((
-            accurate()?,
-            "accurate",
-            "asked for (EMOLENS_BUNDLED=accurate)".into(),
-        )),
-        Bundled::Fast => Ok((fast()?, "fast", "asked for (EMOLENS_BUNDLED=fast)".into())),
-        Bundled::Auto => {
-            let isa = crate::onednn::cpu_isa();
-            match BUNDLED_FAST_MODEL {
-                Some(bytes) if !cpu_runs_accurate_fast() => Ok((
-                    bytes,
-                    "fast",
-                    format!("auto: this CPU's kernels ({isa}) have no AVX-512 or VNNI int8; set EMOLENS_BUNDLED=accurate for the default model"),
-                )),
-                _ => Ok((
-                    accurate()?,
-                    "accurate",
-                    format!("auto: this CPU's kernels ({isa}) run it fast"),
-                )),
-            }
-        }
-    }
+    })
 }
 
 /// A network ready for inference on `[channels, height, width]` inputs: compiled to a oneDNN
@@ -395,8 +381,8 @@ pub fn inference_device() -> Device {
     }
 }
 
-/// Loads a model: the given file, or, when `path` is `None`, the bundled model that
-/// `EMOLENS_BUNDLED` (default `auto`) picks on this CPU (see [`bundled_model`]).
+/// Loads a model: the given file, or, when `path` is `None`, the bundled model `EMOLENS_BUNDLED`
+/// names (`accurate` by default, or `fast`; see [`Bundled`]).
 pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>, ModelError> {
     let device = inference_device();
     let c = match path {
@@ -408,9 +394,21 @@ pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>
             BurnClassifier::from_bytes(&bytes, &p.display().to_string(), &device)?
         }
         None => {
-            let (bytes, which, why) = bundled_model(Bundled::from_env()?)?;
-            let c = BurnClassifier::from_bytes(bytes, &format!("bundled {which} model"), &device)?;
-            tracing::info!(model = %c.meta().name, bundled = which, why = %why, "bundled model");
+            let choice = Bundled::from_env()?;
+            let c = BurnClassifier::from_bytes(
+                bundled_model(choice)?,
+                &format!("bundled {} model", choice.as_str()),
+                &device,
+            )?;
+            if choice == Bundled::Accurate
+                && BUNDLED_FAST_MODEL.is_some()
+                && !cpu_runs_accurate_fast()
+            {
+                tracing::info!(
+                    isa = crate::onednn::cpu_isa(),
+                    "this CPU has no AVX-512 or VNNI int8 kernels: the bundled fast model (EMOLENS_BUNDLED=fast) runs about 3x quicker here, at lower accuracy (MODEL_CARD.md)"
+                );
+            }
             c
         }
     };

@@ -366,10 +366,12 @@ fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
             p.display().to_string(),
         ),
         None => {
-            // The same choice as every command's (EMOLENS_BUNDLED, default auto by CPU).
-            let (bytes, which, _) =
-                emolens_model::bundled_model(emolens_model::Bundled::from_env()?)?;
-            (bytes.to_vec(), format!("bundled {which}"))
+            // The same choice as every command's (EMOLENS_BUNDLED: accurate or fast).
+            let choice = emolens_model::Bundled::from_env()?;
+            (
+                emolens_model::bundled_model(choice)?.to_vec(),
+                format!("bundled {}", choice.as_str()),
+            )
         }
     })
 }
