@@ -345,7 +345,7 @@ fn one_predict_call_per_batch_and_per_item_results() {
     assert!(hits >= 5 && fp == 0, "{hits} hits, {fp} false positives");
     assert_eq!(out[1].as_ref().unwrap().faces.len(), 1);
     let e = out[2].as_ref().unwrap_err();
-    assert_eq!(e.http_status(), 400);
+    assert_eq!(e.kind().report_status(), 400);
     assert!(e.to_string().contains("empty.jpg"), "{e}");
     let cat = out[3].as_ref().unwrap();
     assert!(cat.faces.is_empty());
@@ -356,7 +356,7 @@ fn one_predict_call_per_batch_and_per_item_results() {
     );
     assert_eq!(cat.summary.dominant_emotion, None);
     let e = out[4].as_ref().unwrap_err();
-    assert_eq!(e.http_status(), 415);
+    assert_eq!(e.kind().report_status(), 415);
     assert!(e.to_string().contains("notes.txt"), "{e}");
     // All faces of the batch went through the classifier together.
     assert_eq!(c.calls.load(Ordering::SeqCst), 1);
@@ -503,7 +503,7 @@ fn huge_images_and_bombs_are_refused_without_allocating() {
     let e = a
         .analyze_bytes(&png_with_size(20_000, 20_000), "huge.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 413, "{e}");
+    assert_eq!(e.kind().report_status(), 413, "{e}");
     assert!(
         e.to_string().contains("huge.png") && e.to_string().contains("20000x20000"),
         "{e}"
@@ -512,13 +512,13 @@ fn huge_images_and_bombs_are_refused_without_allocating() {
     let e = a
         .analyze_bytes(&png_with_size(15_000, 15_000), "bomb.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 413, "{e}");
+    assert_eq!(e.kind().report_status(), 413, "{e}");
     assert!(e.to_string().contains("bomb.png"), "{e}");
     // Within bounds but with no pixel data behind the header: a clear decode error.
     let e = a
         .analyze_bytes(&png_with_size(3000, 3000), "lying.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 400, "{e}");
+    assert_eq!(e.kind().report_status(), 400, "{e}");
 }
 
 /// Inserts an EXIF APP1 segment with the given orientation right after the JPEG SOI marker.

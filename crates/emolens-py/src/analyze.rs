@@ -176,7 +176,7 @@ impl Analyzer {
         });
         Ok(match result {
             Ok(r) => (name, Some(r.to_json().to_string()), None, 200),
-            Err(e) => (name, None, Some(e.to_string()), e.http_status()),
+            Err(e) => (name, None, Some(e.to_string()), e.kind().report_status()),
         })
     }
 }
@@ -225,7 +225,7 @@ fn run(
                     Ok(json) => (name, Some(json), None, 200),
                     Err(e) => (name, None, Some(format!("{e}")), 500),
                 },
-                Err(e) => (name, None, Some(e.to_string()), e.http_status()),
+                Err(e) => (name, None, Some(e.to_string()), e.kind().report_status()),
             });
         }
     }

@@ -249,36 +249,9 @@ fn process_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// The stable code of a video error, for job records.
-pub fn video_error_code(e: &VideoError) -> &'static str {
-    match e {
-        VideoError::NotAVideo { .. } => "not_a_video",
-        VideoError::AudioOnly { .. } => "audio_only",
-        VideoError::NoDecodableStream { .. } => "undecodable_video",
-        VideoError::Empty { .. } => "empty_video",
-        VideoError::Corrupt { .. } => "corrupt_video",
-        VideoError::TooLarge { .. } => "too_large",
-        VideoError::Faces { .. } => "analysis_failed",
-        VideoError::Cancelled { .. } => "cancelled",
-        VideoError::Config(_) | VideoError::Io { .. } | VideoError::Encode { .. } => {
-            "internal_error"
-        }
-    }
-}
-
 /// A video error's message naming the uploaded file instead of the temporary one.
 pub fn video_message(e: &VideoError, tmp: &std::path::Path, name: &str) -> String {
     e.to_string().replace(&tmp.display().to_string(), name)
-}
-
-/// A video error as an HTTP error (for checks made while the upload request is open).
-pub fn video_to_server_error(e: &VideoError, message: String) -> ServerError {
-    match e.http_status() {
-        415 => ServerError::UnsupportedMediaType(message),
-        413 => ServerError::TooLarge(message),
-        400 => ServerError::BadRequest(message),
-        _ => ServerError::Internal(message),
-    }
 }
 
 impl Db {
@@ -1043,11 +1016,11 @@ async fn run_job(ctx: &WorkerContext, name: &str, job: Claimed, stop: &mut watch
         }
         Ok(Err(e)) => {
             let msg = video_message(&e, &path, &job.file_name);
-            let status = e.http_status();
+            let status = ServerError::from_video(&e, msg.clone()).status().as_u16();
             tracing::warn!(job = job.id, "job failed: {msg}");
             if let Err(db) = ctx
                 .db
-                .fail_job(&job, video_error_code(&e), status, &msg)
+                .fail_job(&job, ServerError::video_code(&e), status, &msg)
                 .await
             {
                 tracing::warn!(job = job.id, error = %db, "cannot record the failure; the job is tried again when its lease runs out");
@@ -1124,7 +1097,7 @@ pub async fn upload(
         .blocking(move || {
             emolens_video::probe(&tmp).map_err(|e| {
                 let msg = video_message(&e, &tmp, &name);
-                video_to_server_error(&e, msg)
+                ServerError::from_video(&e, msg)
             })
         })
         .await?;

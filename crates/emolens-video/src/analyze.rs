@@ -129,7 +129,7 @@ impl VideoError {
             "source": source,
             "kind": "video",
             "error": self.to_string(),
-            "status": self.http_status(),
+            "status": self.kind().report_status(),
         })
     }
 }

@@ -498,7 +498,7 @@ impl Output {
             Format::Json => writeln!(
                 self.w,
                 "{}",
-                serde_json::json!({"source": source, "error": e.to_string(), "status": e.http_status()})
+                serde_json::json!({"source": source, "error": e.to_string(), "status": e.kind().report_status()})
             )?,
             Format::Csv => {
                 let mut row = vec![source.to_string()];

@@ -263,7 +263,7 @@ fn a_truncated_file_gives_a_partial_result_saying_where_and_why() {
         msg.contains("cut.mp4") && msg.contains("truncated"),
         "{msg}"
     );
-    assert_eq!(err.http_status(), 400);
+    assert_eq!(err.kind().report_status(), 400);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -330,7 +330,7 @@ fn audio_only_not_a_video_and_empty_files_are_clear_errors() {
         "{err}"
     );
     assert!(err.to_string().contains("interview.wav") && err.to_string().contains("audio only"));
-    assert_eq!(err.http_status(), 415);
+    assert_eq!(err.kind().report_status(), 415);
 
     let text = d.join("notes.mp4");
     std::fs::write(&text, "these are meeting notes, not a video\n".repeat(20)).unwrap();
