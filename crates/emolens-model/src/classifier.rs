@@ -290,14 +290,24 @@ impl BurnClassifier {
 }
 
 /// The device inference runs on: the CPU (flex backend) unless a GPU backend was compiled in
-/// and `EMOLENS_DEVICE` asks for it.
+/// and the device asked for ([`crate::runtime::options`]: `--device`, or `EMOLENS_DEVICE` for
+/// library users) is it. A GPU asked for in a build without its backend runs on the CPU, with a
+/// warning.
 pub fn inference_device() -> Device {
-    match std::env::var("EMOLENS_DEVICE").as_deref() {
+    use crate::runtime::DeviceKind;
+    match crate::runtime::options().device {
         #[cfg(feature = "cuda")]
-        Ok("cuda") => Device::cuda(0),
+        DeviceKind::Cuda => Device::cuda(0),
         #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
-        _ => Device::flex(),
+        DeviceKind::Wgpu => Device::wgpu(Default::default()),
+        DeviceKind::Cpu => Device::flex(),
+        #[allow(unreachable_patterns)]
+        other => {
+            tracing::warn!(
+                "device {other:?} asked but this build has no such backend (build with --features cuda or wgpu); using the CPU"
+            );
+            Device::flex()
+        }
     }
 }
 

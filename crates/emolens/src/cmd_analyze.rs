@@ -82,6 +82,8 @@ pub struct AnalyzeArgs {
     /// A viewer unseen for longer than this (seconds) ends; a returning face gets a new id.
     #[arg(long, env = "EMOLENS_ANALYZE_TRACK_GAP", default_value_t = 1.0)]
     track_gap: f64,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {

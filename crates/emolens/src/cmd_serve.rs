@@ -120,6 +120,8 @@ pub struct ServeArgs {
     video_workers: usize,
     #[command(flatten)]
     jobs: JobArgs,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 /// Job settings shared by `serve` and `worker`.
@@ -187,6 +189,8 @@ pub struct WorkerArgs {
     video_workers: usize,
     #[command(flatten)]
     jobs: JobArgs,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 pub fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
