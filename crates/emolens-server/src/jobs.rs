@@ -71,13 +71,14 @@ pub struct JobSettings {
 
 impl Default for JobSettings {
     fn default() -> Self {
+        use crate::defaults as d;
         JobSettings {
-            workers: 1,
-            lease: Duration::from_secs(60),
-            poll: Duration::from_secs(2),
-            max_attempts: 3,
-            frames_per_batch: 8,
-            max_video_seconds: 2.0 * 3600.0,
+            workers: d::VIDEO_WORKERS,
+            lease: Duration::from_secs_f64(d::JOB_LEASE_SECONDS),
+            poll: Duration::from_millis(d::JOB_POLL_MS),
+            max_attempts: d::JOB_MAX_ATTEMPTS,
+            frames_per_batch: d::VIDEO_BATCH,
+            max_video_seconds: d::MAX_VIDEO_SECONDS,
         }
     }
 }
