@@ -6,7 +6,7 @@
 //! class) so that batching, the quality gate and the result layout can be checked precisely;
 //! the real model is exercised through the CLI tests of the `emolens` crate.
 
-use emolens_core::{paths, ColourMode, CoreError, EmotionClassifier, InputSpec, ModelMeta};
+use emolens_core::{ColourMode, CoreError, EmotionClassifier, InputSpec, ModelMeta};
 use emolens_faces::{Analyzer, AnalyzerConfig, FaceBox, FacesError, PhotoResult};
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage};
 use std::io::Cursor;
@@ -105,14 +105,9 @@ fn analyzer(peak: f32, config: AnalyzerConfig) -> (Analyzer, Arc<BrightnessClass
 
 /// FER2013 test crops of one class, sorted by name; fails clearly when shared data is missing.
 fn fer_crops(class: &str, n: usize) -> Vec<DynamicImage> {
-    let dir = paths::fer2013_dir().join("test").join(class);
+    let dir = emolens_test_support::shared(&format!("data/fer2013/test/{class}"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}. These tests need FER2013 under shared/ (set EMOLENS_SHARED to the folder holding data/fer2013)",
-                dir.display()
-            )
-        })
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();

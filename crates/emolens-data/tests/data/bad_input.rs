@@ -9,13 +9,8 @@ use emolens_data::{load_cache, open_for_training, DropReason, ProblemKind};
 use std::path::{Path, PathBuf};
 
 fn fer() -> PathBuf {
-    let dir = emolens_core::paths::fer2013_dir();
-    assert!(
-        dir.join("train").is_dir(),
-        "FER2013 not found at {}: these tests need the shared data (set EMOLENS_SHARED)",
-        dir.display()
-    );
-    dir
+    emolens_test_support::shared("data/fer2013/train");
+    emolens_test_support::fer2013()
 }
 
 /// Copies the first `n` files (by name) of `fer/<split>/<class>` into `root/<split>/<to_class>`.

@@ -9,10 +9,7 @@ use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-video-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("video-{name}"))
 }
 
 /// Frame `i` is flat gray at this level, so a decoded frame says which one it is.

@@ -5,7 +5,7 @@
 //! a freshly initialised (untrained) model file through the real model-file code and passes
 //! `--model`, since these tests check the pipeline and its outputs, not accuracy.
 
-use emolens_core::{paths, ColourMode, InputSpec, ModelMeta};
+use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -18,10 +18,7 @@ pub(crate) fn assets() -> PathBuf {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-cli-analyze-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("cli-analyze-{name}"))
 }
 
 /// `--model FILE` args: none with a bundled model, else an untrained model written here.
@@ -57,13 +54,14 @@ pub(crate) fn model_args(dir: &Path) -> Vec<String> {
     vec!["--model".into(), path.display().to_string()]
 }
 
+/// `emolens analyze ARGS` with the extra environment `envs`.
 pub(crate) fn emolens(args: &[String], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    c.arg("analyze").args(args).env("EMOLENS_LOG", "warn");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().expect("runs the emolens binary")
+    emolens_test_support::output(
+        emolens_test_support::emolens!()
+            .arg("analyze")
+            .args(args)
+            .envs(envs.iter().copied()),
+    )
 }
 
 /// A folder with a one-face photo, a no-face photo and a file that is no image.
@@ -260,14 +258,9 @@ fn csv_cells_are_formula_safe() {
 #[test]
 fn assume_crop_and_text_output_on_fer_crops() {
     let d = tempdir("crops");
-    let src = paths::fer2013_dir().join("test/happy");
+    let src = emolens_test_support::shared("data/fer2013/test/happy");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; set EMOLENS_SHARED to the folder holding data/fer2013",
-                src.display()
-            )
-        })
+        .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();

@@ -17,10 +17,7 @@ const H: u32 = 360;
 const SIDE: u32 = 144;
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-cli-video-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("cli-video-{name}"))
 }
 
 fn one_face(face: &GrayImage, x: u32) -> RgbImage {
