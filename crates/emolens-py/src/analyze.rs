@@ -145,20 +145,8 @@ impl Analyzer {
         if video_batch == 0 {
             return Err(error("--video-batch must be at least 1"));
         }
-        let opts = emolens_video::VideoOptions {
-            fps,
-            frames_per_batch: video_batch,
-            limits: emolens_video::DecodeLimits {
-                max_seconds,
-                ..Default::default()
-            },
-            tracker: emolens_video::TrackerSettings {
-                max_gap_s: track_gap,
-                ..Default::default()
-            },
-            sheet_tiles: 0,
-            cancel: None,
-        };
+        let opts = emolens_video::VideoOptions::new(fps, video_batch, max_seconds)
+            .with_track_gap(track_gap);
         let name = path.display().to_string();
         let analyzer = self.inner.clone();
         let result = py.detach(|| {

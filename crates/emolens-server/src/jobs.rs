@@ -942,16 +942,12 @@ async fn run_job(ctx: &WorkerContext, name: &str, job: Claimed, stop: &mut watch
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let snapshot = Arc::new(Mutex::new(Snapshot::default()));
-    let opts = VideoOptions {
-        fps: job.fps,
-        frames_per_batch: ctx.settings.frames_per_batch.max(1),
-        limits: emolens_video::DecodeLimits {
-            max_seconds: ctx.settings.max_video_seconds,
-            ..Default::default()
-        },
-        cancel: Some(cancel.clone()),
-        ..Default::default()
-    };
+    let opts = VideoOptions::new(
+        job.fps,
+        ctx.settings.frames_per_batch.max(1),
+        ctx.settings.max_video_seconds,
+    )
+    .with_cancel(cancel.clone());
     let analyzer = ctx.analyzer.clone();
     let tmp: std::path::PathBuf = path.to_path_buf();
     let snap = snapshot.clone();
