@@ -421,16 +421,14 @@ fn ondevice(
                     vendor_dir.display()
                 );
             }
-            Some(std::sync::Arc::new(emolens_server::ondevice::OnDevice {
-                model_onnx: onnx.bytes,
-                model_json: serde_json::json!({
-                    "model": meta.name,
-                    "classes": meta.classes,
-                    "margin": emolens_faces::AnalyzerConfig::default().margin,
-                    "preprocessing": emolens_model::onnx::preprocessing(meta),
-                }),
-                vendor_dir: vendor_dir.to_path_buf(),
-            }))
+            Some(std::sync::Arc::new(
+                emolens_server::ondevice::OnDevice::new(
+                    onnx.bytes,
+                    meta,
+                    emolens_model::onnx::preprocessing(meta),
+                    vendor_dir.to_path_buf(),
+                ),
+            ))
         }
         Err(e) => {
             tracing::warn!("the on-device page (/ondevice) is disabled: {e}");
