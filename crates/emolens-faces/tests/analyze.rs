@@ -106,11 +106,7 @@ fn analyzer(peak: f32, config: AnalyzerConfig) -> (Analyzer, Arc<BrightnessClass
 /// FER2013 test crops of one class, sorted by name; fails clearly when shared data is missing.
 fn fer_crops(class: &str, n: usize) -> Vec<DynamicImage> {
     let dir = emolens_test_support::shared(&format!("data/fer2013/test/{class}"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = emolens_test_support::sorted_entries(&dir);
     files
         .iter()
         .take(n)

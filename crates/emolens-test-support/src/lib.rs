@@ -95,3 +95,18 @@ pub fn success(c: &mut Command) -> Output {
     );
     out
 }
+
+/// The entries of the folder `dir`, sorted by name (tests take "the first N files" of a shared
+/// folder, so the same files on every machine); panics naming the folder when it cannot be read.
+pub fn sorted_entries(dir: impl AsRef<Path>) -> Vec<PathBuf> {
+    let dir = dir.as_ref();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
+        .collect();
+    entries.sort();
+    entries
+}

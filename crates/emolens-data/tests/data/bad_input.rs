@@ -16,11 +16,7 @@ fn fer() -> PathBuf {
 /// Copies the first `n` files (by name) of `fer/<split>/<class>` into `root/<split>/<to_class>`.
 fn copy_some(root: &Path, split: &str, class: &str, to_class: &str, n: usize) -> Vec<PathBuf> {
     let src = fer().join(split).join(class);
-    let mut names: Vec<_> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
+    let names = emolens_test_support::sorted_entries(&src);
     let dst = root.join(split).join(to_class);
     std::fs::create_dir_all(&dst).unwrap();
     names

@@ -239,18 +239,10 @@ fn real_faces(spec: &emolens_core::InputSpec, split: &str, per_class: usize) -> 
     use emolens_core::Preprocessor;
     let pre = Preprocessor::new(spec.clone());
     let dir = emolens_test_support::shared(&format!("data/fer2013/{split}"));
-    let mut classes: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
+    let classes = emolens_test_support::sorted_entries(&dir);
     let (mut x, mut n) = (Vec::new(), 0);
     for class in &classes {
-        let mut files: Vec<_> = std::fs::read_dir(class)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(class);
         for f in files.iter().take(per_class) {
             let bytes = std::fs::read(f).unwrap();
             x.extend(pre.prepare_bytes(&bytes, &f.display().to_string()).unwrap());

@@ -8,7 +8,6 @@ use emolens_server::db::Db;
 use emolens_server::{AppState, ServerConfig};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -68,11 +67,7 @@ pub fn classifier() -> Arc<dyn EmotionClassifier> {
 /// `n` real FER2013 test images of a class, read from the shared data.
 pub fn fer_images(class: &str, n: usize) -> Vec<(String, Vec<u8>)> {
     let dir = emolens_test_support::shared(&format!("data/fer2013/test/{class}"));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = emolens_test_support::sorted_entries(&dir);
     files
         .into_iter()
         .take(n)

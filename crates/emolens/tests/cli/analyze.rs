@@ -7,7 +7,7 @@
 
 use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const CLASSES: [&str; 7] = [
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
@@ -228,18 +228,11 @@ fn csv_cells_are_formula_safe() {
     let mut args = model_args(&d);
     args.push("--csv".into());
     args.extend(names.iter().map(|n| n.to_string()));
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    let out = c
-        .current_dir(&d)
-        .arg("analyze")
-        .args(&args)
-        .env("EMOLENS_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = emolens_test_support::success(
+        emolens_test_support::emolens!()
+            .current_dir(&d)
+            .arg("analyze")
+            .args(&args),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<String>> = text.lines().map(csv_fields).collect();
@@ -259,11 +252,7 @@ fn csv_cells_are_formula_safe() {
 fn assume_crop_and_text_output_on_fer_crops() {
     let d = tempdir("crops");
     let src = emolens_test_support::shared("data/fer2013/test/happy");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
-        .unwrap_or_else(|e| panic!("{}: {e}", src.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = emolens_test_support::sorted_entries(&src);
     for f in files.iter().take(3) {
         std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
     }

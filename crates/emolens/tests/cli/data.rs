@@ -27,11 +27,7 @@ fn scratch(name: &str) -> PathBuf {
 fn subset(root: &Path, split: &str, classes: &[(&str, usize)]) {
     for (class, n) in classes {
         let src = fer().join(split).join(class);
-        let mut files: Vec<_> = std::fs::read_dir(&src)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(&src);
         let dst = root.join(split).join(class);
         std::fs::create_dir_all(&dst).unwrap();
         for f in files.iter().take(*n) {

@@ -60,11 +60,7 @@ fn make_dataset(root: &Path) -> Vec<String> {
         .collect();
     classes.sort();
     for c in &classes {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(c))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(c));
         std::fs::create_dir_all(root.join("test").join(c)).unwrap();
         std::fs::create_dir_all(root.join("train").join(c)).unwrap();
         for f in files.iter().take(PER_CLASS) {
@@ -169,11 +165,7 @@ fn eval_refuses_unmapped_classes_unless_mapped() {
     for (folder, from) in [("happy", "happy"), ("contempt", "neutral")] {
         let d = data.join("test").join(folder);
         std::fs::create_dir_all(&d).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(from))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(from));
         for f in files.iter().take(3) {
             std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
         }
@@ -419,11 +411,7 @@ fn eval_takes_a_folder_of_class_folders() {
     for class in ["happy", "neutral", "sad"] {
         let d = flat.join(class);
         std::fs::create_dir_all(&d).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(class));
         for f in files.iter().take(4) {
             std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
         }

@@ -1,9 +1,8 @@
 //! The `train`, `sweep`, `arch` and `predict` commands, run as a user runs them, on small real
 //! subsets of FER2013.
 
-use emolens_test_support::{emolens, repo_root as repo};
+use emolens_test_support::{emolens, repo_root as repo, success as succeed};
 use std::path::Path;
-use std::process::Command;
 
 fn fer() -> std::path::PathBuf {
     emolens_test_support::shared("data/fer2013/train");
@@ -13,15 +12,10 @@ fn fer() -> std::path::PathBuf {
 #[test]
 fn arch_summary_gives_keras_counts_for_the_original_files() {
     let f = emolens_test_support::seed_reference().join("architectures/model_2_best.json");
-    let out = emolens!()
-        .args(["arch", "summary", "--colour-mode", "rgb", "--json"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        emolens!()
+            .args(["arch", "summary", "--colour-mode", "rgb", "--json"])
+            .arg(&f),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["params"], 14_261_319);
@@ -185,17 +179,6 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
 }
 
-/// Runs `cmd`, which must succeed; its output.
-fn succeed(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// `emolens model info FILE` as JSON; its stderr must say how this machine runs the model.
 fn model_info(file: &Path) -> serde_json::Value {
     let out = succeed(emolens!().args(["model", "info"]).arg(file));
@@ -220,11 +203,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     ] {
         let dst = data.join("train").join(class);
         std::fs::create_dir_all(&dst).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(fer().join("train").join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(fer().join("train").join(class));
         for f in files.iter().take(5) {
             std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
         }

@@ -46,15 +46,10 @@ fn ort_python() -> Result<PathBuf, String> {
 
 /// Runs `tools/onnx/ort_check.py` with `args`, panicking with its output on failure.
 fn ort_check(python: &Path, args: &[&std::ffi::OsStr]) {
-    let out = Command::new(python)
-        .arg(repo().join("tools/onnx/ort_check.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ort_check.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    emolens_test_support::success(
+        Command::new(python)
+            .arg(repo().join("tools/onnx/ort_check.py"))
+            .args(args),
     );
 }
 
@@ -98,18 +93,10 @@ fn compare(a: &[Vec<f32>], b: &[Vec<f32>]) -> (usize, f32, f32) {
 /// The first `per_class` FER2013 test faces of each class (sorted by name).
 fn test_faces(per_class: usize) -> Vec<PathBuf> {
     let dir = emolens_test_support::shared("data/fer2013/test");
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
+    let classes = emolens_test_support::sorted_entries(&dir);
     let mut out = Vec::new();
     for class in classes {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&class)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(&class);
         out.extend(files.into_iter().take(per_class));
     }
     out
