@@ -180,6 +180,28 @@ def every_set(c):
     return out
 
 
+def fast_model(f):
+    """Lines of the section on the bundled fast model (`--bundled fast`): its own
+    bench/accuracy/run.sh comparison, emolens' rows of the all-sets table."""
+    rows = [r for r in f["table"] if r["model"] in ("emolens", "emolens_flip_tta")]
+    classes = list(rows[0]["recall"])
+    out = [f"## The bundled fast model: {f['emolens']['model_name']}", "",
+           "Run only when asked (`--bundled fast`, `EMOLENS_BUNDLED=fast`): a quarter of the default "
+           "model's multiply-accumulates, for live work on CPUs without AVX-512 or VNNI; lower "
+           "accuracy than the default model on every set below, so results of the two are not "
+           f"comparable. Same training data and terms as the default model. Measured by `{f['command']}`.", "",
+           "| set | model | n | accuracy | macro-F1 | neutral recall | neutral->neg | "
+           + " | ".join(f"{k} recall" for k in classes) + " |",
+           "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(classes)]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    for r in rows:
+        rec = " | ".join(fmt(r["recall"].get(k)) for k in classes)
+        out.append(f"| {r['set_title']} | {r['model_label']} | {r['n']:,} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                   f"{fmt(r['neutral_recall'])} | {fmt(r['neutral_as_negative_share'])} | {rec} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def lookup(key, eval_report, cmp):
     """Values for the head's placeholders:
     all.accuracy / dedup.macro_f1 (eval section `all`/`dedup`: accuracy, macro_f1, top2_accuracy),
@@ -236,6 +258,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("report", help="report.json of `emolens eval`")
     ap.add_argument("--comparison", help="reports/fer-comparison.json of bench/accuracy/run.sh")
+    ap.add_argument("--fast", help="the fast model's comparison JSON (bench/accuracy/run.sh --model models/fast.emolens)")
     ap.add_argument("--head", default=os.path.join(HERE, "card_head.md"))
     ap.add_argument("--no-head", action="store_true", help="print only the generated sections")
     a = ap.parse_args()
@@ -249,6 +272,8 @@ def main():
     parts.append(measured(r))
     if cmp is not None:
         parts.append(comparison(cmp))
+    if a.fast:
+        parts.append(fast_model(json.load(open(a.fast))))
     sys.stdout.write("\n".join(parts).rstrip("\n") + "\n")
 
 

@@ -13,6 +13,6 @@ pub mod preprocess;
 
 pub use classifier::EmotionClassifier;
 pub use emotion::Emotion;
-pub use error::CoreError;
+pub use error::{CoreError, ErrorKind};
 pub use meta::{ColourMode, InputSpec, Int8Calibration, ModelMeta, Normalisation};
 pub use preprocess::{decode_image, probe_image, CropBox, DecodeLimits, ImageInfo, Preprocessor};

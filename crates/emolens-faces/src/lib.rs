@@ -15,6 +15,7 @@ pub mod annotate;
 pub mod detect;
 pub mod quality;
 
+pub use emolens_core::ErrorKind;
 use emolens_core::{
     decode_image, CoreError, CropBox, DecodeLimits, EmotionClassifier, Preprocessor,
 };
@@ -33,62 +34,64 @@ pub const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif
 /// What the top emotion reads when a face fails the quality gate.
 pub const UNCERTAIN: &str = "uncertain";
 
-/// Errors of face analysis. Each names the input and what to do; [`FacesError::http_status`]
-/// maps them onto HTTP codes for the server.
+/// Errors of face analysis. Each names the input and what to do; [`FacesError::kind`] says
+/// whether the input or emolens is at fault (front ends map kinds to their own codes).
 #[derive(Debug, thiserror::Error)]
 pub enum FacesError {
-    /// Empty, truncated or corrupt image data (HTTP 400).
+    /// Empty, truncated or corrupt image data ([`ErrorKind::InvalidInput`]).
     #[error("{message}")]
     InvalidImage {
         source_name: String,
         message: String,
     },
-    /// Bytes that are no supported image format, or a pixel layout emolens cannot read (HTTP 415).
+    /// Bytes that are no supported image format, or a pixel layout emolens cannot read
+    /// ([`ErrorKind::Unsupported`]).
     #[error("{message}")]
     UnsupportedImage {
         source_name: String,
         message: String,
     },
-    /// Over the decode limits (HTTP 413).
+    /// Over the decode limits ([`ErrorKind::TooLarge`]).
     #[error("{message}")]
     TooLarge {
         source_name: String,
         message: String,
     },
-    /// The analyzer's settings are inconsistent (HTTP 500: a server misconfiguration).
+    /// The analyzer's settings are inconsistent (a misconfiguration: [`ErrorKind::Internal`]).
     #[error("invalid face analysis settings: {0}")]
     Config(String),
-    /// The classifier failed or answered malformed output (HTTP 500).
+    /// The classifier failed or answered malformed output ([`ErrorKind::Internal`]).
     #[error("emotion classifier failed: {0}")]
     Classifier(String),
-    /// Reading or writing a file failed (HTTP 500 when it happens in the server).
+    /// Reading or writing a file failed ([`ErrorKind::Internal`]).
     #[error("{path}: {detail}")]
     Io {
         path: std::path::PathBuf,
         detail: String,
     },
-    /// A bug caught at the boundary of one photo, so the rest of the batch goes on (HTTP 500).
+    /// A bug caught at the boundary of one photo, so the rest of the batch goes on
+    /// ([`ErrorKind::Internal`]).
     #[error("{source_name}: internal error while analysing this photo: {detail}; please report it with the file")]
     Internal { source_name: String, detail: String },
 }
 
 impl FacesError {
-    /// The HTTP status the server should answer with.
-    pub fn http_status(&self) -> u16 {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            FacesError::InvalidImage { .. } => 400,
-            FacesError::UnsupportedImage { .. } => 415,
-            FacesError::TooLarge { .. } => 413,
+            FacesError::InvalidImage { .. } => ErrorKind::InvalidInput,
+            FacesError::UnsupportedImage { .. } => ErrorKind::Unsupported,
+            FacesError::TooLarge { .. } => ErrorKind::TooLarge,
             FacesError::Config(_)
             | FacesError::Classifier(_)
             | FacesError::Io { .. }
-            | FacesError::Internal { .. } => 500,
+            | FacesError::Internal { .. } => ErrorKind::Internal,
         }
     }
 
     /// True when the input, not emolens, is at fault.
     pub fn is_client_error(&self) -> bool {
-        self.http_status() < 500
+        self.kind().is_client_error()
     }
 
     fn from_core(e: CoreError, source_name: &str) -> Self {
@@ -857,14 +860,15 @@ mod tests {
     }
 
     #[test]
-    fn errors_map_to_http_codes() {
+    fn errors_have_kinds() {
         let e = FacesError::from_core(
             CoreError::EmptyImage {
                 source_name: "a".into(),
             },
             "a",
         );
-        assert_eq!(e.http_status(), 400);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(e.kind().report_status(), 400);
         let e = FacesError::from_core(
             CoreError::UnknownFormat {
                 source_name: "a".into(),
@@ -872,7 +876,8 @@ mod tests {
             },
             "a",
         );
-        assert_eq!(e.http_status(), 415);
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert_eq!(e.kind().report_status(), 415);
         let e = FacesError::from_core(
             CoreError::TooLarge {
                 source_name: "a".into(),
@@ -883,8 +888,13 @@ mod tests {
             },
             "a",
         );
-        assert_eq!(e.http_status(), 413);
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert_eq!(e.kind().report_status(), 413);
         assert!(e.to_string().contains('a'));
-        assert_eq!(FacesError::Classifier("x".into()).http_status(), 500);
+        assert!(!FacesError::Classifier("x".into()).is_client_error());
+        assert_eq!(
+            FacesError::Classifier("x".into()).kind().report_status(),
+            500
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! class) so that batching, the quality gate and the result layout can be checked precisely;
 //! the real model is exercised through the CLI tests of the `emolens` crate.
 
-use emolens_core::{paths, ColourMode, CoreError, EmotionClassifier, InputSpec, ModelMeta};
+use emolens_core::{ColourMode, CoreError, EmotionClassifier, InputSpec, ModelMeta};
 use emolens_faces::{Analyzer, AnalyzerConfig, FaceBox, FacesError, PhotoResult};
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage};
 use std::io::Cursor;
@@ -105,17 +105,8 @@ fn analyzer(peak: f32, config: AnalyzerConfig) -> (Analyzer, Arc<BrightnessClass
 
 /// FER2013 test crops of one class, sorted by name; fails clearly when shared data is missing.
 fn fer_crops(class: &str, n: usize) -> Vec<DynamicImage> {
-    let dir = paths::fer2013_dir().join("test").join(class);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}. These tests need FER2013 under shared/ (set EMOLENS_SHARED to the folder holding data/fer2013)",
-                dir.display()
-            )
-        })
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let dir = emolens_test_support::shared(&format!("data/fer2013/test/{class}"));
+    let files = emolens_test_support::sorted_entries(&dir);
     files
         .iter()
         .take(n)
@@ -345,7 +336,7 @@ fn one_predict_call_per_batch_and_per_item_results() {
     assert!(hits >= 5 && fp == 0, "{hits} hits, {fp} false positives");
     assert_eq!(out[1].as_ref().unwrap().faces.len(), 1);
     let e = out[2].as_ref().unwrap_err();
-    assert_eq!(e.http_status(), 400);
+    assert_eq!(e.kind().report_status(), 400);
     assert!(e.to_string().contains("empty.jpg"), "{e}");
     let cat = out[3].as_ref().unwrap();
     assert!(cat.faces.is_empty());
@@ -356,7 +347,7 @@ fn one_predict_call_per_batch_and_per_item_results() {
     );
     assert_eq!(cat.summary.dominant_emotion, None);
     let e = out[4].as_ref().unwrap_err();
-    assert_eq!(e.http_status(), 415);
+    assert_eq!(e.kind().report_status(), 415);
     assert!(e.to_string().contains("notes.txt"), "{e}");
     // All faces of the batch went through the classifier together.
     assert_eq!(c.calls.load(Ordering::SeqCst), 1);
@@ -503,7 +494,7 @@ fn huge_images_and_bombs_are_refused_without_allocating() {
     let e = a
         .analyze_bytes(&png_with_size(20_000, 20_000), "huge.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 413, "{e}");
+    assert_eq!(e.kind().report_status(), 413, "{e}");
     assert!(
         e.to_string().contains("huge.png") && e.to_string().contains("20000x20000"),
         "{e}"
@@ -512,13 +503,13 @@ fn huge_images_and_bombs_are_refused_without_allocating() {
     let e = a
         .analyze_bytes(&png_with_size(15_000, 15_000), "bomb.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 413, "{e}");
+    assert_eq!(e.kind().report_status(), 413, "{e}");
     assert!(e.to_string().contains("bomb.png"), "{e}");
     // Within bounds but with no pixel data behind the header: a clear decode error.
     let e = a
         .analyze_bytes(&png_with_size(3000, 3000), "lying.png")
         .unwrap_err();
-    assert_eq!(e.http_status(), 400, "{e}");
+    assert_eq!(e.kind().report_status(), 400, "{e}");
 }
 
 /// Inserts an EXIF APP1 segment with the given orientation right after the JPEG SOI marker.

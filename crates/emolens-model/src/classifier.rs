@@ -27,52 +27,7 @@ pub const BUNDLED_FAST_MODEL: Option<&[u8]> =
 #[cfg(not(emolens_bundled_fast_model))]
 pub const BUNDLED_FAST_MODEL: Option<&[u8]> = None;
 
-/// Which bundled model runs when no model file is given.
-///
-/// The default is the accurate model on every CPU, so the same photo gets the same numbers on
-/// every machine. The fast model (a quarter of the compute, lower validation accuracy: see
-/// MODEL_CARD.md) is a choice, e.g. for live webcam work on a CPU without AVX-512 or VNNI,
-/// where the accurate model's int8 plan is about 3x slower than on one with them; it is never
-/// picked silently, because results of two models are not comparable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Bundled {
-    /// `models/default.emolens`.
-    #[default]
-    Accurate,
-    /// `models/fast.emolens`.
-    Fast,
-}
-
-impl std::str::FromStr for Bundled {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "accurate" | "default" | "" => Ok(Bundled::Accurate),
-            "fast" => Ok(Bundled::Fast),
-            other => Err(format!("unknown bundled model '{other}': accurate or fast")),
-        }
-    }
-}
-
-impl Bundled {
-    /// From `EMOLENS_BUNDLED` (`accurate` when unset).
-    pub fn from_env() -> Result<Bundled, ModelError> {
-        match std::env::var("EMOLENS_BUNDLED") {
-            Ok(v) => v.parse().map_err(|detail| ModelError::ModelFile {
-                source_name: "EMOLENS_BUNDLED".into(),
-                detail,
-            }),
-            Err(_) => Ok(Bundled::Accurate),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Bundled::Accurate => "accurate",
-            Bundled::Fast => "fast",
-        }
-    }
-}
+pub use crate::runtime::Bundled;
 
 /// Whether this CPU runs the accurate model's int8 plan fast: oneDNN kernels with AVX-512, VNNI
 /// or AMX. Measured (bench/RESULTS.md, "per CPU class"): one face in about 0.47 ms with AVX-512
@@ -370,19 +325,30 @@ impl BurnClassifier {
 }
 
 /// The device inference runs on: the CPU (flex backend) unless a GPU backend was compiled in
-/// and `EMOLENS_DEVICE` asks for it.
+/// and the device asked for ([`crate::runtime::options`]: `--device`, or `EMOLENS_DEVICE` for
+/// library users) is it. A GPU asked for in a build without its backend runs on the CPU, with a
+/// warning.
 pub fn inference_device() -> Device {
-    match std::env::var("EMOLENS_DEVICE").as_deref() {
+    use crate::runtime::DeviceKind;
+    match crate::runtime::options().device {
         #[cfg(feature = "cuda")]
-        Ok("cuda") => Device::cuda(0),
+        DeviceKind::Cuda => Device::cuda(0),
         #[cfg(feature = "wgpu")]
-        Ok("wgpu") => Device::wgpu(Default::default()),
-        _ => Device::flex(),
+        DeviceKind::Wgpu => Device::wgpu(Default::default()),
+        DeviceKind::Cpu => Device::flex(),
+        #[allow(unreachable_patterns)]
+        other => {
+            tracing::warn!(
+                "device {other:?} asked but this build has no such backend (build with --features cuda or wgpu); using the CPU"
+            );
+            Device::flex()
+        }
     }
 }
 
-/// Loads a model: the given file, or, when `path` is `None`, the bundled model `EMOLENS_BUNDLED`
-/// names (`accurate` by default, or `fast`; see [`Bundled`]).
+/// Loads a model: the given file, or, when `path` is `None`, the bundled model the runtime
+/// options name (`--bundled` / `EMOLENS_BUNDLED`: `accurate` by default, or `fast`; see
+/// [`Bundled`]).
 pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>, ModelError> {
     let device = inference_device();
     let c = match path {
@@ -394,7 +360,7 @@ pub fn load_classifier(path: Option<&Path>) -> Result<Arc<dyn EmotionClassifier>
             BurnClassifier::from_bytes(&bytes, &p.display().to_string(), &device)?
         }
         None => {
-            let choice = Bundled::from_env()?;
+            let choice = crate::runtime::options().bundled;
             let c = BurnClassifier::from_bytes(
                 bundled_model(choice)?,
                 &format!("bundled {} model", choice.as_str()),

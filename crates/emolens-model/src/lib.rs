@@ -12,6 +12,7 @@ pub mod import;
 pub mod net;
 pub mod onednn;
 pub mod onnx;
+pub mod runtime;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{
@@ -22,6 +23,7 @@ pub use error::ModelError;
 pub use file::ModelFile;
 pub use import::{parse_architecture, read_architecture_file, Imported};
 pub use net::Network;
+pub use runtime::{DeviceKind, Kernels, Precision, RuntimeOptions};
 
 /// Re-exported so downstream crates use the same burn as the model.
 pub use burn;

@@ -145,20 +145,8 @@ impl Analyzer {
         if video_batch == 0 {
             return Err(error("--video-batch must be at least 1"));
         }
-        let opts = emolens_video::VideoOptions {
-            fps,
-            frames_per_batch: video_batch,
-            limits: emolens_video::DecodeLimits {
-                max_seconds,
-                ..Default::default()
-            },
-            tracker: emolens_video::TrackerSettings {
-                max_gap_s: track_gap,
-                ..Default::default()
-            },
-            sheet_tiles: 0,
-            cancel: None,
-        };
+        let opts = emolens_video::VideoOptions::new(fps, video_batch, max_seconds)
+            .with_track_gap(track_gap);
         let name = path.display().to_string();
         let analyzer = self.inner.clone();
         let result = py.detach(|| {
@@ -176,7 +164,7 @@ impl Analyzer {
         });
         Ok(match result {
             Ok(r) => (name, Some(r.to_json().to_string()), None, 200),
-            Err(e) => (name, None, Some(e.to_string()), e.http_status()),
+            Err(e) => (name, None, Some(e.to_string()), e.kind().report_status()),
         })
     }
 }
@@ -225,7 +213,7 @@ fn run(
                     Ok(json) => (name, Some(json), None, 200),
                     Err(e) => (name, None, Some(format!("{e}")), 500),
                 },
-                Err(e) => (name, None, Some(e.to_string()), e.http_status()),
+                Err(e) => (name, None, Some(e.to_string()), e.kind().report_status()),
             });
         }
     }

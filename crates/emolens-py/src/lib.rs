@@ -5,6 +5,9 @@
 //! for `analyze`, `EmotionClassifier::predict` and `Preprocessor::prepare` for `predict`), so
 //! results are the CLI's by construction; results cross into Python as the CLI's own JSON.
 //! The GIL is released while Rust works (`Python::detach`), so Python threads run in parallel.
+//! The package sets no run-time options (`emolens_model::runtime`): the CLI's `--precision`,
+//! `--kernels` and `--device` are read from `EMOLENS_PRECISION`, `EMOLENS_KERNELS` and
+//! `EMOLENS_DEVICE` here, the library's fallback.
 
 mod analyze;
 mod classify;

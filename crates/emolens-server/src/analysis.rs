@@ -177,17 +177,6 @@ impl FacesAnalyzer {
     }
 }
 
-/// Maps the face crate's errors onto HTTP errors by its own status mapping.
-pub fn faces_error(e: emolens_faces::FacesError) -> ServerError {
-    let msg = e.to_string();
-    match e.http_status() {
-        413 => ServerError::TooLarge(msg),
-        415 => ServerError::NotAnImage(msg),
-        400 => ServerError::UndecodableImage(msg),
-        _ => ServerError::Inference(msg),
-    }
-}
-
 /// One quality score in [0, 1] from the face crate's signals: sharpness (Laplacian variance;
 /// 100 and above counts as sharp), contrast (luma std; 40 and above) and size (48 px and above).
 pub fn quality_score(q: &emolens_faces::Quality) -> f32 {
@@ -199,7 +188,10 @@ pub fn quality_score(q: &emolens_faces::Quality) -> f32 {
 
 impl PhotoAnalyzer for FacesAnalyzer {
     fn analyze_photo(&self, bytes: &[u8], name: &str) -> Result<PhotoReport, ServerError> {
-        let r = self.inner.analyze_bytes(bytes, name).map_err(faces_error)?;
+        let r = self
+            .inner
+            .analyze_bytes(bytes, name)
+            .map_err(ServerError::from)?;
         let classes = self.inner.classes();
         let faces = r
             .faces

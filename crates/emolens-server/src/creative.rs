@@ -7,7 +7,7 @@ use crate::audit::record;
 use crate::campaigns::{check_duration, clean_name, json_body, path_id};
 use crate::db::{now, Ad, Db};
 use crate::error::{ServerError, ServerResult};
-use crate::jobs::{video_message, video_to_server_error};
+use crate::jobs::video_message;
 use crate::upload::{read_video, VideoUpload};
 use crate::workspace::{Actor, Principal, Role};
 use crate::SharedState;
@@ -244,7 +244,7 @@ pub async fn put_creative(
         .blocking(move || {
             emolens_video::probe(&tmp).map_err(|e| {
                 let msg = video_message(&e, &tmp, &name);
-                video_to_server_error(&e, msg)
+                ServerError::from_video(&e, msg)
             })
         })
         .await?;

@@ -1,9 +1,14 @@
-//! The server's error type and its mapping onto HTTP status codes and JSON bodies.
+//! The server's error type and its mapping onto HTTP status codes and JSON bodies. The domain
+//! crates' errors (faces, video) carry an [`ErrorKind`]; this file is the one place that maps
+//! them onto the server's errors, and so onto HTTP, the way text-embeddings-inference's router
+//! maps its errors.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use emolens_core::CoreError;
+use emolens_core::{CoreError, ErrorKind};
+use emolens_faces::FacesError;
+use emolens_video::VideoError;
 use serde_json::json;
 
 /// Everything a request can fail with. Each variant names the input and what to do; each maps to
@@ -149,6 +154,51 @@ impl From<CoreError> for ServerError {
             CoreError::TooLarge { .. } => ServerError::TooLarge(msg),
             CoreError::Inference(_) | CoreError::Meta(_) => ServerError::Inference(msg),
             CoreError::Io { .. } => ServerError::Internal(msg),
+        }
+    }
+}
+
+/// A photo's face analysis error as an answer: a photo that is not an image is 415, one that
+/// was recognised but does not decode 422, one over the limits 413; failures of ours 500.
+impl From<FacesError> for ServerError {
+    fn from(e: FacesError) -> Self {
+        let msg = e.to_string();
+        match e.kind() {
+            ErrorKind::TooLarge => ServerError::TooLarge(msg),
+            ErrorKind::Unsupported => ServerError::NotAnImage(msg),
+            ErrorKind::InvalidInput => ServerError::UndecodableImage(msg),
+            ErrorKind::Cancelled | ErrorKind::Internal => ServerError::Inference(msg),
+        }
+    }
+}
+
+impl ServerError {
+    /// A video error as an answer, with `message` (the error's text naming the uploaded file;
+    /// see `jobs::video_message`): checks made while an upload request is open, and the status
+    /// a failed job records. Not a video 415, over a limit 413, empty or corrupt 400.
+    pub fn from_video(e: &VideoError, message: String) -> Self {
+        match e.kind() {
+            ErrorKind::Unsupported => ServerError::UnsupportedMediaType(message),
+            ErrorKind::TooLarge => ServerError::TooLarge(message),
+            ErrorKind::InvalidInput => ServerError::BadRequest(message),
+            ErrorKind::Cancelled | ErrorKind::Internal => ServerError::Internal(message),
+        }
+    }
+
+    /// The stable code of a video error, for job records.
+    pub fn video_code(e: &VideoError) -> &'static str {
+        match e {
+            VideoError::NotAVideo { .. } => "not_a_video",
+            VideoError::AudioOnly { .. } => "audio_only",
+            VideoError::NoDecodableStream { .. } => "undecodable_video",
+            VideoError::Empty { .. } => "empty_video",
+            VideoError::Corrupt { .. } => "corrupt_video",
+            VideoError::TooLarge { .. } => "too_large",
+            VideoError::Faces { .. } => "analysis_failed",
+            VideoError::Cancelled { .. } => "cancelled",
+            VideoError::Config(_) | VideoError::Io { .. } | VideoError::Encode { .. } => {
+                "internal_error"
+            }
         }
     }
 }

@@ -64,6 +64,40 @@ pub const DEFAULT_DATABASE: &str = "emolens.db";
 /// machines (a container, a LAN) is a choice: `--host 0.0.0.0`.
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 
+/// The defaults of [`ServerConfig`] and [`jobs::JobSettings`], in the units of the flags of
+/// `emolens serve` and `emolens worker` (whose `--help` shows them): the one source of both.
+pub mod defaults {
+    /// Port `emolens serve` listens on (8000, as the original).
+    pub const PORT: u16 = 8000;
+    pub const MAX_BODY_MIB: usize = 64;
+    pub const MAX_IMAGE_MIB: usize = 16;
+    pub const MAX_IMAGE_SIDE: u32 = 8192;
+    pub const MAX_FILES: usize = 100;
+    pub const MAX_CONCURRENT: usize = 64;
+    pub const MAX_ANONYMOUS: usize = 16;
+    pub const MAX_PER_KEY: usize = 16;
+    pub const MAX_PER_CLIENT: usize = 4;
+    pub const KEY_RATE_PER_MINUTE: u32 = 1200;
+    pub const CLIENT_RATE_PER_MINUTE: u32 = 300;
+    pub const HEADER_TIMEOUT_SECS: f64 = 10.0;
+    pub const BODY_TIMEOUT_SECS: f64 = 120.0;
+    pub const QUEUE_TIMEOUT_SECS: f64 = 30.0;
+    pub const MAX_CONNECTIONS: usize = 1024;
+    pub const DECODE_BUDGET_MIB: u64 = 768;
+    pub const OPEN_DEMO: bool = true;
+    pub const UNCERTAIN_BELOW: f32 = 0.4;
+    pub const MIN_QUALITY: f32 = 0.15;
+    pub const MAX_VIDEO_MIB: u64 = 512;
+    pub const VIDEO_FPS: f64 = 5.0;
+    /// Reaction-video job workers of one process.
+    pub const VIDEO_WORKERS: usize = 1;
+    pub const JOB_LEASE_SECONDS: f64 = 60.0;
+    pub const JOB_POLL_MS: u64 = 2000;
+    pub const JOB_MAX_ATTEMPTS: i64 = 3;
+    pub const MAX_VIDEO_SECONDS: f64 = 2.0 * 3600.0;
+    pub const VIDEO_BATCH: usize = 8;
+}
+
 /// Settings of a running server (the CLI maps each flag and environment variable here).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -121,29 +155,30 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        use defaults as d;
         ServerConfig {
-            max_body_bytes: 64 << 20,
-            max_image_bytes: 16 << 20,
-            max_image_side: 8192,
-            max_files: 100,
-            max_concurrent: 64,
-            max_anonymous: 16,
-            max_per_key: 16,
-            max_per_client: 4,
-            key_rate_per_minute: 1200,
-            client_rate_per_minute: 300,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(120),
-            queue_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            decode_budget_bytes: 768 << 20,
+            max_body_bytes: d::MAX_BODY_MIB << 20,
+            max_image_bytes: d::MAX_IMAGE_MIB << 20,
+            max_image_side: d::MAX_IMAGE_SIDE,
+            max_files: d::MAX_FILES,
+            max_concurrent: d::MAX_CONCURRENT,
+            max_anonymous: d::MAX_ANONYMOUS,
+            max_per_key: d::MAX_PER_KEY,
+            max_per_client: d::MAX_PER_CLIENT,
+            key_rate_per_minute: d::KEY_RATE_PER_MINUTE,
+            client_rate_per_minute: d::CLIENT_RATE_PER_MINUTE,
+            header_timeout: Duration::from_secs_f64(d::HEADER_TIMEOUT_SECS),
+            body_timeout: Duration::from_secs_f64(d::BODY_TIMEOUT_SECS),
+            queue_timeout: Duration::from_secs_f64(d::QUEUE_TIMEOUT_SECS),
+            max_connections: d::MAX_CONNECTIONS,
+            decode_budget_bytes: d::DECODE_BUDGET_MIB << 20,
             inference_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            open_demo: true,
-            uncertain_below: 0.4,
-            min_quality: 0.15,
+            open_demo: d::OPEN_DEMO,
+            uncertain_below: d::UNCERTAIN_BELOW,
+            min_quality: d::MIN_QUALITY,
             ondevice: None,
-            max_video_bytes: 512 << 20,
-            video_fps: 5.0,
+            max_video_bytes: d::MAX_VIDEO_MIB << 20,
+            video_fps: d::VIDEO_FPS,
         }
     }
 }

@@ -865,7 +865,7 @@ pub async fn post_frame(
         .analyse_image(&body, &name, move || {
             analyzer
                 .analyze_bytes(&bytes, &frame_name)
-                .map_err(crate::analysis::faces_error)
+                .map_err(ServerError::from)
         })
         .await?;
     // The viewer is the largest classified face (others in the picture are passers-by).

@@ -29,6 +29,29 @@ pub struct OnDevice {
     pub vendor_dir: PathBuf,
 }
 
+impl OnDevice {
+    /// What the page runs for a model: its ONNX export, and `model.json` made of its metadata,
+    /// `preprocessing` (`emolens_model::onnx::preprocessing` of the same model: this crate stays
+    /// free of the model runtime) and the photo analyser's face-crop margin.
+    pub fn new(
+        model_onnx: Vec<u8>,
+        meta: &emolens_core::ModelMeta,
+        preprocessing: serde_json::Value,
+        vendor_dir: PathBuf,
+    ) -> Self {
+        OnDevice {
+            model_onnx,
+            model_json: serde_json::json!({
+                "model": meta.name,
+                "classes": meta.classes,
+                "margin": emolens_faces::AnalyzerConfig::default().margin,
+                "preprocessing": preprocessing,
+            }),
+            vendor_dir,
+        }
+    }
+}
+
 impl std::fmt::Debug for OnDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnDevice")

@@ -55,6 +55,42 @@ impl Default for VideoOptions {
     }
 }
 
+impl VideoOptions {
+    /// The options every front end (the CLI, the Python package, the service's jobs) starts
+    /// from: `fps` frames sampled a second, `frames_per_batch` analysed together, only the first
+    /// `max_seconds` of video; the rest as [`VideoOptions::default`] (no contact sheet, no
+    /// cancel flag, the default tracker).
+    pub fn new(fps: f64, frames_per_batch: usize, max_seconds: f64) -> Self {
+        VideoOptions {
+            fps,
+            frames_per_batch,
+            limits: DecodeLimits {
+                max_seconds,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A viewer unseen for longer than `seconds` ends ([`TrackerSettings::max_gap_s`]).
+    pub fn with_track_gap(mut self, seconds: f64) -> Self {
+        self.tracker.max_gap_s = seconds;
+        self
+    }
+
+    /// Keeps a contact sheet of `tiles` tiles (0: none).
+    pub fn with_sheet_tiles(mut self, tiles: usize) -> Self {
+        self.sheet_tiles = tiles;
+        self
+    }
+
+    /// Stops the analysis when `cancel` is set ([`VideoOptions::cancel`]).
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+}
+
 /// Where an analysis stands, for progress bars and job records.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -129,7 +165,7 @@ impl VideoError {
             "source": source,
             "kind": "video",
             "error": self.to_string(),
-            "status": self.http_status(),
+            "status": self.kind().report_status(),
         })
     }
 }

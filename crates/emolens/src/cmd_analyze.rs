@@ -82,6 +82,8 @@ pub struct AnalyzeArgs {
     /// A viewer unseen for longer than this (seconds) ends; a returning face gets a new id.
     #[arg(long, env = "EMOLENS_ANALYZE_TRACK_GAP", default_value_t = 1.0)]
     track_gap: f64,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
@@ -161,20 +163,9 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut tally = cmd_video::VideoTally::default();
     if !videos.is_empty() {
-        let opts = emolens_video::VideoOptions {
-            fps: a.fps,
-            frames_per_batch: a.video_batch,
-            limits: emolens_video::DecodeLimits {
-                max_seconds: a.max_seconds,
-                ..Default::default()
-            },
-            tracker: emolens_video::TrackerSettings {
-                max_gap_s: a.track_gap,
-                ..Default::default()
-            },
-            sheet_tiles: if a.annotate.is_some() { 24 } else { 0 },
-            cancel: None,
-        };
+        let opts = emolens_video::VideoOptions::new(a.fps, a.video_batch, a.max_seconds)
+            .with_track_gap(a.track_gap)
+            .with_sheet_tiles(if a.annotate.is_some() { 24 } else { 0 });
         let video_format = match format {
             Format::Text => cmd_video::VideoFormat::Text,
             Format::Json => cmd_video::VideoFormat::Json,
@@ -498,7 +489,7 @@ impl Output {
             Format::Json => writeln!(
                 self.w,
                 "{}",
-                serde_json::json!({"source": source, "error": e.to_string(), "status": e.http_status()})
+                serde_json::json!({"source": source, "error": e.to_string(), "status": e.kind().report_status()})
             )?,
             Format::Csv => {
                 let mut row = vec![source.to_string()];

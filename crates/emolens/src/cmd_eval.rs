@@ -56,6 +56,8 @@ pub struct EvalArgs {
     /// Images per inference batch.
     #[arg(long, env = "EMOLENS_EVAL_BATCH_SIZE", default_value_t = 256)]
     batch_size: usize,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 #[derive(clap::Args)]

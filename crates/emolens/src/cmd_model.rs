@@ -16,6 +16,8 @@ use emolens_train::{
 /// Flags shared by `train` and `sweep`: everything of a run but the grid axes.
 #[derive(clap::Args, Clone)]
 pub struct CommonTrainArgs {
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
     /// Dataset folder (`<root>/<split>/<class>/`) or a clean/balance manifest: one source with
     /// weight 1 and the folders' labels. Use --source instead for several sources.
     #[arg(
@@ -164,7 +166,7 @@ pub struct TrainArgs {
     #[arg(long, env = "EMOLENS_BATCH_SIZE", default_value_t = 64)]
     batch_size: usize,
     #[command(flatten)]
-    common: CommonTrainArgs,
+    pub common: CommonTrainArgs,
 }
 
 #[derive(clap::Args)]
@@ -202,7 +204,16 @@ pub struct SweepArgs {
     )]
     batch_sizes: Vec<usize>,
     #[command(flatten)]
-    common: CommonTrainArgs,
+    pub common: CommonTrainArgs,
+}
+
+/// `emolens model`: the run-time flags and a subcommand.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
+    #[command(subcommand)]
+    pub command: ModelCommand,
 }
 
 #[derive(clap::Subcommand)]
@@ -281,7 +292,7 @@ pub enum ModelCommand {
     /// Writes a copy of a model file that runs in 8 bits where the CPU has VNNI: the network
     /// runs in f32 on real images (use training images, never test images) and the range of
     /// every layer's output is stored in the file. The weights stay as they are; f32 and bf16
-    /// remain available with EMOLENS_PRECISION.
+    /// remain available with --precision.
     Quantize {
         /// Model file to read; the bundled model when omitted.
         file: Option<PathBuf>,
@@ -366,8 +377,8 @@ fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
             p.display().to_string(),
         ),
         None => {
-            // The same choice as every command's (EMOLENS_BUNDLED: accurate or fast).
-            let choice = emolens_model::Bundled::from_env()?;
+            // The same choice as every command's (--bundled: accurate or fast).
+            let choice = emolens_model::runtime::options().bundled;
             (
                 emolens_model::bundled_model(choice)?.to_vec(),
                 format!("bundled {}", choice.as_str()),
@@ -683,6 +694,15 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `emolens arch`: the run-time flags and a subcommand.
+#[derive(clap::Args)]
+pub struct ArchArgs {
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
+    #[command(subcommand)]
+    pub command: ArchCommand,
+}
+
 #[derive(clap::Subcommand)]
 pub enum ArchCommand {
     /// Layers, output shapes, parameters (Keras' count) and multiply-accumulates of an architecture.
@@ -737,6 +757,8 @@ pub struct PredictArgs {
     /// Images per inference batch.
     #[arg(long, env = "EMOLENS_BATCH_SIZE", default_value_t = 64)]
     batch_size: usize,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 fn parse_normalisation(s: &str) -> anyhow::Result<Normalisation> {

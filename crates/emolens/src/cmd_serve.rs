@@ -4,9 +4,19 @@
 
 use anyhow::Context;
 use emolens_server::runner::{self, Launch};
-use emolens_server::ServerConfig;
+use emolens_server::{defaults, ServerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The service's database, as every command that uses it takes it.
+#[derive(clap::Args)]
+pub struct DatabaseArgs {
+    /// The service's database: a SQLite file path or a postgres:// URL. `serve` and `worker`
+    /// create it (a SQLite file with mode 0600) and migrate it on start; `keys` and `erase` need
+    /// it to exist already.
+    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
+    database_url: String,
+}
 
 /// Flags of `emolens serve`; each is also an environment variable.
 #[derive(clap::Args)]
@@ -18,77 +28,75 @@ pub struct ServeArgs {
     #[arg(long, env = "EMOLENS_HOST", default_value = emolens_server::DEFAULT_HOST)]
     host: String,
     /// Port to listen on (8000, as the original).
-    #[arg(long, env = "EMOLENS_PORT", default_value_t = 8000)]
+    #[arg(long, env = "EMOLENS_PORT", default_value_t = defaults::PORT)]
     port: u16,
     /// Model file; the bundled default model when absent.
     #[arg(long, env = "EMOLENS_MODEL")]
     model: Option<PathBuf>,
-    /// Database: a SQLite file path (created with mode 0600 and migrated on start) or a
-    /// postgres:// URL.
-    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-    database_url: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Largest request body, MiB.
-    #[arg(long, env = "EMOLENS_MAX_BODY_MIB", default_value_t = 64)]
+    #[arg(long, env = "EMOLENS_MAX_BODY_MIB", default_value_t = defaults::MAX_BODY_MIB)]
     max_body_mib: usize,
     /// Largest single image, MiB.
-    #[arg(long, env = "EMOLENS_MAX_IMAGE_MIB", default_value_t = 16)]
+    #[arg(long, env = "EMOLENS_MAX_IMAGE_MIB", default_value_t = defaults::MAX_IMAGE_MIB)]
     max_image_mib: usize,
     /// Largest image side, pixels.
-    #[arg(long, env = "EMOLENS_MAX_IMAGE_SIDE", default_value_t = 8192)]
+    #[arg(long, env = "EMOLENS_MAX_IMAGE_SIDE", default_value_t = defaults::MAX_IMAGE_SIDE)]
     max_image_side: u32,
     /// Most files per request.
-    #[arg(long, env = "EMOLENS_MAX_FILES", default_value_t = 100)]
+    #[arg(long, env = "EMOLENS_MAX_FILES", default_value_t = defaults::MAX_FILES)]
     max_files: usize,
     /// Most API requests with a valid key in flight, all keys together; more are answered 429.
-    #[arg(long, env = "EMOLENS_MAX_CONCURRENT", default_value_t = 64)]
+    #[arg(long, env = "EMOLENS_MAX_CONCURRENT", default_value_t = defaults::MAX_CONCURRENT)]
     max_concurrent: usize,
     /// Most API requests without a valid key in flight, all clients together (a pool apart from
     /// keyed work, so anonymous traffic cannot lock keys out).
-    #[arg(long, env = "EMOLENS_MAX_ANONYMOUS", default_value_t = 16)]
+    #[arg(long, env = "EMOLENS_MAX_ANONYMOUS", default_value_t = defaults::MAX_ANONYMOUS)]
     max_anonymous: usize,
     /// Most requests in flight per API key.
-    #[arg(long, env = "EMOLENS_MAX_PER_KEY", default_value_t = 16)]
+    #[arg(long, env = "EMOLENS_MAX_PER_KEY", default_value_t = defaults::MAX_PER_KEY)]
     max_per_key: usize,
     /// Most requests without a valid key in flight per client address.
-    #[arg(long, env = "EMOLENS_MAX_PER_CLIENT", default_value_t = 4)]
+    #[arg(long, env = "EMOLENS_MAX_PER_CLIENT", default_value_t = defaults::MAX_PER_CLIENT)]
     max_per_client: usize,
     /// Requests a minute per API key (bursts of 10 seconds' worth pass); 0 for no limit.
-    #[arg(long, env = "EMOLENS_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
+    #[arg(long, env = "EMOLENS_KEY_RATE_PER_MINUTE", default_value_t = defaults::KEY_RATE_PER_MINUTE)]
     key_rate_per_minute: u32,
     /// Requests without a valid key a minute per client address; 0 for no limit.
-    #[arg(long, env = "EMOLENS_CLIENT_RATE_PER_MINUTE", default_value_t = 300)]
+    #[arg(long, env = "EMOLENS_CLIENT_RATE_PER_MINUTE", default_value_t = defaults::CLIENT_RATE_PER_MINUTE)]
     client_rate_per_minute: u32,
     /// Seconds a connection may take to send a request's headers (idle keep-alive included)
     /// before it is closed.
-    #[arg(long, env = "EMOLENS_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    #[arg(long, env = "EMOLENS_HEADER_TIMEOUT_SECS", default_value_t = defaults::HEADER_TIMEOUT_SECS)]
     header_timeout_secs: f64,
     /// Seconds a request body may take to arrive, from its headers; then 408 and the
     /// connection is closed.
-    #[arg(long, env = "EMOLENS_BODY_TIMEOUT_SECS", default_value_t = 120.0)]
+    #[arg(long, env = "EMOLENS_BODY_TIMEOUT_SECS", default_value_t = defaults::BODY_TIMEOUT_SECS)]
     body_timeout_secs: f64,
     /// Seconds an admitted request may wait for an analysis slot or decode memory; then 429
     /// (nothing of it stored).
-    #[arg(long, env = "EMOLENS_QUEUE_TIMEOUT_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "EMOLENS_QUEUE_TIMEOUT_SECS", default_value_t = defaults::QUEUE_TIMEOUT_SECS)]
     queue_timeout_secs: f64,
     /// Most open connections; more wait in the listen queue.
-    #[arg(long, env = "EMOLENS_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = "EMOLENS_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     max_connections: usize,
     /// Memory all image decoding may use at once, MiB; an image that needs more than all of it
     /// is refused (413), others wait their turn.
-    #[arg(long, env = "EMOLENS_DECODE_BUDGET_MIB", default_value_t = 768)]
+    #[arg(long, env = "EMOLENS_DECODE_BUDGET_MIB", default_value_t = defaults::DECODE_BUDGET_MIB)]
     decode_budget_mib: u64,
     /// Inference threads at once (default: the number of CPUs).
     #[arg(long, env = "EMOLENS_INFERENCE_WORKERS")]
     inference_workers: Option<usize>,
     /// Leave /api/predict, /v1/analyze and the TF-Serving endpoints open without an API key
     /// (campaign data always needs one). `--open-demo false` closes them.
-    #[arg(long, env = "EMOLENS_OPEN_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "EMOLENS_OPEN_DEMO", default_value_t = defaults::OPEN_DEMO, action = clap::ArgAction::Set)]
     open_demo: bool,
     /// A face whose top probability is below this is counted as uncertain.
-    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = 0.4)]
+    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = defaults::UNCERTAIN_BELOW)]
     uncertain_below: f32,
     /// A whole-image crop whose quality (contrast x size) is below this is uncertain.
-    #[arg(long, env = "EMOLENS_MIN_QUALITY", default_value_t = 0.15)]
+    #[arg(long, env = "EMOLENS_MIN_QUALITY", default_value_t = defaults::MIN_QUALITY)]
     min_quality: f32,
     /// The browser runtimes of the on-device page (/ondevice): `node_modules` of web/vendor,
     /// installed by scripts/install-web-deps.sh (npm packages onnxruntime-web and
@@ -109,17 +117,19 @@ pub struct ServeArgs {
     purge_every_minutes: u64,
     /// Largest reaction video or ad creative accepted, MiB (streamed to a temporary file, then
     /// stored in the database until analysed).
-    #[arg(long, env = "EMOLENS_MAX_VIDEO_MIB", default_value_t = 512)]
+    #[arg(long, env = "EMOLENS_MAX_VIDEO_MIB", default_value_t = defaults::MAX_VIDEO_MIB)]
     max_video_mib: u64,
     /// Frames sampled per second of a reaction video when the upload does not say (`?fps=`).
-    #[arg(long, env = "EMOLENS_VIDEO_FPS", default_value_t = 5.0)]
+    #[arg(long, env = "EMOLENS_VIDEO_FPS", default_value_t = defaults::VIDEO_FPS)]
     video_fps: f64,
     /// Reaction-video job workers in this process; 0 leaves the jobs to other processes on the
     /// same database (`emolens worker`, or other `emolens serve`s).
-    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = 1)]
+    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = defaults::VIDEO_WORKERS)]
     video_workers: usize,
     #[command(flatten)]
     jobs: JobArgs,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 /// Job settings shared by `serve` and `worker`.
@@ -127,19 +137,19 @@ pub struct ServeArgs {
 pub struct JobArgs {
     /// Seconds a running job stays its worker's without news; after that (its process died),
     /// another worker takes it again. Renewed every third of it (at most every 2 s).
-    #[arg(long, env = "EMOLENS_JOB_LEASE_SECONDS", default_value_t = 60.0)]
+    #[arg(long, env = "EMOLENS_JOB_LEASE_SECONDS", default_value_t = defaults::JOB_LEASE_SECONDS)]
     job_lease_seconds: f64,
     /// How often an idle worker looks for queued jobs, milliseconds.
-    #[arg(long, env = "EMOLENS_JOB_POLL_MS", default_value_t = 2000)]
+    #[arg(long, env = "EMOLENS_JOB_POLL_MS", default_value_t = defaults::JOB_POLL_MS)]
     job_poll_ms: u64,
     /// A job whose worker died this many times is failed instead of being tried again.
-    #[arg(long, env = "EMOLENS_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    #[arg(long, env = "EMOLENS_JOB_MAX_ATTEMPTS", default_value_t = defaults::JOB_MAX_ATTEMPTS)]
     job_max_attempts: i64,
     /// Only the first this many seconds of a reaction video are analysed (the job says so).
-    #[arg(long, env = "EMOLENS_MAX_VIDEO_SECONDS", default_value_t = 7200.0)]
+    #[arg(long, env = "EMOLENS_MAX_VIDEO_SECONDS", default_value_t = defaults::MAX_VIDEO_SECONDS)]
     max_video_seconds: f64,
     /// Video frames detected and classified together.
-    #[arg(long, env = "EMOLENS_VIDEO_BATCH", default_value_t = 8)]
+    #[arg(long, env = "EMOLENS_VIDEO_BATCH", default_value_t = defaults::VIDEO_BATCH)]
     video_batch: usize,
 }
 
@@ -176,17 +186,18 @@ pub struct WorkerArgs {
     /// Model file; the bundled default model when absent.
     #[arg(long, env = "EMOLENS_MODEL")]
     model: Option<PathBuf>,
-    /// The service's database: a SQLite file path or a postgres:// URL (migrated on start).
-    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-    database_url: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// A face whose top probability is below this is counted as uncertain.
-    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = 0.4)]
+    #[arg(long, env = "EMOLENS_UNCERTAIN_BELOW", default_value_t = defaults::UNCERTAIN_BELOW)]
     uncertain_below: f32,
     /// Jobs analysed at once by this process (each uses every core while it detects faces).
-    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = 1)]
+    #[arg(long, env = "EMOLENS_VIDEO_WORKERS", default_value_t = defaults::VIDEO_WORKERS)]
     video_workers: usize,
     #[command(flatten)]
     jobs: JobArgs,
+    #[command(flatten)]
+    pub runtime: crate::runtime::RuntimeArgs,
 }
 
 pub fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -207,7 +218,7 @@ pub fn worker(a: WorkerArgs) -> anyhow::Result<ExitCode> {
         })?;
     runner::run_worker_blocking(
         runner::WorkerLaunch {
-            database_url: a.database_url,
+            database_url: a.database.database_url,
             uncertain_below: a.uncertain_below,
             jobs,
         },
@@ -232,24 +243,21 @@ pub enum KeysCommand {
         /// write) or `viewer` (read only).
         #[arg(long, env = "EMOLENS_KEY_ROLE", default_value = "admin")]
         role: String,
-        /// The server's database (as `emolens serve` takes it); it must exist already.
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// List keys (ids, names, workspaces, roles, prefixes; never the keys).
     List {
-        /// The server's database (as `emolens serve` takes it); it must exist already.
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
     /// Revoke a key by id.
     Revoke {
         /// Key id from `emolens keys list`.
         #[arg(long, env = "EMOLENS_KEY_ID")]
         id: i64,
-        /// The server's database (as `emolens serve` takes it); it must exist already.
-        #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-        database_url: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
@@ -272,9 +280,8 @@ pub struct EraseArgs {
     /// Apply every campaign's retention period now (what `serve` does periodically).
     #[arg(long, env = "EMOLENS_ERASE_EXPIRED")]
     expired: bool,
-    /// The server's database (as `emolens serve` takes it); it must exist already.
-    #[arg(long, env = "EMOLENS_DATABASE_URL", default_value = emolens_server::DEFAULT_DATABASE)]
-    database_url: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 pub fn erase(a: EraseArgs) -> anyhow::Result<ExitCode> {
@@ -288,8 +295,8 @@ pub fn erase(a: EraseArgs) -> anyhow::Result<ExitCode> {
         _ => anyhow::bail!("give one of --campaign, --ad, --photo, --job or --expired"),
     };
     let erased = match target {
-        Some(t) => runner::erase_blocking(&a.database_url, t)?,
-        None => runner::purge_expired_blocking(&a.database_url)?,
+        Some(t) => runner::erase_blocking(&a.database.database_url, t)?,
+        None => runner::purge_expired_blocking(&a.database.database_url)?,
     };
     println!(
         "{}",
@@ -338,7 +345,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(p) => format!("loading the model {}", p.display()),
             None => "loading the bundled default model".to_string(),
         })?;
-    let defaults = ServerConfig::default();
+    let default_config = ServerConfig::default();
     let config = ServerConfig {
         max_body_bytes: a.max_body_mib << 20,
         max_image_bytes: a.max_image_mib << 20,
@@ -357,7 +364,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         decode_budget_bytes: a.decode_budget_mib.saturating_mul(1 << 20),
         inference_workers: a
             .inference_workers
-            .unwrap_or(defaults.inference_workers)
+            .unwrap_or(default_config.inference_workers)
             .max(1),
         open_demo: a.open_demo,
         uncertain_below: a.uncertain_below,
@@ -370,7 +377,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Launch {
             host: a.host,
             port: a.port,
-            database_url: a.database_url,
+            database_url: a.database.database_url,
             config,
             detect_faces: !a.no_face_detection,
             purge_every: (a.purge_every_minutes > 0)
@@ -414,16 +421,14 @@ fn ondevice(
                     vendor_dir.display()
                 );
             }
-            Some(std::sync::Arc::new(emolens_server::ondevice::OnDevice {
-                model_onnx: onnx.bytes,
-                model_json: serde_json::json!({
-                    "model": meta.name,
-                    "classes": meta.classes,
-                    "margin": emolens_faces::AnalyzerConfig::default().margin,
-                    "preprocessing": emolens_model::onnx::preprocessing(meta),
-                }),
-                vendor_dir: vendor_dir.to_path_buf(),
-            }))
+            Some(std::sync::Arc::new(
+                emolens_server::ondevice::OnDevice::new(
+                    onnx.bytes,
+                    meta,
+                    emolens_model::onnx::preprocessing(meta),
+                    vendor_dir.to_path_buf(),
+                ),
+            ))
         }
         Err(e) => {
             tracing::warn!("the on-device page (/ondevice) is disabled: {e}");
@@ -438,7 +443,7 @@ pub fn keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
             name,
             workspace,
             role,
-            database_url,
+            database: DatabaseArgs { database_url },
         } => {
             let role = emolens_server::workspace::Role::parse(&role)?;
             let k = runner::create_key_in_blocking(&database_url, &workspace, &name, role)?;
@@ -448,11 +453,16 @@ pub fn keys(c: KeysCommand) -> anyhow::Result<ExitCode> {
             );
             println!("{}", k.key);
         }
-        KeysCommand::List { database_url } => {
+        KeysCommand::List {
+            database: DatabaseArgs { database_url },
+        } => {
             let keys = runner::list_keys_blocking(&database_url)?;
             println!("{}", serde_json::to_string_pretty(&keys)?);
         }
-        KeysCommand::Revoke { id, database_url } => {
+        KeysCommand::Revoke {
+            id,
+            database: DatabaseArgs { database_url },
+        } => {
             anyhow::ensure!(
                 runner::revoke_key_blocking(&database_url, id)?,
                 "no key with id {id}; see `emolens keys list`"

@@ -8,6 +8,7 @@ mod cmd_model;
 mod cmd_serve;
 mod cmd_video;
 mod logging;
+mod runtime;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,11 +41,9 @@ enum Command {
     /// Train a grid of runs and keep the best model.
     Sweep(cmd_model::SweepArgs),
     /// Architecture tools: summary and parameter counts.
-    #[command(subcommand)]
-    Arch(cmd_model::ArchCommand),
+    Arch(cmd_model::ArchArgs),
     /// Model file tools: show metadata, change it (e.g. flip test-time augmentation).
-    #[command(subcommand)]
-    Model(cmd_model::ModelCommand),
+    Model(cmd_model::ModelArgs),
     /// Classify face crops with the bundled or a given model.
     Predict(cmd_model::PredictArgs),
     /// Evaluate a model on a labelled dataset and write a report.
@@ -63,6 +62,26 @@ enum Command {
     /// Erase a campaign, ad, photo or reaction-video job from the service's database, or apply
     /// retention periods.
     Erase(cmd_serve::EraseArgs),
+}
+
+impl Command {
+    /// The run-time flags of a command that runs networks.
+    fn runtime(&self) -> Option<&runtime::RuntimeArgs> {
+        match self {
+            Command::Train(a) => Some(&a.common.runtime),
+            Command::Sweep(a) => Some(&a.common.runtime),
+            Command::Arch(a) => Some(&a.runtime),
+            Command::Model(a) => Some(&a.runtime),
+            Command::Predict(a) => Some(&a.runtime),
+            Command::Eval(a) => Some(&a.runtime),
+            Command::Analyze(a) => Some(&a.runtime),
+            Command::Serve(a) => Some(&a.runtime),
+            Command::Worker(a) => Some(&a.runtime),
+            Command::Data(_) | Command::Experiments(_) | Command::Keys(_) | Command::Erase(_) => {
+                None
+            }
+        }
+    }
 }
 
 /// oneDNN runs its kernels on OpenMP threads, which by default spin between parallel regions.
@@ -135,12 +154,15 @@ fn main() -> ExitCode {
         heap_only();
     }
     logging::init(&cli.log, cli.log_format);
+    if let Some(runtime) = cli.command.runtime() {
+        runtime.apply();
+    }
     let result = match cli.command {
         Command::Data(c) => cmd_data::run(c),
         Command::Train(a) => cmd_model::train(a),
         Command::Sweep(a) => cmd_model::sweep(a),
-        Command::Arch(c) => cmd_model::arch(c),
-        Command::Model(c) => cmd_model::model(c),
+        Command::Arch(a) => cmd_model::arch(a.command),
+        Command::Model(a) => cmd_model::model(a.command),
         Command::Predict(a) => cmd_model::predict(a),
         Command::Eval(a) => cmd_eval::eval(a),
         Command::Experiments(a) => cmd_eval::experiments(a),

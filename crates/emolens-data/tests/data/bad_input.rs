@@ -9,23 +9,14 @@ use emolens_data::{load_cache, open_for_training, DropReason, ProblemKind};
 use std::path::{Path, PathBuf};
 
 fn fer() -> PathBuf {
-    let dir = emolens_core::paths::fer2013_dir();
-    assert!(
-        dir.join("train").is_dir(),
-        "FER2013 not found at {}: these tests need the shared data (set EMOLENS_SHARED)",
-        dir.display()
-    );
-    dir
+    emolens_test_support::shared("data/fer2013/train");
+    emolens_test_support::fer2013()
 }
 
 /// Copies the first `n` files (by name) of `fer/<split>/<class>` into `root/<split>/<to_class>`.
 fn copy_some(root: &Path, split: &str, class: &str, to_class: &str, n: usize) -> Vec<PathBuf> {
     let src = fer().join(split).join(class);
-    let mut names: Vec<_> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
+    let names = emolens_test_support::sorted_entries(&src);
     let dst = root.join(split).join(to_class);
     std::fs::create_dir_all(&dst).unwrap();
     names

@@ -10,13 +10,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn fer() -> PathBuf {
-    let dir = emolens_core::paths::fer2013_dir();
-    assert!(
-        dir.join("train").is_dir() && dir.join("test").is_dir(),
-        "FER2013 not found at {}: these tests need the shared data (set EMOLENS_SHARED to the folder holding data/fer2013)",
-        dir.display()
-    );
-    dir
+    emolens_test_support::shared("data/fer2013/train");
+    emolens_test_support::shared("data/fer2013/test");
+    emolens_test_support::fer2013()
 }
 
 /// One pass over all 35,887 files checks every figure SOURCE.md states, then cleans.

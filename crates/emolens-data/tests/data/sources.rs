@@ -3,26 +3,20 @@
 //! votes file's SOURCE.md, and a FER+ source trains on train/ with soft targets, validates on
 //! PublicTest only and never touches PrivateTest.
 
-use emolens_core::paths::{fer2013_dir, shared_dir};
 use emolens_data::ferplus::VOTE_COLUMNS;
 use emolens_data::{open_source, FerPlusVotes, LabelKind, SourceSpec, Usage, ValidKind};
+use emolens_test_support::fer2013;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn votes_path() -> PathBuf {
-    let p = shared_dir().join("data/ferplus/votes.csv");
-    assert!(
-        p.is_file(),
-        "FER+ votes not found at {}: these tests need the shared data (set EMOLENS_SHARED)",
-        p.display()
-    );
-    p
+    emolens_test_support::shared("data/ferplus/votes.csv")
 }
 
 fn ferplus_source() -> SourceSpec {
     SourceSpec {
         name: "fer2013".into(),
-        path: fer2013_dir(),
+        path: fer2013(),
         labels: LabelKind::Ferplus {
             votes: votes_path(),
         },
@@ -87,7 +81,7 @@ fn votes_agree_with_source_md() {
 
     // Every row names a real file whose folder and name agree with its usage.
     for r in v.rows() {
-        assert!(fer2013_dir().join(&r.file).is_file(), "{} missing", r.file);
+        assert!(fer2013().join(&r.file).is_file(), "{} missing", r.file);
         let name = r.file.rsplit('/').next().unwrap();
         match r.usage {
             Usage::Training => assert!(r.file.starts_with("train/")),
@@ -153,7 +147,7 @@ fn a_ferplus_source_trains_on_train_and_validates_on_public_test() {
 fn a_folder_source_carves_validation_and_leaves_test_out() {
     let spec: SourceSpec = format!(
         "affectnet={},weight=0.5",
-        shared_dir().join("data/affectnet7").display()
+        emolens_test_support::shared("data/affectnet7").display()
     )
     .parse()
     .unwrap();
@@ -174,7 +168,7 @@ fn a_folder_source_carves_validation_and_leaves_test_out() {
 #[test]
 fn a_ferplus_source_on_another_folder_is_refused() {
     let mut spec = ferplus_source();
-    spec.path = shared_dir().join("data/affectnet7");
+    spec.path = emolens_test_support::shared("data/affectnet7");
     let e = open_source(&spec, 0.1, 42).unwrap_err().to_string();
     assert!(e.contains("labels=ferplus"), "{e}");
 }

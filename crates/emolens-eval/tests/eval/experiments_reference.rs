@@ -5,13 +5,7 @@ use emolens_eval::experiments::{analyse, filter_by_mode, load_runs, write_experi
 use std::path::PathBuf;
 
 fn history_dir() -> PathBuf {
-    let dir = emolens_core::paths::seed_reference_dir().join("history");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: these tests need the original's histories in shared/seed-reference (set EMOLENS_SHARED)",
-        dir.display()
-    );
-    dir
+    emolens_test_support::shared("seed-reference/history")
 }
 
 #[test]

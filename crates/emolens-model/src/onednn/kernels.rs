@@ -74,7 +74,7 @@ fn filled<T: Copy>(len: usize, what: &str, fill: impl FnOnce(*mut T) -> i32) -> 
 fn check(status: i32, what: &str) {
     assert!(
         status == 0,
-        "oneDNN {what} failed (status {status}); set EMOLENS_KERNELS=flex to use burn's kernels and report this"
+        "oneDNN {what} failed (status {status}); pass --kernels flex (EMOLENS_KERNELS=flex) to use burn's kernels and report this"
     );
 }
 
@@ -625,20 +625,20 @@ pub fn pool(geom: PoolGeom, training: bool) -> Result<Arc<Pool>, i32> {
 static SWITCHED_OFF: AtomicBool = AtomicBool::new(false);
 
 /// Turns the oneDNN kernels off or back on for this process (parity tests and benchmarks
-/// compare both paths in one run; users set `EMOLENS_KERNELS=flex`).
+/// compare both paths in one run; users pass `--kernels flex`, see [`crate::runtime`]).
 pub fn set_enabled(on: bool) {
     SWITCHED_OFF.store(!on, Ordering::SeqCst);
 }
 
-/// Whether the oneDNN kernels run here: built in, not switched off (`EMOLENS_KERNELS=flex` or
-/// [`set_enabled`]), and the library initialised.
+/// Whether the oneDNN kernels run here: built in, not switched off ([`crate::runtime::Kernels`]
+/// `flex`, read once, or [`set_enabled`]), and the library initialised.
 pub fn ready() -> bool {
     static INIT: OnceLock<bool> = OnceLock::new();
     if SWITCHED_OFF.load(Ordering::Relaxed) {
         return false;
     }
     *INIT.get_or_init(|| {
-        if std::env::var("EMOLENS_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("flex")) {
+        if crate::runtime::options().kernels == crate::runtime::Kernels::Flex {
             return false;
         }
         // SAFETY: idempotent engine creation.

@@ -1,7 +1,7 @@
 //! The CPU fast path: convolution, batch norm and pooling on oneDNN (the library TensorFlow and
 //! PyTorch use on x86), in channels-last layout, plugged into burn's Flex backend and its
 //! autodiff. Built when oneDNN's headers are found at build time (Debian: `libdnnl-dev`);
-//! `EMOLENS_KERNELS=flex` switches it off at run time. The network keeps burn's parameter
+//! `--kernels flex` (`EMOLENS_KERNELS=flex`, see [`crate::runtime`]) switches it off at run time. The network keeps burn's parameter
 //! layout, so model files do not depend on which kernels trained them.
 
 #[cfg(emolens_onednn)]
@@ -46,7 +46,7 @@ pub fn cpu_isa() -> &'static str {
 }
 
 /// Why a oneDNN-only operation (compiled plans, int8 calibration) cannot run here.
-pub const UNAVAILABLE: &str = "oneDNN is not available (built without libdnnl-dev, or switched off by EMOLENS_KERNELS=flex); int8 and bf16 plans and int8 calibration need it";
+pub const UNAVAILABLE: &str = "oneDNN is not available (built without libdnnl-dev, or switched off by --kernels flex or EMOLENS_KERNELS=flex); int8 and bf16 plans and int8 calibration need it";
 
 /// Measures the activation ranges int8 plans quantize to (`plan::calibrate`): needs oneDNN,
 /// and says so (with [`UNAVAILABLE`]) in a build without it.

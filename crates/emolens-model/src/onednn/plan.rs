@@ -11,36 +11,27 @@ use crate::arch::Act;
 use crate::frozen::{FrozenNet, PostOp, Step};
 use emolens_core::Int8Calibration;
 
-/// The number format of a plan's activations and weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    /// bfloat16 storage and multiplication with f32 accumulation: about twice the arithmetic
-    /// rate on CPUs with AVX512-BF16, at the cost of 8 bits of mantissa per activation.
-    Bf16,
-    /// 8-bit activations and per-channel 8-bit weights in the convolutions, exact 32-bit
-    /// integer sums, the rest in f32: twice bf16's rate on CPUs with AVX512-VNNI. Needs the
-    /// activation ranges of an [`Int8Calibration`] (`emolens model quantize`).
-    Int8,
-}
+use crate::runtime;
+pub use crate::runtime::Precision;
 
 impl Precision {
     /// The floating-point format: bf16 where the CPU multiplies it natively, f32 elsewhere;
-    /// `EMOLENS_PRECISION` (`f32` or `bf16`) overrides, except that bf16 on a CPU without
-    /// native bf16 falls back to f32 with a warning (oneDNN has no bf16 kernels there). On the
-    /// bundled model bf16 changes FER2013 test accuracy by a few images in 7,178 (see
-    /// MODEL_CARD.md) and halves inference time on AVX512-BF16 CPUs.
+    /// the precision asked for ([`runtime::options`]: `--precision`, or `EMOLENS_PRECISION` for
+    /// library users), `f32` or `bf16`, overrides, except that bf16 on a CPU without native
+    /// bf16 falls back to f32 with a warning (oneDNN has no bf16 kernels there). On the bundled
+    /// model bf16 changes FER2013 test accuracy by a few images in 7,178 (see MODEL_CARD.md)
+    /// and halves inference time on AVX512-BF16 CPUs.
     pub fn auto() -> Precision {
-        match std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase()) {
-            Ok(v) if v == "bf16" && cpu_has_bf16() => Precision::Bf16,
-            Ok(v) if v == "bf16" => {
+        match runtime::options().precision {
+            Some(Precision::Bf16) if cpu_has_bf16() => Precision::Bf16,
+            Some(Precision::Bf16) => {
                 tracing::warn!(
-                    "EMOLENS_PRECISION=bf16 but this CPU (oneDNN ISA {}) has no native bf16; using f32",
+                    "precision bf16 asked (--precision or EMOLENS_PRECISION) but this CPU (oneDNN ISA {}) has no native bf16; using f32",
                     cpu_isa()
                 );
                 Precision::F32
             }
-            Ok(v) if v == "f32" => Precision::F32,
+            Some(Precision::F32) => Precision::F32,
             _ if cpu_has_bf16() => Precision::Bf16,
             _ => Precision::F32,
         }
@@ -49,36 +40,28 @@ impl Precision {
     /// The format for a model with (`calibrated`) or without int8 calibration: int8 where the
     /// model is calibrated and the CPU has vectorised int8 kernels (AVX2 or later; 8-bit
     /// weights with VNNI, 7-bit without, see [`int8_weight_bits`]), else [`Precision::auto`].
-    /// `EMOLENS_PRECISION` (`f32`, `bf16` or `int8`) overrides; `int8` on a model without
-    /// calibration, or on a CPU without int8 kernels, falls back with a warning.
+    /// The precision asked for ([`runtime::options`]), `f32`, `bf16` or `int8`, overrides;
+    /// `int8` on a model without calibration, or on a CPU without int8 kernels, falls back with
+    /// a warning.
     pub fn for_model(calibrated: bool) -> Precision {
-        let asked = std::env::var("EMOLENS_PRECISION").map(|v| v.to_ascii_lowercase());
-        match asked.as_deref() {
-            Ok("int8") if calibrated && cpu_has_int8() => Precision::Int8,
-            Ok("int8") if calibrated => {
+        match runtime::options().precision {
+            Some(Precision::Int8) if calibrated && cpu_has_int8() => Precision::Int8,
+            Some(Precision::Int8) if calibrated => {
                 tracing::warn!(
-                    "EMOLENS_PRECISION=int8 but this CPU (oneDNN ISA {}) has no vectorised int8 kernels; using floating point",
+                    "precision int8 asked (--precision or EMOLENS_PRECISION) but this CPU (oneDNN ISA {}) has no vectorised int8 kernels; using floating point",
                     cpu_isa()
                 );
                 Precision::auto()
             }
-            Ok("int8") => {
+            Some(Precision::Int8) => {
                 tracing::warn!(
-                    "EMOLENS_PRECISION=int8 but the model has no int8 calibration (run `emolens model quantize`); using floating point"
+                    "precision int8 asked (--precision or EMOLENS_PRECISION) but the model has no int8 calibration (run `emolens model quantize`); using floating point"
                 );
                 Precision::auto()
             }
-            Ok("f32" | "bf16") => Precision::auto(),
-            _ if calibrated && cpu_has_int8() => Precision::Int8,
-            _ => Precision::auto(),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-            Precision::Int8 => "int8",
+            Some(Precision::F32 | Precision::Bf16) => Precision::auto(),
+            None if calibrated && cpu_has_int8() => Precision::Int8,
+            None => Precision::auto(),
         }
     }
 }
@@ -413,7 +396,7 @@ impl Plan {
         let status = unsafe { ffi::emo_plan_run(self.raw) };
         assert!(
             status == 0,
-            "oneDNN inference plan failed (status {status}); set EMOLENS_KERNELS=flex to use burn's kernels and report this"
+            "oneDNN inference plan failed (status {status}); pass --kernels flex (EMOLENS_KERNELS=flex) to use burn's kernels and report this"
         );
         let (mut rows, mut cols) = (0i64, 0i64);
         // SAFETY: the output buffer holds rows*cols floats after a run.

@@ -4,17 +4,10 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use emolens_core::paths::seed_reference_dir;
 use emolens_model::{read_architecture_file, Network};
 
 fn arch_dir() -> std::path::PathBuf {
-    let d = seed_reference_dir().join("architectures");
-    assert!(
-        d.is_dir(),
-        "missing {}: the shared seed-reference folder must sit beside the checkout",
-        d.display()
-    );
-    d
+    emolens_test_support::shared("seed-reference/architectures")
 }
 
 #[test]

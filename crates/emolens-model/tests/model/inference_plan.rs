@@ -10,12 +10,12 @@
 use crate::common::{assert_close, onednn_unavailable, switch_lock};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
-use emolens_core::paths::seed_reference_dir;
 use emolens_model::onednn::{
     self,
     plan::{self, Engine, Precision},
 };
 use emolens_model::{read_architecture_file, Architecture, BurnClassifier, Network};
+use emolens_test_support::seed_reference;
 
 const SEPARABLE_ARCH: &str = r#"{
   "name": "plan_separable",
@@ -132,7 +132,7 @@ fn check(arch: &Architecture, channels: usize) {
 
 fn arch_file(name: &str) -> Architecture {
     let path = if name.starts_with("model_") {
-        seed_reference_dir().join("architectures").join(name)
+        seed_reference().join("architectures").join(name)
     } else {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../architectures")
@@ -236,22 +236,13 @@ fn softmax(row: &[f32]) -> Vec<f32> {
 /// `per_class` FER2013 images of each class from `split`, preprocessed for the bundled model
 /// (the first files by name), as one channels-first batch.
 fn real_faces(spec: &emolens_core::InputSpec, split: &str, per_class: usize) -> (Vec<f32>, usize) {
-    use emolens_core::paths::fer2013_dir;
     use emolens_core::Preprocessor;
     let pre = Preprocessor::new(spec.clone());
-    let dir = fer2013_dir().join(split);
-    let mut classes: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (these tests need shared/data)", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
+    let dir = emolens_test_support::shared(&format!("data/fer2013/{split}"));
+    let classes = emolens_test_support::sorted_entries(&dir);
     let (mut x, mut n) = (Vec::new(), 0);
     for class in &classes {
-        let mut files: Vec<_> = std::fs::read_dir(class)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(class);
         for f in files.iter().take(per_class) {
             let bytes = std::fs::read(f).unwrap();
             x.extend(pre.prepare_bytes(&bytes, &f.display().to_string()).unwrap());

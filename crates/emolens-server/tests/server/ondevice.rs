@@ -94,16 +94,12 @@ async fn on_device_page_sends_no_image_and_agrees_with_the_server() {
     let onnx = emolens_model::onnx::export(bundled, "the bundled model").expect("exports");
     let c = classifier();
     let meta = c.meta();
-    let ondevice = OnDevice {
-        model_onnx: onnx.bytes,
-        model_json: serde_json::json!({
-            "model": meta.name,
-            "classes": meta.classes,
-            "margin": emolens_faces::AnalyzerConfig::default().margin,
-            "preprocessing": emolens_model::onnx::preprocessing(meta),
-        }),
+    let ondevice = OnDevice::new(
+        onnx.bytes,
+        meta,
+        emolens_model::onnx::preprocessing(meta),
         vendor_dir,
-    };
+    );
     let config = ServerConfig {
         ondevice: Some(Arc::new(ondevice)),
         ..Default::default()

@@ -1,17 +1,12 @@
 //! Shared by the modules of this test binary: a tiny real training configuration on FER2013.
 
-use emolens_core::paths::fer2013_dir;
 use emolens_core::{ColourMode, Normalisation};
 use emolens_data::AugmentConfig;
 use emolens_train::{ClassWeights, OptimizerConfig, RunOptions, Schedule, TrainConfig};
 
 pub fn tiny_config(epochs: usize) -> TrainConfig {
-    let data = fer2013_dir();
-    assert!(
-        data.join("train").is_dir(),
-        "FER2013 missing at {}",
-        data.display()
-    );
+    emolens_test_support::shared("data/fer2013/train");
+    let data = emolens_test_support::fer2013();
     let arch = serde_json::json!({
         "name": "tiny",
         "layers": [
@@ -62,15 +57,9 @@ pub fn tiny_config(epochs: usize) -> TrainConfig {
 /// colour, converted to 48x48 grayscale by the run's preprocessing) at weight 0.5.
 #[allow(dead_code)]
 pub fn tiny_multi_source_config(epochs: usize) -> TrainConfig {
-    let shared = emolens_core::paths::shared_dir();
-    let votes = shared.join("data/ferplus/votes.csv");
-    let affectnet = shared.join("data/affectnet7");
-    assert!(votes.is_file(), "FER+ votes missing at {}", votes.display());
-    assert!(
-        affectnet.join("train").is_dir(),
-        "affectnet7 missing at {}",
-        affectnet.display()
-    );
+    let votes = emolens_test_support::shared("data/ferplus/votes.csv");
+    emolens_test_support::shared("data/affectnet7/train");
+    let affectnet = emolens_test_support::shared("data/affectnet7");
     let mut cfg = tiny_config(epochs);
     cfg.sources = vec![
         format!(

@@ -9,10 +9,7 @@ use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-video-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("video-{name}"))
 }
 
 /// Frame `i` is flat gray at this level, so a decoded frame says which one it is.
@@ -263,7 +260,7 @@ fn a_truncated_file_gives_a_partial_result_saying_where_and_why() {
         msg.contains("cut.mp4") && msg.contains("truncated"),
         "{msg}"
     );
-    assert_eq!(err.http_status(), 400);
+    assert_eq!(err.kind().report_status(), 400);
     std::fs::remove_dir_all(&d).ok();
 }
 
@@ -330,7 +327,7 @@ fn audio_only_not_a_video_and_empty_files_are_clear_errors() {
         "{err}"
     );
     assert!(err.to_string().contains("interview.wav") && err.to_string().contains("audio only"));
-    assert_eq!(err.http_status(), 415);
+    assert_eq!(err.kind().report_status(), 415);
 
     let text = d.join("notes.mp4");
     std::fs::write(&text, "these are meeting notes, not a video\n".repeat(20)).unwrap();

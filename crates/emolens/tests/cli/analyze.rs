@@ -5,9 +5,9 @@
 //! a freshly initialised (untrained) model file through the real model-file code and passes
 //! `--model`, since these tests check the pipeline and its outputs, not accuracy.
 
-use emolens_core::{paths, ColourMode, InputSpec, ModelMeta};
+use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const CLASSES: [&str; 7] = [
     "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
@@ -18,10 +18,7 @@ pub(crate) fn assets() -> PathBuf {
 }
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-cli-analyze-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("cli-analyze-{name}"))
 }
 
 /// `--model FILE` args: none with a bundled model, else an untrained model written here.
@@ -57,13 +54,14 @@ pub(crate) fn model_args(dir: &Path) -> Vec<String> {
     vec!["--model".into(), path.display().to_string()]
 }
 
+/// `emolens analyze ARGS` with the extra environment `envs`.
 pub(crate) fn emolens(args: &[String], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    c.arg("analyze").args(args).env("EMOLENS_LOG", "warn");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().expect("runs the emolens binary")
+    emolens_test_support::output(
+        emolens_test_support::emolens!()
+            .arg("analyze")
+            .args(args)
+            .envs(envs.iter().copied()),
+    )
 }
 
 /// A folder with a one-face photo, a no-face photo and a file that is no image.
@@ -230,18 +228,11 @@ fn csv_cells_are_formula_safe() {
     let mut args = model_args(&d);
     args.push("--csv".into());
     args.extend(names.iter().map(|n| n.to_string()));
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    let out = c
-        .current_dir(&d)
-        .arg("analyze")
-        .args(&args)
-        .env("EMOLENS_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = emolens_test_support::success(
+        emolens_test_support::emolens!()
+            .current_dir(&d)
+            .arg("analyze")
+            .args(&args),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<String>> = text.lines().map(csv_fields).collect();
@@ -260,17 +251,8 @@ fn csv_cells_are_formula_safe() {
 #[test]
 fn assume_crop_and_text_output_on_fer_crops() {
     let d = tempdir("crops");
-    let src = paths::fer2013_dir().join("test/happy");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; set EMOLENS_SHARED to the folder holding data/fer2013",
-                src.display()
-            )
-        })
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let src = emolens_test_support::shared("data/fer2013/test/happy");
+    let files = emolens_test_support::sorted_entries(&src);
     for f in files.iter().take(3) {
         std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
     }

@@ -2,56 +2,32 @@
 //! copied into a scratch folder.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn fer() -> PathBuf {
-    let dir = emolens_core::paths::fer2013_dir();
-    assert!(
-        dir.join("train").is_dir() && dir.join("test").is_dir(),
-        "FER2013 not found at {}: these tests need the shared data (set EMOLENS_SHARED)",
-        dir.display()
-    );
-    dir
+    emolens_test_support::shared("data/fer2013/train");
+    emolens_test_support::shared("data/fer2013/test");
+    emolens_test_support::fer2013()
 }
 
+/// Runs emolens with `args`; it must succeed.
 fn emolens(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_emolens"))
-        .args(args)
-        .env("EMOLENS_NO_PROGRESS", "true")
-        .output()
-        .expect("run emolens");
-    if !out.status.success() {
-        panic!(
-            "emolens {args:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
+    emolens_test_support::success(emolens_test_support::emolens!().args(args))
 }
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
-/// A fresh scratch folder under cargo's per-test tmp dir.
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cli_data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("cli-data-{name}"))
 }
 
 /// Copies the first `n` files of each listed FER2013 class into `root/<split>/<class>`.
 fn subset(root: &Path, split: &str, classes: &[(&str, usize)]) {
     for (class, n) in classes {
         let src = fer().join(split).join(class);
-        let mut files: Vec<_> = std::fs::read_dir(&src)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(&src);
         let dst = root.join(split).join(class);
         std::fs::create_dir_all(&dst).unwrap();
         for f in files.iter().take(*n) {
@@ -265,7 +241,7 @@ fn clean_split_balance_on_a_subset() {
 
 #[test]
 fn bad_arguments_fail_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_emolens"))
+    let out = emolens_test_support::emolens!()
         .args(["data", "stats", "/no/such/dataset"])
         .output()
         .unwrap();

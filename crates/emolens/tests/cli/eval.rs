@@ -2,29 +2,22 @@
 //! real model file (the original's model_1_concept architecture, freshly initialised) or, for
 //! the label-source tests (FER+ majority votes, folders of class folders), the bundled model.
 
-use emolens_core::paths::{fer2013_dir, seed_reference_dir};
 use emolens_core::{ColourMode, InputSpec, ModelMeta};
 use emolens_model::burn::tensor::Device;
 use emolens_model::{read_architecture_file, ModelFile, Network};
+use emolens_test_support::{fer2013, seed_reference};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const PER_CLASS: usize = 6;
 
 fn fer_test() -> PathBuf {
-    let d = fer2013_dir().join("test");
-    assert!(
-        d.is_dir(),
-        "{} is missing: these tests need FER2013 in the shared folder (set EMOLENS_SHARED)",
-        d.display()
-    );
-    d
+    emolens_test_support::shared("data/fer2013/test")
 }
 
 /// A grayscale model whose outputs are in the original API's order and names, so the eval has
 /// to bind the dataset's folders by emotion, not by position.
 fn write_model(dir: &Path) -> PathBuf {
-    let arch_file = seed_reference_dir().join("architectures/model_1_concept.json");
+    let arch_file = seed_reference().join("architectures/model_1_concept.json");
     assert!(arch_file.is_file(), "{} is missing", arch_file.display());
     let im = read_architecture_file(&arch_file).unwrap();
     let device = Device::flex();
@@ -67,11 +60,7 @@ fn make_dataset(root: &Path) -> Vec<String> {
         .collect();
     classes.sort();
     for c in &classes {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(c))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(c));
         std::fs::create_dir_all(root.join("test").join(c)).unwrap();
         std::fs::create_dir_all(root.join("train").join(c)).unwrap();
         for f in files.iter().take(PER_CLASS) {
@@ -89,11 +78,7 @@ fn make_dataset(root: &Path) -> Vec<String> {
 }
 
 fn emolens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_emolens"))
-        .args(args)
-        .env("EMOLENS_LOG", "warn")
-        .output()
-        .unwrap()
+    emolens_test_support::output(emolens_test_support::emolens!().args(args))
 }
 
 #[test]
@@ -180,11 +165,7 @@ fn eval_refuses_unmapped_classes_unless_mapped() {
     for (folder, from) in [("happy", "happy"), ("contempt", "neutral")] {
         let d = data.join("test").join(folder);
         std::fs::create_dir_all(&d).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(from))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(from));
         for f in files.iter().take(3) {
             std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
         }
@@ -222,7 +203,7 @@ fn eval_refuses_unmapped_classes_unless_mapped() {
 
 #[test]
 fn experiments_reproduce_the_original_figures() {
-    let hist = seed_reference_dir().join("history");
+    let hist = seed_reference().join("history");
     assert!(hist.is_dir(), "{} is missing", hist.display());
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no_such_history.json");
@@ -254,13 +235,7 @@ fn experiments_reproduce_the_original_figures() {
 
 /// The FER+ votes file of the shared folder.
 fn ferplus_votes() -> PathBuf {
-    let p = emolens_core::paths::shared_dir().join("data/ferplus/votes.csv");
-    assert!(
-        p.is_file(),
-        "{} is missing: these tests need the FER+ votes in the shared folder (set EMOLENS_SHARED)",
-        p.display()
-    );
-    p
+    emolens_test_support::shared("data/ferplus/votes.csv")
 }
 
 /// Runs `emolens eval` with the bundled model and returns report.json.
@@ -284,7 +259,7 @@ fn eval_json(args: &[&str], out: &Path) -> serde_json::Value {
 #[test]
 fn eval_with_ferplus_labels_uses_the_majority_of_the_chosen_usage() {
     use emolens_data::ferplus::{FerPlusVotes, Usage};
-    let src = fer2013_dir();
+    let src = fer2013();
     let votes_path = ferplus_votes();
     let text = std::fs::read_to_string(&votes_path).unwrap();
     let votes = FerPlusVotes::load(&votes_path).unwrap();
@@ -436,11 +411,7 @@ fn eval_takes_a_folder_of_class_folders() {
     for class in ["happy", "neutral", "sad"] {
         let d = flat.join(class);
         std::fs::create_dir_all(&d).unwrap();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(src.join(class));
         for f in files.iter().take(4) {
             std::fs::copy(f, d.join(f.file_name().unwrap())).unwrap();
         }

@@ -8,13 +8,14 @@
 //!
 //! Videos are encoded here from FER2013 test faces (small and short: CI time matters).
 
+use emolens_test_support::Postgres;
 use emolens_video::synth::{compose, fer_faces, Placement};
 use emolens_video::{VideoCodec, VideoWriter, WriterSettings};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process killed when dropped (a failing test leaves nothing running).
@@ -26,7 +27,7 @@ struct Proc {
 impl Proc {
     fn spawn(args: &[&str], log: PathBuf) -> Proc {
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_emolens"))
+        let child = emolens_test_support::emolens!()
             .args(args)
             .env("EMOLENS_LOG", "info,sqlx=warn")
             .env("EMOLENS_PURGE_EVERY_MINUTES", "0")
@@ -66,134 +67,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A private PostgreSQL server (Debian's package, as the server tests use), or the one named
-/// by `EMOLENS_TEST_PG_URL`.
-struct Postgres {
-    url: String,
-    dir: Option<tempfile::TempDir>,
-    bin: PathBuf,
-    as_user: Option<String>,
-}
-
-fn run_pg(bin: &Path, as_user: &Option<String>, tool: &str, args: &[&str]) -> std::process::Output {
-    let exe = bin.join(tool);
-    match as_user {
-        Some(u) => Command::new("runuser")
-            .args(["-u", u, "--"])
-            .arg(&exe)
-            .args(args)
-            .output(),
-        None => Command::new(&exe).args(args).output(),
-    }
-    .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        if let Ok(url) = std::env::var("EMOLENS_TEST_PG_URL") {
-            return Postgres {
-                url,
-                dir: None,
-                bin: PathBuf::new(),
-                as_user: None,
-            };
-        }
-        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.path().join("bin"))
-                    .filter(|p| p.join("initdb").exists())
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort();
-        let bin = found.pop().expect(
-            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/install-test-deps.sh, or set EMOLENS_TEST_PG_URL",
-        );
-        let is_root = unsafe { libc::geteuid() } == 0;
-        let as_user = is_root.then(|| "postgres".to_string());
-        let dir = tempfile::Builder::new()
-            .prefix("emolens-pg-")
-            .tempdir()
-            .unwrap();
-        if let Some(u) = &as_user {
-            let st = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{u}:{u}"))
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let data = dir.path().join("data");
-        let d = data.to_str().unwrap();
-        let out = run_pg(
-            &bin,
-            &as_user,
-            "initdb",
-            &["-D", d, "-A", "trust", "-U", "emolens", "--no-sync"],
-        );
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
-        let log = dir.path().join("pg.log");
-        let out = run_pg(
-            &bin,
-            &as_user,
-            "pg_ctl",
-            &[
-                "-D",
-                d,
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {} {}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Postgres {
-            url: format!("postgres://emolens@127.0.0.1:{port}/postgres"),
-            dir: Some(dir),
-            bin,
-            as_user,
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let d = dir.path().join("data");
-            let _ = run_pg(
-                &self.bin,
-                &self.as_user,
-                "pg_ctl",
-                &["-D", d.to_str().unwrap(), "-m", "immediate", "-w", "stop"],
-            );
-        }
     }
 }
 
@@ -320,7 +193,7 @@ fn worker(db: &str, lease: &str, dir: &Path, name: &str) -> Proc {
 }
 
 fn key(db: &str) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_emolens"))
+    let o = emolens_test_support::emolens!()
         .args([
             "keys",
             "create",

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -33,7 +33,7 @@ fn free_port() -> u16 {
 
 fn start(db: &str, env: &[(&str, &str)]) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_emolens"))
+    let child = emolens_test_support::emolens!()
         .args(["serve", "--port", &port.to_string(), "--database-url", db])
         .envs(env.iter().copied())
         .env("EMOLENS_LOG", "warn")

@@ -1,46 +1,26 @@
 //! The `train`, `sweep`, `arch` and `predict` commands, run as a user runs them, on small real
 //! subsets of FER2013.
 
+use emolens_test_support::{emolens, repo_root as repo, success as succeed};
 use std::path::Path;
-use std::process::Command;
-
-fn emolens() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    c.env("EMOLENS_LOG", "warn");
-    c
-}
 
 fn fer() -> std::path::PathBuf {
-    let d = emolens_core::paths::fer2013_dir();
-    assert!(
-        d.join("train").is_dir(),
-        "FER2013 missing at {}",
-        d.display()
-    );
-    d
-}
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+    emolens_test_support::shared("data/fer2013/train");
+    emolens_test_support::fer2013()
 }
 
 #[test]
 fn arch_summary_gives_keras_counts_for_the_original_files() {
-    let f = emolens_core::paths::seed_reference_dir().join("architectures/model_2_best.json");
-    let out = emolens()
-        .args(["arch", "summary", "--colour-mode", "rgb", "--json"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let f = emolens_test_support::seed_reference().join("architectures/model_2_best.json");
+    let out = succeed(
+        emolens!()
+            .args(["arch", "summary", "--colour-mode", "rgb", "--json"])
+            .arg(&f),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["params"], 14_261_319);
     assert_eq!(v["format"], "original");
-    let out = emolens()
+    let out = emolens!()
         .args(["arch", "summary"])
         .arg(repo().join("architectures/vgg_xs.json"))
         .output()
@@ -54,7 +34,7 @@ fn bad_flags_and_files_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"name":"x","layers":[{"type":"conv2d","filters":4,"kernel":3},{"type":"dense","units":7}]}"#).unwrap();
-    let out = emolens()
+    let out = emolens!()
         .args(["train", "--data"])
         .arg(fer())
         .arg("--arch")
@@ -73,7 +53,7 @@ fn bad_flags_and_files_get_clear_errors() {
         ("--augment", "feral", "--augment `feral` is unknown"),
         ("--batch-size", "0", "--batch-size must be at least 1"),
     ] {
-        let out = emolens()
+        let out = emolens!()
             .args(["train", "--data"])
             .arg(fer())
             .arg("--arch")
@@ -87,7 +67,7 @@ fn bad_flags_and_files_get_clear_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expect), "{flag} {value}: {err}");
     }
-    let out = emolens()
+    let out = emolens!()
         .args(["train", "--arch"])
         .arg(&arch)
         .arg("--data")
@@ -106,7 +86,7 @@ fn bad_flags_and_files_get_clear_errors() {
 
 /// The two-run grid of the sweep test (sgd and adam, one epoch on 20 images a class).
 fn sweep_micro(arch: &Path, runs: &Path) -> std::process::Output {
-    emolens()
+    emolens!()
         .args([
             "sweep",
             "--optimizers",
@@ -173,7 +153,7 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
         .path();
     std::fs::copy(&happy, crops.join("a.jpg")).unwrap();
     std::fs::write(crops.join("broken.jpg"), b"not an image").unwrap();
-    let out = emolens()
+    let out = emolens!()
         .arg("predict")
         .arg("--json")
         .arg("--model")
@@ -199,20 +179,9 @@ fn sweep_trains_the_grid_keeps_the_best_and_predict_uses_it() {
     assert!(bad["error"].as_str().unwrap().contains("broken.jpg"));
 }
 
-/// Runs `cmd`, which must succeed; its output.
-fn succeed(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// `emolens model info FILE` as JSON; its stderr must say how this machine runs the model.
 fn model_info(file: &Path) -> serde_json::Value {
-    let out = succeed(emolens().args(["model", "info"]).arg(file));
+    let out = succeed(emolens!().args(["model", "info"]).arg(file));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("runtime on this machine: onednn plan (")
@@ -234,11 +203,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     ] {
         let dst = data.join("train").join(class);
         std::fs::create_dir_all(&dst).unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(fer().join("train").join(class))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(fer().join("train").join(class));
         for f in files.iter().take(5) {
             std::fs::copy(f, dst.join(f.file_name().unwrap())).unwrap();
         }
@@ -247,7 +212,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     std::fs::write(data.join("train/happy/broken.jpg"), b"not a jpeg").unwrap();
 
     let quantized = tmp.path().join("q.emolens");
-    let mut quantize = emolens();
+    let mut quantize = emolens!();
     quantize
         .args(["model", "quantize", "--images", "20", "--data"])
         .arg(data.join("train"))
@@ -281,7 +246,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
 
     let gated = tmp.path().join("g.emolens");
     let out = succeed(
-        emolens()
+        emolens!()
             .args(["model", "tune-tta"])
             .arg(&quantized)
             .arg("--data")
@@ -300,7 +265,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     assert_eq!(meta["flip_tta"], true);
     assert!(meta["int8"].is_object(), "the calibration is kept");
 
-    let out = emolens()
+    let out = emolens!()
         .env("EMOLENS_PRECISION", "int8")
         .args(["predict", "--json", "--model"])
         .arg(&gated)
@@ -315,7 +280,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     // No images, and a gate outside [0, 1]: refused, naming the input.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = emolens()
+    let out = emolens!()
         .args(["model", "quantize", "--data"])
         .arg(&empty)
         .arg("--out")
@@ -332,7 +297,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
     ] {
         let set = tmp.path().join("s.emolens");
         succeed(
-            emolens()
+            emolens!()
                 .args(["model", "set", "--flip-tta-below", gate, "--out"])
                 .arg(&set)
                 .arg(&gated),
@@ -344,7 +309,7 @@ fn quantize_and_tune_tta_write_a_model_predict_runs() {
             None => assert!(got.is_null(), "{got}"),
         }
     }
-    let out = emolens()
+    let out = emolens!()
         .args(["model", "set", "--flip-tta-below", "2", "--out"])
         .arg(tmp.path().join("y.emolens"))
         .arg(&gated)

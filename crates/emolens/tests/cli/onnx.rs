@@ -14,15 +14,7 @@ use emolens_model::burn::module::{Module, ModuleMapper, Param};
 use emolens_model::burn::tensor::{Device, Distribution, Tensor};
 use emolens_model::{read_architecture_file, Architecture, ModelFile, Network};
 
-fn emolens() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_emolens"));
-    c.env("EMOLENS_LOG", "warn");
-    c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use emolens_test_support::{emolens, repo_root as repo};
 
 /// The Python that has ONNX Runtime: `$EMOLENS_TEST_PYTHON`, else `.venv-test/bin/python`; the
 /// reason when there is none.
@@ -54,20 +46,15 @@ fn ort_python() -> Result<PathBuf, String> {
 
 /// Runs `tools/onnx/ort_check.py` with `args`, panicking with its output on failure.
 fn ort_check(python: &Path, args: &[&std::ffi::OsStr]) {
-    let out = Command::new(python)
-        .arg(repo().join("tools/onnx/ort_check.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ort_check.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    emolens_test_support::success(
+        Command::new(python)
+            .arg(repo().join("tools/onnx/ort_check.py"))
+            .args(args),
     );
 }
 
 fn export(model: Option<&Path>, out: &Path) -> std::process::Output {
-    let mut c = emolens();
+    let mut c = emolens!();
     c.args(["model", "export"]);
     if let Some(m) = model {
         c.arg(m);
@@ -105,19 +92,11 @@ fn compare(a: &[Vec<f32>], b: &[Vec<f32>]) -> (usize, f32, f32) {
 
 /// The first `per_class` FER2013 test faces of each class (sorted by name).
 fn test_faces(per_class: usize) -> Vec<PathBuf> {
-    let dir = emolens_core::paths::fer2013_dir().join("test");
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (these tests need shared/data)", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    classes.sort();
+    let dir = emolens_test_support::shared("data/fer2013/test");
+    let classes = emolens_test_support::sorted_entries(&dir);
     let mut out = Vec::new();
     for class in classes {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&class)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
+        let files = emolens_test_support::sorted_entries(&class);
         out.extend(files.into_iter().take(per_class));
     }
     out
@@ -127,7 +106,7 @@ fn test_faces(per_class: usize) -> Vec<PathBuf> {
 fn emolens_probabilities(
     dir: &Path,
 ) -> (Vec<String>, std::collections::BTreeMap<String, Vec<f32>>) {
-    let out = emolens()
+    let out = emolens!()
         .env("EMOLENS_PRECISION", "f32")
         .args(["predict", "--json"])
         .arg(dir)
@@ -543,7 +522,7 @@ fn every_architecture_exports_and_runs_in_onnx_runtime_or_is_refused_by_layer() 
         .map(|e| e.unwrap().path())
         .collect();
     // The original design's architecture files, where the shared reference folder has them.
-    let original = emolens_core::paths::seed_reference_dir().join("architectures");
+    let original = emolens_test_support::seed_reference().join("architectures");
     match std::fs::read_dir(&original) {
         Ok(rd) => files.extend(rd.map(|e| e.unwrap().path())),
         Err(e) => eprintln!(

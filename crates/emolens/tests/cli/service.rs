@@ -1,15 +1,15 @@
 //! `emolens keys` with workspaces and roles, and `emolens erase`, run as the built program on a
 //! real SQLite database.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
+/// `emolens ARGS --database-url DB`.
 fn emolens(args: &[&str], db: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emolens"))
-        .args(args)
-        .args(["--database-url", db])
-        .env("EMOLENS_LOG", "warn")
-        .output()
-        .expect("runs the emolens binary")
+    emolens_test_support::output(
+        emolens_test_support::emolens!()
+            .args(args)
+            .args(["--database-url", db]),
+    )
 }
 
 fn text(o: &Output) -> String {

@@ -17,10 +17,7 @@ const H: u32 = 360;
 const SIDE: u32 = 144;
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("emolens-cli-video-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    emolens_test_support::scratch(&format!("cli-video-{name}"))
 }
 
 fn one_face(face: &GrayImage, x: u32) -> RgbImage {
@@ -290,18 +287,12 @@ fn two_viewers_side_by_side_get_two_ids_that_never_merge() {
 
     // The same video as CSV, named relatively (as a spreadsheet user would): one row per
     // viewer per second, formula-safe text.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emolens"))
-        .current_dir(&d)
-        .arg("analyze")
-        .args(&model)
-        .args(["--csv", "=two viewers.mp4"])
-        .env("EMOLENS_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = emolens_test_support::success(
+        emolens_test_support::emolens!()
+            .current_dir(&d)
+            .arg("analyze")
+            .args(&model)
+            .args(["--csv", "=two viewers.mp4"]),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<String>> = text.lines().map(csv_fields).collect();
