@@ -412,20 +412,27 @@ impl Db {
             return Ok(false);
         }
         insert_viewers(&mut tx, job.id, job.ad_id, &out.viewers).await?;
-        let keep = Self::keeps_images(&mut tx, job.ad_id).await?;
+        Self::settle_video(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// After a job ends: its video is dropped unless the campaign keeps images, and the job
+    /// records which.
+    async fn settle_video(conn: &mut sqlx::AnyConnection, job: &Claimed) -> ServerResult<()> {
+        let keep = Self::keeps_images(&mut *conn, job.ad_id).await?;
         if !keep {
             sqlx::query("DELETE FROM job_video_chunks WHERE job_id = $1")
                 .bind(job.id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
         }
         sqlx::query("UPDATE video_jobs SET video_kept = $1 WHERE id = $2")
             .bind(keep as i64)
             .bind(job.id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Marks a claimed job failed with its error (the video dropped unless kept); false when
@@ -455,18 +462,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        let keep = Self::keeps_images(&mut tx, job.ad_id).await?;
-        if !keep {
-            sqlx::query("DELETE FROM job_video_chunks WHERE job_id = $1")
-                .bind(job.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE video_jobs SET video_kept = $1 WHERE id = $2")
-            .bind(keep as i64)
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
+        Self::settle_video(&mut tx, job).await?;
         tx.commit().await?;
         Ok(true)
     }
