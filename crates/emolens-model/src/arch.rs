@@ -413,6 +413,51 @@ fn check_act(path: &str, kind: &str, act: Option<Act>, last: bool) -> Result<(),
     Ok(())
 }
 
+/// Most filters or units a layer may have.
+const MAX_WIDTH: usize = 1 << 16;
+/// Largest kernel, pooling window or stride.
+const MAX_WINDOW: usize = 256;
+
+/// Why a layer's sizes are out of range (so that the products of shapes cannot overflow:
+/// found by fuzzing, `fuzz/` target `architecture`), or `None`.
+fn size_problem(layer: &LayerSpec) -> Option<String> {
+    let (width, windows) = match layer {
+        LayerSpec::Conv2d {
+            filters,
+            kernel,
+            stride,
+            ..
+        }
+        | LayerSpec::SeparableConv2d {
+            filters,
+            kernel,
+            stride,
+            ..
+        } => (*filters, vec![*kernel, *stride]),
+        LayerSpec::DepthwiseConv2d { kernel, stride, .. } => (0, vec![*kernel, *stride]),
+        LayerSpec::MaxPool2d { size, stride, .. } | LayerSpec::AvgPool2d { size, stride, .. } => {
+            (0, vec![*size, stride.unwrap_or(0)])
+        }
+        LayerSpec::Dense { units, .. } => (*units, vec![]),
+        _ => (0, vec![]),
+    };
+    if width > MAX_WIDTH {
+        return Some(format!("{width} filters or units; at most {MAX_WIDTH}"));
+    }
+    windows
+        .iter()
+        .find(|&&w| w > MAX_WINDOW)
+        .map(|w| format!("a kernel, pooling window or stride of {w}; at most {MAX_WINDOW}"))
+}
+
+/// Multiply-accumulates of a product of sizes, saturating instead of overflowing.
+fn macs(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .try_fold(1u64, |a, &f| a.checked_mul(f as u64))
+        .unwrap_or(u64::MAX)
+}
+
 fn walk(
     layers: &[LayerSpec],
     mut shape: Shape,
@@ -423,6 +468,9 @@ fn walk(
     for (i, layer) in layers.iter().enumerate() {
         let path = format!("{prefix}{i}");
         let kind = layer.kind();
+        if let Some(problem) = size_problem(layer) {
+            return Err(bad(&path, kind, problem));
+        }
         let last = prefix.is_empty() && i + 1 == n;
         let (next, params, macs) = match (layer, shape) {
             (
@@ -435,7 +483,7 @@ fn walk(
                 }
                 let (oh, ow) = spatial(&path, kind, h, w, *kernel, *stride, *padding)?;
                 let p = c * kernel * kernel * filters + if *bias { *filters } else { 0 };
-                let m = (oh * ow * filters * c * kernel * kernel) as u64;
+                let m = macs(&[oh, ow, *filters, c, *kernel, *kernel]);
                 (Shape::Image(*filters, oh, ow), p, m)
             }
             (
@@ -448,7 +496,7 @@ fn walk(
                 }
                 let (oh, ow) = spatial(&path, kind, h, w, *kernel, *stride, *padding)?;
                 let p = c * kernel * kernel + c * filters + if *bias { *filters } else { 0 };
-                let m = (oh * ow * c * kernel * kernel + oh * ow * c * filters) as u64;
+                let m = macs(&[oh, ow, c, *kernel, *kernel]).saturating_add(macs(&[oh, ow, c, *filters]));
                 (Shape::Image(*filters, oh, ow), p, m)
             }
             (LayerSpec::DepthwiseConv2d { kernel, stride, padding, bias, activation }, Shape::Image(c, h, w)) => {
@@ -458,7 +506,7 @@ fn walk(
                 }
                 let (oh, ow) = spatial(&path, kind, h, w, *kernel, *stride, *padding)?;
                 let p = c * kernel * kernel + if *bias { c } else { 0 };
-                let m = (oh * ow * c * kernel * kernel) as u64;
+                let m = macs(&[oh, ow, c, *kernel, *kernel]);
                 (Shape::Image(c, oh, ow), p, m)
             }
             (LayerSpec::BatchNorm { momentum, epsilon }, s) => {
@@ -507,7 +555,7 @@ fn walk(
                 if *units == 0 {
                     return Err(bad(&path, kind, "units must be positive"));
                 }
-                (Shape::Vector(*units), n * units + if *bias { *units } else { 0 }, (n * units) as u64)
+                (Shape::Vector(*units), n * units + if *bias { *units } else { 0 }, macs(&[n, *units]))
             }
             (LayerSpec::Residual { body, shortcut, activation }, s) => {
                 check_act(&path, kind, *activation, false)?;
@@ -522,7 +570,7 @@ fn walk(
                     ));
                 }
                 let p = inner.iter().map(|r| r.params).sum();
-                let m = inner.iter().map(|r| r.macs).sum();
+                let m = inner.iter().fold(0u64, |a, r| a.saturating_add(r.macs));
                 (a, p, m)
             }
             (LayerSpec::Dense { .. }, Shape::Image(..)) => {

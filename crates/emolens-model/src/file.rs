@@ -151,10 +151,26 @@ impl ModelFile {
                 source_name: self.meta.name.clone(),
                 detail: format!("weights are unreadable: {e}"),
             })?;
-        net.try_load_record(record)
-            .map_err(|e| ModelError::ModelFile {
-                source_name: self.meta.name.clone(),
-                detail: format!("weights do not fit the architecture: {e}"),
-            })
+        // burn panics (instead of answering an error) when a stored tensor's number type is not
+        // the parameter's, e.g. integers where floats belong: found by fuzzing (fuzz/, target
+        // `model_file`). Such a file was written wrongly or on purpose; refuse it by name.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            net.try_load_record(record)
+        }))
+        .map_err(|panic| ModelError::ModelFile {
+            source_name: self.meta.name.clone(),
+            detail: format!(
+                "weights are not stored as this version of emolens reads them ({}); re-export the model with `emolens model set`, or train it again",
+                panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a tensor of the wrong type")
+            ),
+        })?;
+        loaded.map_err(|e| ModelError::ModelFile {
+            source_name: self.meta.name.clone(),
+            detail: format!("weights do not fit the architecture: {e}"),
+        })
     }
 }

@@ -83,3 +83,23 @@ fn malformed_files_name_the_bad_layer() {
     assert!(e.contains("not valid JSON"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Layer sizes past what any face network uses are refused by name instead of overflowing the
+/// shape arithmetic (a fuzzing find: `fuzz/corpus/architecture/crash-filters-overflow.json`).
+#[test]
+fn absurd_layer_sizes_are_refused_not_overflowed() {
+    for (text, says) in [
+        (
+            r#"{"Conv2D_1": {"filters": 23333333333333333, "kernel_size": 3, "input_shape": [48, 48, 1]}, "Flatten_1": {}, "Dense_1": {"units": 7, "activation": "softmax"}}"#,
+            "filters or units",
+        ),
+        (
+            r#"{"Conv2D_1": {"filters": 8, "kernel_size": 3, "input_shape": [48, 48, 1]}, "MaxPooling2D_1": {"pool_size": 100000}, "Flatten_1": {}, "Dense_1": {"units": 7, "activation": "softmax"}}"#,
+            "pooling window",
+        ),
+    ] {
+        let imp = emolens_model::parse_architecture(text, "absurd.json").unwrap();
+        let e = imp.arch.summarise(1, 48, 48).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}
