@@ -325,3 +325,32 @@ pub async fn post_multipart(
 
 /// A private PostgreSQL server (shared with the CLI's tests).
 pub use emolens_test_support::Postgres;
+
+/// Runs `tests/browser/<script>` with node (at most `limit_s` seconds) and the given
+/// environment, prints its output, asserts it succeeded and printed `"ok":true`; returns stdout.
+pub async fn run_browser_test(
+    script: &str,
+    limit_s: u32,
+    envs: Vec<(&'static str, String)>,
+) -> String {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let name = script.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .arg(limit_s.to_string())
+            .arg("node")
+            .arg(&name)
+            .current_dir(&dir)
+            .envs(envs)
+            .output()
+            .expect("node runs (install nodejs)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    stdout
+}

@@ -58,6 +58,29 @@ async fn consent(addr: SocketAddr, token: &str) -> Resp {
     .await
 }
 
+/// Uploads an ad's creative and keeps it (so the viewing page can play it).
+async fn keep_creative(
+    addr: SocketAddr,
+    key: &str,
+    ad: i64,
+    name: &str,
+    ctype: &str,
+    bytes: &[u8],
+) {
+    let r = request(
+        addr,
+        "PUT",
+        &format!("/v1/ads/{ad}/creative?keep=true&name={name}"),
+        &[
+            ("Authorization", &format!("Bearer {key}")),
+            ("Content-Type", ctype),
+        ],
+        bytes,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 async fn timeline(addr: SocketAddr, key: &str, ad: i64) -> Value {
     let r = get(addr, &format!("/v1/ads/{ad}/timeline"), Some(key)).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -548,18 +571,7 @@ async fn sessions_have_their_own_limits_and_the_creative_plays_in_ranges() {
         .as_i64()
         .unwrap();
     let creative = one_viewer(&dir.path().join("creative.mp4"), &faces("happy", 1)[0], 2.0);
-    let r = request(
-        addr,
-        "PUT",
-        &format!("/v1/ads/{ad}/creative?keep=true&name=spot.mp4"),
-        &[
-            ("Authorization", &format!("Bearer {kn}")),
-            ("Content-Type", "video/mp4"),
-        ],
-        &creative,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    keep_creative(addr, &kn, ad, "spot.mp4", "video/mp4", &creative).await;
     let link = post_raw(
         addr,
         &format!("/v1/ads/{ad}/live-links"),
@@ -716,18 +728,7 @@ async fn the_viewing_page_sends_frames_that_reach_the_timeline() {
     }
     w.finish().unwrap();
     let creative = std::fs::read(&creative_path).unwrap();
-    let r = request(
-        addr,
-        "PUT",
-        &format!("/v1/ads/{ad}/creative?keep=true&name=spot.webm"),
-        &[
-            ("Authorization", &format!("Bearer {kn}")),
-            ("Content-Type", "video/webm"),
-        ],
-        &creative,
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    keep_creative(addr, &kn, ad, "spot.webm", "video/webm", &creative).await;
     let link = post_json(
         addr,
         &format!("/v1/ads/{ad}/live-links"),
@@ -739,33 +740,19 @@ async fn the_viewing_page_sends_frames_that_reach_the_timeline() {
     let camera = dir.path().join("camera.y4m");
     crate::ondevice::write_y4m(&camera, &crate::ondevice::camera_frame(), 10);
 
-    let url = format!("http://{addr}");
-    let link_path = link["url"].as_str().unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .arg("180")
-            .arg("node")
-            .arg("live.test.js")
-            .current_dir(&browser_dir)
-            .env("EMOLENS_URL", url)
-            .env("EMOLENS_LINK", link_path)
-            .env("EMOLENS_KEY", kn)
-            .env("EMOLENS_AD", ad.to_string())
-            .env("EMOLENS_CAMERA", camera)
-            .env("EMOLENS_CHROMIUM", chromium)
-            .output()
-            .expect("node runs (install nodejs)")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "live viewing page test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    run_browser_test(
+        "live.test.js",
+        180,
+        vec![
+            ("EMOLENS_URL", format!("http://{addr}")),
+            ("EMOLENS_LINK", link["url"].as_str().unwrap().to_string()),
+            ("EMOLENS_KEY", kn.clone()),
+            ("EMOLENS_AD", ad.to_string()),
+            ("EMOLENS_CAMERA", camera.display().to_string()),
+            ("EMOLENS_CHROMIUM", chromium),
+        ],
+    )
+    .await;
     // The viewer erased their viewing from the page: nothing of it is left.
     for table in [
         "video_jobs",

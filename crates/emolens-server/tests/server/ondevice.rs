@@ -10,7 +10,6 @@ use emolens_server::ServerConfig;
 use image::{imageops::FilterType, Rgb, RgbImage};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 /// A 640x480 frame: a FER2013 test face enlarged to 200 px on a warm background.
@@ -110,29 +109,16 @@ async fn on_device_page_sends_no_image_and_agrees_with_the_server() {
     let camera = dir.path().join("camera.y4m");
     write_y4m(&camera, &camera_frame(), 10);
 
-    let url = format!("http://{}", s.addr);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("timeout")
-            .arg("240")
-            .arg("node")
-            .arg("ondevice.test.js")
-            .current_dir(&browser_dir)
-            .env("EMOLENS_URL", url)
-            .env("EMOLENS_CAMERA", camera)
-            .env("EMOLENS_CHROMIUM", chromium)
-            .output()
-            .expect("node runs (install nodejs)")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "on-device browser test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    run_browser_test(
+        "ondevice.test.js",
+        240,
+        vec![
+            ("EMOLENS_URL", format!("http://{}", s.addr)),
+            ("EMOLENS_CAMERA", camera.display().to_string()),
+            ("EMOLENS_CHROMIUM", chromium),
+        ],
+    )
+    .await;
     // Nothing the page did reached the database.
     assert!(s.state.db.list_campaigns(1).await.unwrap().is_empty());
     s.stop().await;
