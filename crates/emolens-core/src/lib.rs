@@ -6,6 +6,7 @@
 pub mod classifier;
 pub mod emotion;
 pub mod error;
+pub mod files;
 pub mod fingerprint;
 pub mod meta;
 pub mod paths;
@@ -15,4 +16,6 @@ pub use classifier::EmotionClassifier;
 pub use emotion::Emotion;
 pub use error::{CoreError, ErrorKind};
 pub use meta::{ColourMode, InputSpec, Int8Calibration, ModelMeta, Normalisation};
-pub use preprocess::{decode_image, probe_image, CropBox, DecodeLimits, ImageInfo, Preprocessor};
+pub use preprocess::{
+    decode_image, mirror_rows, probe_image, CropBox, DecodeLimits, ImageInfo, Preprocessor,
+};

@@ -684,3 +684,27 @@ mod tests {
         }
     }
 }
+
+/// Planar (`C x H x W`) images of `width` columns, each row reversed: the mirror images that
+/// flip test-time augmentation classifies and its tuning measures (pixels or normalised
+/// values alike). The one mirror of the workspace.
+pub fn mirror_rows<T: Copy>(planar: &[T], width: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(planar.len());
+    for row in planar.chunks(width.max(1)) {
+        out.extend(row.iter().rev());
+    }
+    out
+}
+
+#[cfg(test)]
+mod mirror_tests {
+    #[test]
+    fn mirror_reverses_each_row_of_each_channel() {
+        // 2 channels of 2x3.
+        let px: Vec<u8> = (0..12).collect();
+        assert_eq!(
+            super::mirror_rows(&px, 3),
+            [2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9]
+        );
+    }
+}

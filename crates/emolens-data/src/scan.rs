@@ -11,7 +11,6 @@ use emolens_core::Emotion;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// A dataset split.
@@ -100,18 +99,14 @@ impl DatasetScan {
     }
 }
 
+/// `(name, path, is_dir)` of `dir`'s entries, sorted by name, links followed (the workspace's
+/// one folder listing, `emolens_core::files`).
 fn sorted_entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, bool)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        // Follow symlinks: a linked class folder or file is as good as a real one.
-        let is_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-        out.push((name, path, is_dir));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok(emolens_core::files::list_sorted(dir)
+        .map_err(|e| e.source)?
+        .into_iter()
+        .map(|e| (e.name, e.path, e.is_dir))
+        .collect())
 }
 
 /// Scans `root` laid out `<root>/<split>/<class>/<files>`.

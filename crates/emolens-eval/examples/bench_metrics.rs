@@ -48,6 +48,7 @@ fn main() {
         labels: Default::default(),
         class_map: vec![],
         flip_tta: false,
+        flip_tta_below: None,
         runtime: "synthetic".into(),
         seconds: 0.0,
         images_per_second: 0.0,

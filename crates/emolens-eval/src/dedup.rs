@@ -4,25 +4,7 @@ use crate::error::EvalError;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), EvalError> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| EvalError::io(dir, format!("cannot list folder: {e}")))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| EvalError::io(dir, format!("cannot list folder: {e}")))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.is_file() {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
+use std::path::Path;
 
 /// SHA-256 (hex) of every file under `dir`, recursively (hidden files skipped). Unreadable
 /// files are logged and left out: they cannot be duplicates of anything we evaluate.
@@ -33,8 +15,8 @@ pub fn hash_tree(dir: &Path) -> Result<HashSet<String>, EvalError> {
             "not a folder; --exclude-train-duplicates needs the training images' folder",
         ));
     }
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
+    let files = emolens_core::files::walk_all(dir, &|p| p.is_file())
+        .map_err(|e| EvalError::io(&e.path, format!("cannot list folder: {}", e.source)))?;
     Ok(files
         .par_iter()
         .filter_map(|p| match std::fs::read(p) {

@@ -15,6 +15,9 @@ pub enum EvalError {
     /// Drawing a plot failed.
     #[error("plot '{plot}': {detail}")]
     Plot { plot: String, detail: String },
+    /// The classifier failed on a batch.
+    #[error("inference: {0}")]
+    Inference(#[from] emolens_core::CoreError),
 }
 
 impl EvalError {

@@ -19,6 +19,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod plots;
 pub mod report;
+pub mod tta;
 
 pub use error::EvalError;
 pub use metrics::{evaluate, EvalReport};

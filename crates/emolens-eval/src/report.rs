@@ -91,7 +91,12 @@ pub struct EvalDocument {
     pub labels: LabelSource,
     /// Dataset class (folder or label name) -> model class, as used.
     pub class_map: Vec<(String, String)>,
+    /// Whether the model ran with flip test-time augmentation (the model file's setting, or
+    /// `eval --flip-tta`'s replacement of it).
     pub flip_tta: bool,
+    /// The confidence below which faces were mirrored; `None` with `flip_tta`: every face.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_tta_below: Option<f32>,
     /// How the model ran (kernels and number format, e.g. `onednn plan (bf16)`).
     #[serde(default)]
     pub runtime: String,
@@ -522,7 +527,11 @@ fn header_markdown(doc: &EvalDocument, out: &mut String) {
     let _ = writeln!(
         out,
         "- horizontal-flip test-time augmentation: {}",
-        if doc.flip_tta { "on" } else { "off" }
+        match (doc.flip_tta, doc.flip_tta_below) {
+            (false, _) => "off".to_string(),
+            (true, None) => "on, every image".to_string(),
+            (true, Some(t)) => format!("on, images the model is under {t:.2} sure of"),
+        }
     );
     let _ = writeln!(
         out,

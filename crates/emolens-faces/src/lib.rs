@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 pub use detect::{Detection, DetectorSettings, FaceDetector, DETECTOR_WINDOW_PX};
 
-/// File extensions taken as photos when a folder is searched (files named explicitly are always
-/// tried: the format is sniffed from the content either way). The one list of the workspace.
-pub const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"];
+/// File extensions taken as photos when a folder is searched (the workspace's one list lives in
+/// `emolens_core::files`).
+pub use emolens_core::files::PHOTO_EXTENSIONS;
 
 /// What the top emotion reads when a face fails the quality gate.
 pub const UNCERTAIN: &str = "uncertain";

@@ -250,11 +250,7 @@ fn softmax_rows(logits: &mut [f32], k: usize) {
 
 /// Planar (CHW) images, each row reversed: the mirror images flip TTA classifies.
 pub fn mirror(inputs: &[f32], width: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(inputs.len());
-    for row in inputs.chunks(width) {
-        out.extend(row.iter().rev());
-    }
-    out
+    emolens_core::mirror_rows(inputs, width)
 }
 
 impl EmotionClassifier for BurnClassifier {

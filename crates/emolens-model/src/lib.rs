@@ -4,6 +4,7 @@
 //! [`emolens_core::EmotionClassifier`].
 
 pub mod arch;
+pub mod calibration;
 pub mod classifier;
 pub mod error;
 pub mod file;
@@ -13,6 +14,7 @@ pub mod net;
 pub mod onednn;
 pub mod onnx;
 pub mod runtime;
+pub mod tta;
 
 pub use arch::{Architecture, LayerSpec, Summary};
 pub use classifier::{

@@ -57,30 +57,15 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<Vec<PathBuf>>, InputErro
 
 /// True for a file name a folder search picks up: a photo or video extension, in any case
 /// (sound files in a folder are left alone; named explicitly, they are answered "audio only").
-pub fn is_media_name(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        let e = e.to_ascii_lowercase();
-        let e = e.as_str();
-        PHOTO_EXTENSIONS.contains(&e) || VIDEO_EXTENSIONS.contains(&e)
-    })
-}
+pub use emolens_core::files::is_media_name;
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| InputError::ReadDir {
-            path: dir.to_path_buf(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, files)?;
-        } else if is_media_name(&p) {
-            files.push(p);
-        }
-    }
+    let found =
+        emolens_core::files::walk_all(dir, &is_media_name).map_err(|e| InputError::ReadDir {
+            path: e.path,
+            source: e.source,
+        })?;
+    files.extend(found);
     Ok(())
 }
 

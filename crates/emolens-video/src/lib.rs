@@ -34,26 +34,16 @@ pub use plot::write_timeline;
 pub use timeline::{ViewerSecond, ViewerTimeline};
 pub use track::{Tracker, TrackerSettings};
 
-/// File extensions taken as videos when walking a folder (named files are sniffed by content).
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "flv", "wmv", "3gp", "ogv",
-];
-
-/// Extensions of sound-only media: routed to the video path so the answer is "audio only",
-/// not "not an image".
-pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "mp3", "m4a", "aac", "flac", "ogg", "opus", "wma"];
+/// Video and sound-only extensions (the workspace's one list lives in `emolens_core::files`;
+/// sound files go the video path so the answer is "audio only", not "not an image").
+pub use emolens_core::files::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS};
 
 /// True when `path` should be analysed as a video: a video or audio extension, or content that
 /// looks like a video container.
 pub fn is_video_path(path: &std::path::Path) -> bool {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase());
-    if let Some(e) = ext.as_deref() {
-        if VIDEO_EXTENSIONS.contains(&e) || AUDIO_EXTENSIONS.contains(&e) {
-            return true;
-        }
+    use emolens_core::files::{media_kind, MediaKind};
+    if matches!(media_kind(path), Some(MediaKind::Video | MediaKind::Audio)) {
+        return true;
     }
     use std::io::Read;
     let mut head = [0u8; 512];

@@ -9,7 +9,6 @@
 use crate::cmd_video;
 use anyhow::Context;
 use emolens_faces::{Analyzer, AnalyzerConfig, FacesError, PhotoResult, PreparedBatch};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -212,14 +211,7 @@ fn analyze_photos(
     analyzer: &Arc<Analyzer>,
     out: &mut Output,
 ) -> anyhow::Result<(usize, usize, usize)> {
-    let bar = ProgressBar::new(photos.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} analyse [{bar:30}] {pos}/{len} photos {per_sec} ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(photos.len() as u64, "photos");
     let started = std::time::Instant::now();
     let mut annotated_names = HashSet::new();
     let (mut ok, mut failed, mut faces) = (0usize, 0usize, 0usize);

@@ -12,7 +12,6 @@ use emolens_eval::report::{
     load_from_disk, write_eval_report, EvalDocument, EvalSection, ItemFailure, LabelSource,
 };
 use emolens_eval::{dedup, evaluate};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,9 +42,19 @@ pub struct EvalArgs {
     /// Folder for report.json, report.md, report.html and plots/.
     #[arg(long, env = "EMOLENS_EVAL_OUT", default_value = "reports/eval")]
     out: PathBuf,
-    /// Average each image's probabilities with its horizontal mirror's.
-    #[arg(long, env = "EMOLENS_EVAL_FLIP_TTA")]
-    flip_tta: bool,
+    /// Flip test-time augmentation for this run, replacing the model file's own setting:
+    /// `always` (also `--flip-tta` alone: every image's probabilities averaged with its
+    /// mirror's), `off`, a confidence gate between 0 and 1 (mirror the images the model is less
+    /// sure of), or `model` (the file's setting, shown by `emolens model info`).
+    #[arg(
+        long,
+        env = "EMOLENS_EVAL_FLIP_TTA",
+        default_value = "model",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        value_parser = emolens_model::tta::FlipTta::parse
+    )]
+    flip_tta: emolens_model::tta::FlipTta,
     /// Training images' folder: also report metrics without the files that duplicate a training
     /// file byte for byte.
     #[arg(long, env = "EMOLENS_EVAL_EXCLUDE_TRAIN_DUPLICATES")]
@@ -100,10 +109,9 @@ fn scan_eval_data(data: &Path, split_name: &str) -> anyhow::Result<EvalData> {
         p.file_name()
             .is_some_and(|n| Split::from_folder(&n.to_string_lossy()).is_some())
     };
-    let has_split_folders = std::fs::read_dir(data)
-        .with_context(|| format!("{}: cannot list the folder", data.display()))?
-        .filter_map(Result::ok)
-        .any(|e| e.path().is_dir() && is_split_name(&e.path()));
+    let has_split_folders = emolens_core::files::list_sorted(data)?
+        .iter()
+        .any(|e| e.is_dir && is_split_name(&e.path));
     if !has_split_folders && !is_split_name(data) {
         return scan_class_folders(data);
     }
@@ -168,22 +176,19 @@ fn scan_eval_data(data: &Path, split_name: &str) -> anyhow::Result<EvalData> {
 /// labelled set of one's own): every file of every class folder. Files beside the class folders
 /// (notes such as SOURCE.md) are skipped; folders inside a class folder are reported.
 fn scan_class_folders(dir: &Path) -> anyhow::Result<EvalData> {
-    let sorted = |d: &Path| -> anyhow::Result<Vec<std::fs::DirEntry>> {
-        let mut v: Vec<std::fs::DirEntry> = std::fs::read_dir(d)
-            .with_context(|| format!("{}: cannot list the folder", d.display()))?
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .collect();
-        v.sort_by_key(|e| e.file_name());
-        Ok(v)
+    let sorted = |d: &Path| -> anyhow::Result<Vec<emolens_core::files::DirEntry>> {
+        Ok(emolens_core::files::list_sorted(d)?
+            .into_iter()
+            .filter(|e| !e.is_hidden())
+            .collect())
     };
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    for class_dir in sorted(dir)?.into_iter().filter(|e| e.path().is_dir()) {
-        let class = class_dir.file_name().to_string_lossy().to_string();
-        for f in sorted(&class_dir.path())? {
-            let path = f.path();
-            if path.is_file() {
+    for class_dir in sorted(dir)?.into_iter().filter(|e| e.is_dir) {
+        let class = class_dir.name;
+        for f in sorted(&class_dir.path)? {
+            let path = f.path;
+            if !f.is_dir {
                 files.push((path, class.clone()));
             } else {
                 problems.push(ItemFailure {
@@ -254,23 +259,9 @@ fn labelled_files(a: &EvalArgs, labels: &Labels) -> anyhow::Result<(EvalData, La
     }
 }
 
-fn progress_bar(len: usize, msg: &'static str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>9} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}",
-    ) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(msg);
-    pb
-}
-
 pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let classifier = emolens_model::load_classifier(a.model.as_deref())?;
+    let classifier = emolens_model::tta::load_classifier_tta(a.model.as_deref(), a.flip_tta)?;
     let meta = classifier.meta().clone();
     let model_source = a
         .model
@@ -321,14 +312,13 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let infer_started = Instant::now();
-    let bar = progress_bar(cache.len(), "predicting");
+    let bar = crate::progress::bar(cache.len() as u64, "images");
     let probs = predict_pixels(
         classifier.as_ref() as &dyn EmotionClassifier,
         &pre,
         &cache.pixels,
         cache.len(),
         a.batch_size,
-        a.flip_tta,
         &mut |done| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -387,7 +377,8 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<ExitCode> {
         data_dir: a.data.display().to_string(),
         labels: label_source,
         class_map,
-        flip_tta: a.flip_tta,
+        flip_tta: meta.flip_tta,
+        flip_tta_below: meta.flip_tta.then_some(meta.flip_tta_below).flatten(),
         runtime: classifier.runtime(),
         seconds: started.elapsed().as_secs_f64(),
         images_per_second: cache.len() as f64 / infer_secs.max(1e-9),

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use emolens_core::{ColourMode, DecodeLimits, Normalisation, Preprocessor};
 use emolens_data::AugmentConfig;
-use emolens_model::burn::module::Module;
 use emolens_model::{load_classifier, read_architecture_file};
 use emolens_train::sweep::{run_sweep, SweepGrid};
 use emolens_train::{
@@ -62,9 +61,15 @@ pub struct CommonTrainArgs {
     /// L2 weight decay (decoupled for adamw).
     #[arg(long, env = "EMOLENS_WEIGHT_DECAY", default_value_t = 0.0)]
     weight_decay: f64,
-    /// Learning-rate schedule: constant, step, cosine, plateau.
-    #[arg(long, env = "EMOLENS_SCHEDULE", default_value = "constant")]
-    schedule: String,
+    /// Learning-rate schedule.
+    #[arg(
+        long,
+        env = "EMOLENS_SCHEDULE",
+        value_enum,
+        ignore_case = true,
+        default_value = "constant"
+    )]
+    schedule: ScheduleKind,
     /// Step schedule: epochs between reductions.
     #[arg(long, env = "EMOLENS_STEP_EVERY", default_value_t = 10)]
     step_every: usize,
@@ -156,9 +161,15 @@ pub struct TrainArgs {
     /// Architecture file: emolens' own format, the original design's format, or Keras model JSON.
     #[arg(long, env = "EMOLENS_ARCH")]
     arch: PathBuf,
-    /// Optimiser: sgd, nesterov, adam, adamw, rmsprop.
-    #[arg(long, env = "EMOLENS_OPTIMIZER", default_value = "sgd")]
-    optimizer: String,
+    /// Optimiser.
+    #[arg(
+        long,
+        env = "EMOLENS_OPTIMIZER",
+        value_enum,
+        ignore_case = true,
+        default_value = "sgd"
+    )]
+    optimizer: OptimizerName,
     /// Colour mode: grayscale or rgb.
     #[arg(long, env = "EMOLENS_COLOUR_MODE", default_value = "grayscale")]
     colour_mode: String,
@@ -184,9 +195,11 @@ pub struct SweepArgs {
         long,
         env = "EMOLENS_SWEEP_OPTIMIZERS",
         value_delimiter = ',',
+        value_enum,
+        ignore_case = true,
         default_value = "sgd,adam,rmsprop"
     )]
-    optimizers: Vec<String>,
+    optimizers: Vec<OptimizerName>,
     /// Colour modes (comma-separated).
     #[arg(
         long,
@@ -346,115 +359,25 @@ fn export(file: Option<PathBuf>, format: ExportFormat, out: &Path) -> anyhow::Re
     Ok(())
 }
 
-/// Image files under `dir`, recursively, sorted by path (as `predict` walks folders).
-fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for item in expand_inputs(&[dir.display().to_string()]) {
-        let path = item.map_err(anyhow::Error::msg)?;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if ext.is_some_and(|e| emolens_faces::PHOTO_EXTENSIONS.contains(&e.as_str())) {
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
-/// An image file read and prepared as the model's input, or why it could not be.
-fn prepared(pre: &Preprocessor, path: &Path) -> Result<Vec<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    pre.prepare_bytes(&bytes, &path.display().to_string())
-        .map_err(|e| e.to_string())
-}
-
 /// Reads a model file, or the bundled model: its bytes and a name for messages.
 fn model_bytes(file: &Option<PathBuf>) -> anyhow::Result<(Vec<u8>, String)> {
-    Ok(match file {
-        Some(p) => (
-            std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?,
-            p.display().to_string(),
-        ),
-        None => {
-            // The same choice as every command's (--bundled: accurate or fast).
-            let choice = emolens_model::runtime::options().bundled;
-            (
-                emolens_model::bundled_model(choice)?.to_vec(),
-                format!("bundled {}", choice.as_str()),
-            )
-        }
-    })
+    Ok(emolens_model::tta::read_model_bytes(file.as_deref())?)
 }
 
 fn quantize(file: Option<PathBuf>, data: &Path, images: usize, out: &Path) -> anyhow::Result<()> {
-    if images == 0 {
-        bail!("--images must be at least 1");
-    }
     let (bytes, name) = model_bytes(&file)?;
-    let f = emolens_model::ModelFile::decode(&bytes, &name)?;
-    let files = image_files(data)?;
-    if files.is_empty() {
-        bail!(
-            "{}: no images ({}) found; give a folder of faces, e.g. a dataset's train split",
-            data.display(),
-            emolens_faces::PHOTO_EXTENSIONS.join(", ")
-        );
-    }
-    // Evenly spread over the sorted list, so every class folder contributes.
-    let step = (files.len() as f64 / images.min(files.len()) as f64).max(1.0);
-    let picked: Vec<&PathBuf> = (0..images.min(files.len()))
-        .map(|i| &files[(i as f64 * step) as usize])
-        .collect();
-    let pre = Preprocessor::new(f.meta.input.clone());
-    let mut x = Vec::with_capacity(picked.len() * f.meta.input.len());
-    let (mut used, mut skipped) = (0usize, 0usize);
-    for p in &picked {
-        match prepared(&pre, p) {
-            Ok(v) => {
-                x.extend(v);
-                used += 1;
-            }
-            Err(e) => {
-                tracing::warn!(file = %p.display(), error = %e, "skipped a calibration image");
-                skipped += 1;
-            }
-        }
-    }
-    if used == 0 {
-        bail!(
-            "{}: none of the {} picked images could be read",
-            data.display(),
-            picked.len()
-        );
-    }
-    let spec = &f.meta.input;
-    let input = [spec.channels(), spec.height as usize, spec.width as usize];
-    let net = f.network(&emolens_model::burn::tensor::Device::flex())?;
-    let frozen = net
-        .valid()
-        .to_frozen(input)
-        .map_err(|r| anyhow::anyhow!("{name}: this network cannot run in 8 bits: {r}"))?;
-    let source = format!(
-        "{} ({used} of {} images, every {:.1}th by path{})",
-        data.display(),
-        files.len(),
-        step,
-        if skipped > 0 {
-            format!(", {skipped} unreadable skipped")
+    let done = emolens_model::calibration::calibrate_folder(&bytes, &name, data, images)?;
+    std::fs::write(out, &done.bytes).with_context(|| format!("{}: cannot write", out.display()))?;
+    eprintln!(
+        "wrote {} (int8 calibration on {} of {} images{})",
+        out.display(),
+        done.used,
+        done.found,
+        if done.skipped > 0 {
+            format!(", {} unreadable skipped", done.skipped)
         } else {
             String::new()
         }
-    );
-    let cal = emolens_model::onednn::calibrate(&frozen, &x, used, &source)
-        .map_err(|e| anyhow::anyhow!("{name}: calibration failed: {e}"))?;
-    let mut meta = f.meta.clone();
-    meta.int8 = Some(cal);
-    std::fs::write(out, f.reencode(&meta)?)
-        .with_context(|| format!("{}: cannot write", out.display()))?;
-    eprintln!(
-        "wrote {} (int8 calibration on {used} images)",
-        out.display()
     );
     Ok(())
 }
@@ -475,45 +398,6 @@ fn parse_threshold(s: &str) -> Result<Gate, String> {
     }
 }
 
-/// Accuracy and mirrored share of the flip-TTA gate at each threshold, from every image's own
-/// (`p`) and mirrored (`q`) probabilities, `k` classes a row.
-fn gate_table(
-    p: &[f32],
-    q: &[f32],
-    labels: &[usize],
-    k: usize,
-    thresholds: &[f32],
-) -> Vec<(f32, f64, f64)> {
-    let top = |row: &[f32]| {
-        (0..k)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .unwrap_or(0)
-    };
-    let n = labels.len();
-    thresholds
-        .iter()
-        .map(|&t| {
-            let (mut right, mut mirrored) = (0usize, 0usize);
-            for (i, &label) in labels.iter().enumerate() {
-                let own = &p[i * k..(i + 1) * k];
-                let answer = if own.iter().copied().fold(f32::MIN, f32::max) < t {
-                    mirrored += 1;
-                    let mean: Vec<f32> = own
-                        .iter()
-                        .zip(&q[i * k..(i + 1) * k])
-                        .map(|(a, b)| a + b)
-                        .collect();
-                    top(&mean)
-                } else {
-                    top(own)
-                };
-                right += usize::from(answer == label);
-            }
-            (t, right as f64 / n as f64, mirrored as f64 / n as f64)
-        })
-        .collect()
-}
-
 fn tune_tta(
     file: Option<PathBuf>,
     data: &Path,
@@ -522,6 +406,7 @@ fn tune_tta(
     tolerance: f64,
     out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    use emolens_model::tta::{with_flip_tta, FlipTta};
     let (bytes, name) = model_bytes(&file)?;
     let f = emolens_model::ModelFile::decode(&bytes, &name)?;
     let splits = emolens_data::open_for_training(data, valid_fraction, seed)?;
@@ -532,91 +417,57 @@ fn tune_tta(
         );
     }
     // Dataset classes to the model's outputs, by name: a model's class order is its own.
-    let to_model: Vec<Option<usize>> = splits
-        .classes
+    let samples: Vec<(PathBuf, usize)> = splits
+        .valid
         .iter()
-        .map(|c| f.meta.classes.iter().position(|m| m == c))
+        .filter_map(|s| {
+            let class = &splits.classes[s.class];
+            let to = f.meta.classes.iter().position(|m| m == class)?;
+            Some((s.path.clone(), to))
+        })
         .collect();
-    let c = emolens_model::BurnClassifier::from_bytes(
-        &bytes,
+    if samples.is_empty() {
+        bail!(
+            "{}: no validation image has one of the model's classes ({})",
+            data.display(),
+            f.meta.classes.join(", ")
+        );
+    }
+    // One pass per call: the tuning mirrors the images itself.
+    let plain = emolens_model::BurnClassifier::from_bytes(
+        &with_flip_tta(&bytes, &name, FlipTta::Off)?,
         &name,
         &emolens_model::inference_device(),
     )?;
-    let pre = Preprocessor::new(f.meta.input.clone());
-    let width = f.meta.input.width as usize;
-    let k = f.meta.classes.len();
-    let (mut p, mut q, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-    let bar = indicatif::ProgressBar::new(splits.valid.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images {per_sec} eta {eta}")
-            .expect("valid template"),
-    );
-    for chunk in splits.valid.chunks(64) {
-        let (mut x, mut rows) = (Vec::new(), 0);
-        for s in chunk {
-            let Some(label) = to_model[s.class] else {
-                continue;
-            };
-            match prepared(&pre, &s.path) {
-                Ok(v) => {
-                    x.extend(v);
-                    labels.push(label);
-                    rows += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(file = %s.path.display(), error = %e, "skipped a validation image")
-                }
-            }
-        }
-        bar.inc(chunk.len() as u64);
-        if rows == 0 {
-            continue;
-        }
-        let mirrored = emolens_model::mirror(&x, width);
-        p.extend(c.probabilities(&x, rows)?);
-        q.extend(c.probabilities(&mirrored, rows)?);
-    }
+    let bar = crate::progress::bar(samples.len() as u64, "images");
+    let tuning = emolens_eval::tta::tune_flip_gate(&plain, &samples, tolerance, &mut |done| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
-    if labels.is_empty() {
-        bail!(
-            "{}: none of the validation images could be read or matched the model's classes",
-            data.display()
-        );
-    }
-    let thresholds: Vec<f32> = (0..=20).map(|i| i as f32 * 0.05).chain([1.01]).collect();
-    let table = gate_table(&p, &q, &labels, k, &thresholds);
-    let always = table.last().expect("thresholds").1;
-    let chosen = table
-        .iter()
-        .position(|(_, acc, _)| *acc >= always - tolerance)
-        .expect("mirroring everything meets its own accuracy");
     println!(
         "validation images: {} ({}), runtime {}",
-        labels.len(),
+        tuning.images,
         data.display(),
-        c.runtime()
+        emolens_core::EmotionClassifier::runtime(&plain)
     );
     println!("{:>9} {:>9} {:>9}", "below", "accuracy", "mirrored");
-    for (i, (t, acc, share)) in table.iter().enumerate() {
-        let label = if *t > 1.0 {
-            "always".to_string()
+    for (i, r) in tuning.rows.iter().enumerate() {
+        let label = r.below.map_or("always".to_string(), |t| format!("{t:.2}"));
+        let mark = if i == tuning.chosen {
+            "  <- chosen"
         } else {
-            format!("{t:.2}")
+            ""
         };
-        let mark = if i == chosen { "  <- chosen" } else { "" };
-        println!("{label:>9} {acc:>9.4} {share:>9.3}{mark}");
+        println!("{label:>9} {:>9.4} {:>9.3}{mark}", r.accuracy, r.mirrored);
     }
-    let chosen = table[chosen].0;
     if let Some(out) = out {
-        let mut meta = f.meta.clone();
-        meta.flip_tta = true;
-        meta.flip_tta_below = (chosen <= 1.0).then_some(chosen);
-        std::fs::write(&out, f.reencode(&meta)?)
+        let chosen = tuning
+            .chosen()
+            .below
+            .map_or(FlipTta::Always, FlipTta::Below);
+        std::fs::write(&out, with_flip_tta(&bytes, &name, chosen)?)
             .with_context(|| format!("{}: cannot write", out.display()))?;
-        eprintln!(
-            "wrote {} (flip TTA below {:?})",
-            out.display(),
-            meta.flip_tta_below
-        );
+        eprintln!("wrote {} (flip TTA {chosen:?})", out.display());
     }
     Ok(())
 }
@@ -781,30 +632,68 @@ fn parse_normalisation(s: &str) -> anyhow::Result<Normalisation> {
     bail!("--normalisation must be `unit` or `standard:MEAN:STD`, got `{s}`")
 }
 
+/// `--optimizer` (and the sweep's `--optimizers`): the optimisers of `OptimizerConfig`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerName {
+    /// SGD with momentum 0.9 (--momentum, --nesterov).
+    Sgd,
+    /// SGD with Nesterov momentum 0.9.
+    #[value(alias = "sgd-nesterov")]
+    Nesterov,
+    Adam,
+    /// Adam with decoupled weight decay (--weight-decay).
+    Adamw,
+    Rmsprop,
+}
+
+impl OptimizerName {
+    /// The name run folders and histories use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptimizerName::Sgd => "sgd",
+            OptimizerName::Nesterov => "nesterov",
+            OptimizerName::Adam => "adam",
+            OptimizerName::Adamw => "adamw",
+            OptimizerName::Rmsprop => "rmsprop",
+        }
+    }
+}
+
+/// `--schedule`: the learning-rate schedules of `Schedule`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// The base rate throughout.
+    Constant,
+    /// Times --gamma every --step-every epochs.
+    Step,
+    /// Cosine decay to --min-lr after --warmup-epochs of linear warm-up.
+    Cosine,
+    /// Times --gamma after --plateau-patience epochs without a better val_loss.
+    Plateau,
+}
+
 fn parse_schedule(c: &CommonTrainArgs) -> anyhow::Result<Schedule> {
-    Ok(match c.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "step" => Schedule::Step {
+    Ok(match c.schedule {
+        ScheduleKind::Constant => Schedule::Constant,
+        ScheduleKind::Step => Schedule::Step {
             every: c.step_every,
             gamma: c.gamma,
         },
-        "cosine" => Schedule::Cosine {
+        ScheduleKind::Cosine => Schedule::Cosine {
             warmup_epochs: c.warmup_epochs,
             min_lr: c.min_lr,
         },
-        "plateau" => Schedule::Plateau {
+        ScheduleKind::Plateau => Schedule::Plateau {
             factor: c.gamma,
             patience: c.plateau_patience,
             min_lr: c.min_lr,
         },
-        other => bail!("--schedule `{other}` is unknown: use constant, step, cosine or plateau"),
     })
 }
 
-fn parse_optimizer(name: &str, c: &CommonTrainArgs) -> anyhow::Result<OptimizerConfig> {
-    let mut o = OptimizerConfig::by_name(name).with_context(|| {
-        format!("--optimizer `{name}` is unknown: use sgd, nesterov, adam, adamw or rmsprop")
-    })?;
+fn parse_optimizer(name: OptimizerName, c: &CommonTrainArgs) -> anyhow::Result<OptimizerConfig> {
+    let mut o = OptimizerConfig::by_name(name.as_str())
+        .with_context(|| format!("--optimizer `{}` has no configuration", name.as_str()))?;
     match &mut o {
         OptimizerConfig::Sgd { momentum, nesterov } => {
             if let Some(m) = c.momentum {
@@ -825,7 +714,7 @@ fn parse_optimizer(name: &str, c: &CommonTrainArgs) -> anyhow::Result<OptimizerC
 /// A run's configuration from the flags and one point of the grid.
 fn build_config(
     arch: &Path,
-    optimizer: &str,
+    optimizer: OptimizerName,
     colour: &str,
     batch_size: usize,
     c: &CommonTrainArgs,
@@ -920,7 +809,7 @@ fn run_options(c: &CommonTrainArgs) -> RunOptions {
 pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     let cfg = build_config(
         &a.arch,
-        &a.optimizer,
+        a.optimizer,
         &a.colour_mode,
         a.batch_size,
         &a.common,
@@ -952,7 +841,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
 pub fn sweep(a: SweepArgs) -> anyhow::Result<ExitCode> {
     let mut configs = Vec::new();
     for arch in &a.archs {
-        for opt in &a.optimizers {
+        for &opt in &a.optimizers {
             for colour in &a.colour_modes {
                 for &bs in &a.batch_sizes {
                     configs.push(build_config(arch, opt, colour, bs, &a.common)?);
@@ -1044,25 +933,17 @@ pub fn arch(c: ArchCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Expands files, folders (recursively, sorted) and glob patterns.
+/// Expands files, folders (recursively, sorted, hidden entries skipped: the workspace's one
+/// walk, `emolens_core::files`) and glob patterns. A folder names every file under it; the
+/// caller reports the ones that are not images, item by item.
 fn expand_inputs(inputs: &[String]) -> Vec<Result<PathBuf, String>> {
-    fn walk(dir: &Path, out: &mut Vec<Result<PathBuf, String>>) {
-        match std::fs::read_dir(dir) {
-            Ok(rd) => {
-                let mut entries: Vec<PathBuf> =
-                    rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                entries.sort();
-                for p in entries {
-                    if p.is_dir() {
-                        walk(&p, out);
-                    } else {
-                        out.push(Ok(p));
-                    }
-                }
-            }
-            Err(e) => out.push(Err(format!("{}: cannot read folder: {e}", dir.display()))),
-        }
-    }
+    let walk = |dir: &Path, out: &mut Vec<Result<PathBuf, String>>| {
+        out.extend(
+            emolens_core::files::walk(dir, &|_| true)
+                .into_iter()
+                .map(|r| r.map_err(|e| format!("{e}: {}", e.source))),
+        )
+    };
     let mut out = Vec::new();
     for i in inputs {
         let p = Path::new(i);

@@ -8,6 +8,7 @@ mod cmd_model;
 mod cmd_serve;
 mod cmd_video;
 mod logging;
+mod progress;
 mod runtime;
 
 use clap::{Parser, Subcommand};

@@ -26,6 +26,7 @@ fn eval_report_files_are_complete() {
         labels: Default::default(),
         class_map: classes.iter().map(|c| (c.clone(), c.clone())).collect(),
         flip_tta: false,
+        flip_tta_below: None,
         runtime: "test".into(),
         seconds: 1.0,
         images_per_second: 900.0,

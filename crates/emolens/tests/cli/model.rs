@@ -47,8 +47,17 @@ fn bad_flags_and_files_get_clear_errors() {
 
     let arch = repo().join("architectures/vgg_xs.json");
     for (flag, value, expect) in [
-        ("--optimizer", "adagrad", "--optimizer `adagrad` is unknown"),
-        ("--schedule", "zigzag", "--schedule `zigzag` is unknown"),
+        // Typed flags: clap names the value and lists the possible ones.
+        (
+            "--optimizer",
+            "adagrad",
+            "invalid value 'adagrad' for '--optimizer",
+        ),
+        (
+            "--schedule",
+            "zigzag",
+            "invalid value 'zigzag' for '--schedule",
+        ),
         ("--colour-mode", "cmyk", "unknown colour mode"),
         ("--augment", "feral", "--augment `feral` is unknown"),
         ("--batch-size", "0", "--batch-size must be at least 1"),
