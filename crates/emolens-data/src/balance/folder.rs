@@ -2,7 +2,7 @@
 //! (deterministically), then originals copied byte for byte and augmented copies regenerated
 //! and saved as PNG, in parallel.
 
-use crate::augment::apply_augment;
+use crate::augment::{apply_augment, AugmentParams};
 use crate::error::DataError;
 use crate::manifest::{Manifest, ManifestEntry};
 use crate::problem::{Problem, ProblemKind};
@@ -122,6 +122,18 @@ fn write_one(m: &Manifest, e: &ManifestEntry, target: &Path) -> Result<(), Probl
     };
     let img = decode_image(&bytes, &src.display().to_string(), &DecodeLimits::default())
         .map_err(|err| Problem::from_core(&src, err))?;
+    let result = augmented_image(&img, &params);
+    let out = result.ok_or_else(|| write_err("pixel buffer size mismatch".into()))?;
+    out.save_with_format(target, image::ImageFormat::Png)
+        .map_err(|err| write_err(err.to_string()))
+}
+
+/// `img` augmented with `params`, at its own size and colour mode; `None` if the pixel buffer
+/// does not fit the image.
+fn augmented_image(
+    img: &image::DynamicImage,
+    params: &AugmentParams,
+) -> Option<image::DynamicImage> {
     let colour = if img.color().has_color() {
         ColourMode::Rgb
     } else {
@@ -135,12 +147,12 @@ fn write_one(m: &Manifest, e: &ManifestEntry, target: &Path) -> Result<(), Probl
         colour_mode: colour,
         normalisation: Normalisation::Unit,
     });
-    let px = pre.to_pixels(&img, None);
+    let px = pre.to_pixels(img, None);
     let mut aug = vec![0u8; px.len()];
     let c = colour.channels();
-    apply_augment(&params, &px, c, h as usize, w as usize, &mut aug);
+    apply_augment(params, &px, c, h as usize, w as usize, &mut aug);
     let plane = (w * h) as usize;
-    let result = match colour {
+    match colour {
         ColourMode::Grayscale => {
             image::GrayImage::from_raw(w, h, aug).map(image::DynamicImage::ImageLuma8)
         }
@@ -153,8 +165,5 @@ fn write_one(m: &Manifest, e: &ManifestEntry, target: &Path) -> Result<(), Probl
             }
             image::RgbImage::from_raw(w, h, inter).map(image::DynamicImage::ImageRgb8)
         }
-    };
-    let out = result.ok_or_else(|| write_err("pixel buffer size mismatch".into()))?;
-    out.save_with_format(target, image::ImageFormat::Png)
-        .map_err(|err| write_err(err.to_string()))
+    }
 }
