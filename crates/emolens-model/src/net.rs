@@ -120,6 +120,16 @@ struct Window {
     padding: Padding,
 }
 
+impl Window {
+    fn new(kernel: usize, stride: usize, padding: Padding) -> Self {
+        Window {
+            kernel,
+            stride,
+            padding,
+        }
+    }
+}
+
 /// A `kernel x kernel` convolution over an `h x w` input, and the output size it gives.
 fn conv2d(
     channels: [usize; 2],
@@ -140,6 +150,7 @@ fn conv2d(
     (conv, oh, ow)
 }
 
+/// The nodes of `layers` for a `shape` input, and the shape they give.
 fn build(
     layers: &[LayerSpec],
     mut shape: Shape,
@@ -147,203 +158,234 @@ fn build(
 ) -> Result<(Vec<Node>, Shape), ModelError> {
     let mut nodes = Vec::with_capacity(layers.len());
     for layer in layers {
-        let (node, next) = match (layer, shape) {
-            (
-                LayerSpec::Conv2d {
-                    filters,
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                    activation,
-                },
-                Shape::Image(c, h, w),
-            ) => {
-                let win = Window {
-                    kernel: *kernel,
-                    stride: *stride,
-                    padding: *padding,
-                };
-                let (conv, oh, ow) = conv2d([c, *filters], 1, *bias, win, (h, w), device);
-                (
-                    Node::Conv(ConvNode {
-                        conv,
-                        pointwise: None,
-                        act: *activation,
-                    }),
-                    Shape::Image(*filters, oh, ow),
-                )
-            }
-            (
-                LayerSpec::SeparableConv2d {
-                    filters,
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                    activation,
-                },
-                Shape::Image(c, h, w),
-            ) => {
-                let win = Window {
-                    kernel: *kernel,
-                    stride: *stride,
-                    padding: *padding,
-                };
-                let (conv, oh, ow) = conv2d([c, c], c, false, win, (h, w), device);
-                let pointwise = Conv2dConfig::new([c, *filters], [1, 1])
-                    .with_bias(*bias)
-                    .init(device);
-                (
-                    Node::Conv(ConvNode {
-                        conv,
-                        pointwise: Some(pointwise),
-                        act: *activation,
-                    }),
-                    Shape::Image(*filters, oh, ow),
-                )
-            }
-            (
-                LayerSpec::DepthwiseConv2d {
-                    kernel,
-                    stride,
-                    padding,
-                    bias,
-                    activation,
-                },
-                Shape::Image(c, h, w),
-            ) => {
-                let win = Window {
-                    kernel: *kernel,
-                    stride: *stride,
-                    padding: *padding,
-                };
-                let (conv, oh, ow) = conv2d([c, c], c, *bias, win, (h, w), device);
-                (
-                    Node::Conv(ConvNode {
-                        conv,
-                        pointwise: None,
-                        act: *activation,
-                    }),
-                    Shape::Image(c, oh, ow),
-                )
-            }
-            (LayerSpec::BatchNorm { momentum, epsilon }, s) => {
-                let f = match s {
-                    Shape::Image(c, ..) => c,
-                    Shape::Vector(n) => n,
-                };
-                let mut cfg = BatchNormConfig::new(f);
-                if let Some(m) = momentum {
-                    cfg = cfg.with_momentum(*m);
-                }
-                if let Some(e) = epsilon {
-                    cfg = cfg.with_epsilon(*e);
-                }
-                (Node::Norm(cfg.init(device)), s)
-            }
-            (LayerSpec::Activation { function }, s) => (
-                Node::Op(OpNode {
-                    op: Op::Act(*function),
-                }),
-                s,
-            ),
-            (
-                LayerSpec::MaxPool2d {
-                    size,
-                    stride,
-                    padding,
-                },
-                Shape::Image(c, h, w),
-            ) => {
-                let st = stride.unwrap_or(*size);
-                let pool = MaxPool2dConfig::new([*size, *size])
-                    .with_strides([st, st])
-                    .with_padding(pad_cfg(*padding, h, w, *size, st))
-                    .init();
-                let oh = out_len(h, *size, st, *padding).unwrap_or(0);
-                let ow = out_len(w, *size, st, *padding).unwrap_or(0);
-                (Node::MaxPool(pool), Shape::Image(c, oh, ow))
-            }
-            (
-                LayerSpec::AvgPool2d {
-                    size,
-                    stride,
-                    padding,
-                },
-                Shape::Image(c, h, w),
-            ) => {
-                let st = stride.unwrap_or(*size);
-                let pool = AvgPool2dConfig::new([*size, *size])
-                    .with_strides([st, st])
-                    .with_padding(pad_cfg(*padding, h, w, *size, st))
-                    .with_count_include_pad(false)
-                    .init();
-                let oh = out_len(h, *size, st, *padding).unwrap_or(0);
-                let ow = out_len(w, *size, st, *padding).unwrap_or(0);
-                (Node::AvgPool(pool), Shape::Image(c, oh, ow))
-            }
-            (LayerSpec::GlobalAvgPool, Shape::Image(c, ..)) => {
-                (Node::Op(OpNode { op: Op::GlobalAvg }), Shape::Vector(c))
-            }
-            (LayerSpec::GlobalMaxPool, Shape::Image(c, ..)) => {
-                (Node::Op(OpNode { op: Op::GlobalMax }), Shape::Vector(c))
-            }
-            (LayerSpec::Dropout { rate }, s) => {
-                (Node::Dropout(DropoutConfig::new(*rate).init()), s)
-            }
-            (LayerSpec::Flatten, Shape::Image(c, h, w)) => (
-                Node::Op(OpNode { op: Op::Flatten }),
-                Shape::Vector(c * h * w),
-            ),
-            (LayerSpec::Flatten, s) => (Node::Op(OpNode { op: Op::Flatten }), s),
-            (
-                LayerSpec::Dense {
-                    units,
-                    bias,
-                    activation,
-                },
-                Shape::Vector(n),
-            ) => {
-                let linear = LinearConfig::new(n, *units).with_bias(*bias).init(device);
-                (
-                    Node::Dense(DenseNode {
-                        linear,
-                        act: *activation,
-                    }),
-                    Shape::Vector(*units),
-                )
-            }
-            (
-                LayerSpec::Residual {
-                    body,
-                    shortcut,
-                    activation,
-                },
-                s,
-            ) => {
-                let (body, out) = build(body, s, device)?;
-                let (shortcut, _) = build(shortcut, s, device)?;
-                (
-                    Node::Residual(ResidualNode {
-                        body,
-                        shortcut,
-                        act: *activation,
-                    }),
-                    out,
-                )
-            }
-            (l, s) => {
-                return Err(ModelError::Architecture(format!(
-                    "layer {} cannot take a {s} input (run `emolens arch summary` for details)",
-                    l.kind()
-                )))
-            }
-        };
+        let (node, next) = build_node(layer, shape, device)?;
         nodes.push(node);
         shape = next;
     }
     Ok((nodes, shape))
+}
+
+/// One layer's node for a `shape` input, and its output shape; refuses a layer that cannot
+/// take that input.
+fn build_node(
+    layer: &LayerSpec,
+    shape: Shape,
+    device: &Device,
+) -> Result<(Node, Shape), ModelError> {
+    if let Shape::Image(c, h, w) = shape {
+        let built = conv_layer(layer, (c, h, w), device).or_else(|| pool_layer(layer, (c, h, w)));
+        if let Some(built) = built {
+            return Ok(built);
+        }
+    }
+    Ok(match (layer, shape) {
+        (LayerSpec::BatchNorm { momentum, epsilon }, s) => {
+            (batch_norm_node(*momentum, *epsilon, s, device), s)
+        }
+        (LayerSpec::Activation { function }, s) => (op_node(Op::Act(*function)), s),
+        (LayerSpec::Dropout { rate }, s) => (Node::Dropout(DropoutConfig::new(*rate).init()), s),
+        (LayerSpec::Flatten, Shape::Image(c, h, w)) => {
+            (op_node(Op::Flatten), Shape::Vector(c * h * w))
+        }
+        (LayerSpec::Flatten, s) => (op_node(Op::Flatten), s),
+        (
+            LayerSpec::Dense {
+                units,
+                bias,
+                activation,
+            },
+            Shape::Vector(n),
+        ) => {
+            let linear = LinearConfig::new(n, *units).with_bias(*bias).init(device);
+            (
+                Node::Dense(DenseNode {
+                    linear,
+                    act: *activation,
+                }),
+                Shape::Vector(*units),
+            )
+        }
+        (
+            LayerSpec::Residual {
+                body,
+                shortcut,
+                activation,
+            },
+            s,
+        ) => residual_node(body, shortcut, *activation, s, device)?,
+        (l, s) => {
+            return Err(ModelError::Architecture(format!(
+                "layer {} cannot take a {s} input (run `emolens arch summary` for details)",
+                l.kind()
+            )))
+        }
+    })
+}
+
+/// A convolution layer's node (plain, separable or depthwise) for a `(c, h, w)` image, and its
+/// output shape; `None` for any other layer.
+fn conv_layer(
+    layer: &LayerSpec,
+    (c, h, w): (usize, usize, usize),
+    device: &Device,
+) -> Option<(Node, Shape)> {
+    Some(match *layer {
+        LayerSpec::Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            bias,
+            activation,
+        } => {
+            let win = Window::new(kernel, stride, padding);
+            let (conv, oh, ow) = conv2d([c, filters], 1, bias, win, (h, w), device);
+            (
+                conv_node(conv, None, activation),
+                Shape::Image(filters, oh, ow),
+            )
+        }
+        LayerSpec::SeparableConv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            bias,
+            activation,
+        } => {
+            let win = Window::new(kernel, stride, padding);
+            let (conv, oh, ow) = conv2d([c, c], c, false, win, (h, w), device);
+            let pointwise = Conv2dConfig::new([c, filters], [1, 1])
+                .with_bias(bias)
+                .init(device);
+            (
+                conv_node(conv, Some(pointwise), activation),
+                Shape::Image(filters, oh, ow),
+            )
+        }
+        LayerSpec::DepthwiseConv2d {
+            kernel,
+            stride,
+            padding,
+            bias,
+            activation,
+        } => {
+            let win = Window::new(kernel, stride, padding);
+            let (conv, oh, ow) = conv2d([c, c], c, bias, win, (h, w), device);
+            (conv_node(conv, None, activation), Shape::Image(c, oh, ow))
+        }
+        _ => return None,
+    })
+}
+
+/// A pooling layer's node (max, average, global) for a `(c, h, w)` image, and its output shape;
+/// `None` for any other layer.
+fn pool_layer(layer: &LayerSpec, image: (usize, usize, usize)) -> Option<(Node, Shape)> {
+    Some(match *layer {
+        LayerSpec::MaxPool2d {
+            size,
+            stride,
+            padding,
+        } => pool_node(true, size, stride, padding, image),
+        LayerSpec::AvgPool2d {
+            size,
+            stride,
+            padding,
+        } => pool_node(false, size, stride, padding, image),
+        LayerSpec::GlobalAvgPool => (op_node(Op::GlobalAvg), Shape::Vector(image.0)),
+        LayerSpec::GlobalMaxPool => (op_node(Op::GlobalMax), Shape::Vector(image.0)),
+        _ => return None,
+    })
+}
+
+/// A convolution node: `conv`, then the pointwise half of a separable convolution, then the
+/// activation.
+fn conv_node(conv: Conv2d, pointwise: Option<Conv2d>, act: Option<Act>) -> Node {
+    Node::Conv(ConvNode {
+        conv,
+        pointwise,
+        act,
+    })
+}
+
+/// A stateless operation's node.
+fn op_node(op: Op) -> Node {
+    Node::Op(OpNode { op })
+}
+
+/// A batch norm over the channels of an image or the features of a vector, with burn's
+/// momentum and epsilon unless the layer sets them.
+fn batch_norm_node(
+    momentum: Option<f64>,
+    epsilon: Option<f64>,
+    shape: Shape,
+    device: &Device,
+) -> Node {
+    let f = match shape {
+        Shape::Image(c, ..) => c,
+        Shape::Vector(n) => n,
+    };
+    let mut cfg = BatchNormConfig::new(f);
+    if let Some(m) = momentum {
+        cfg = cfg.with_momentum(m);
+    }
+    if let Some(e) = epsilon {
+        cfg = cfg.with_epsilon(e);
+    }
+    Node::Norm(cfg.init(device))
+}
+
+/// A `size x size` max (`max`) or average pool (stride `size` unless given; averages leave the
+/// padding out) over a `(c, h, w)` image, and its output shape.
+fn pool_node(
+    max: bool,
+    size: usize,
+    stride: Option<usize>,
+    padding: Padding,
+    (c, h, w): (usize, usize, usize),
+) -> (Node, Shape) {
+    let st = stride.unwrap_or(size);
+    let pad = pad_cfg(padding, h, w, size, st);
+    let node = if max {
+        Node::MaxPool(
+            MaxPool2dConfig::new([size, size])
+                .with_strides([st, st])
+                .with_padding(pad)
+                .init(),
+        )
+    } else {
+        Node::AvgPool(
+            AvgPool2dConfig::new([size, size])
+                .with_strides([st, st])
+                .with_padding(pad)
+                .with_count_include_pad(false)
+                .init(),
+        )
+    };
+    let oh = out_len(h, size, st, padding).unwrap_or(0);
+    let ow = out_len(w, size, st, padding).unwrap_or(0);
+    (node, Shape::Image(c, oh, ow))
+}
+
+/// A residual block: both branches built for the block's input `shape` (the body's output is
+/// the block's).
+fn residual_node(
+    body: &[LayerSpec],
+    shortcut: &[LayerSpec],
+    act: Option<Act>,
+    shape: Shape,
+    device: &Device,
+) -> Result<(Node, Shape), ModelError> {
+    let (body, out) = build(body, shape, device)?;
+    let (shortcut, _) = build(shortcut, shape, device)?;
+    Ok((
+        Node::Residual(ResidualNode {
+            body,
+            shortcut,
+            act,
+        }),
+        out,
+    ))
 }
 
 fn run(nodes: &[Node], mut x: X) -> X {
