@@ -100,7 +100,10 @@ mod tests {
     fn post_op_kinds_reach_the_plan_in_order() {
         use emo_post_kind::*;
         assert_eq!(conv_with(&[]), [1., 2., 3., 4., -1., -2., -3., -4.]);
-        assert_eq!(conv_with(&[EMO_POST_RELU]), [1., 2., 3., 4., 0., 0., 0., 0.]);
+        assert_eq!(
+            conv_with(&[EMO_POST_RELU]),
+            [1., 2., 3., 4., 0., 0., 0., 0.]
+        );
         // The scale and shift are per output channel: 2x + 1 and 3 * relu(-x) + 1.
         assert_eq!(
             conv_with(&[EMO_POST_RELU, EMO_POST_AFFINE]),
@@ -131,14 +134,23 @@ mod tests {
             let mut plan = std::ptr::null_mut();
             assert_eq!(emo_plan_create(&mut plan, 1, 1, 1, 1, 0), 0);
             // A dense layer needs a vector, and a plan must end in one to be finalized.
-            assert_ne!(emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post), 0);
+            assert_ne!(
+                emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post),
+                0
+            );
             assert_ne!(emo_plan_finalize(plan), 0);
             assert!(emo_plan_input(plan).is_null());
             assert_eq!(emo_plan_flatten(plan), 0);
-            assert_eq!(emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post), 0);
+            assert_eq!(
+                emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post),
+                0
+            );
             assert_eq!(emo_plan_finalize(plan), 0);
             // Nothing may follow.
-            assert_ne!(emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post), 0);
+            assert_ne!(
+                emo_plan_dense(plan, 1, w.as_ptr(), std::ptr::null(), &post),
+                0
+            );
             emo_plan_destroy(plan);
         }
     }
