@@ -14,7 +14,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 if command -v dpkg >/dev/null 2>&1; then dpkg -s python3-venv >/dev/null 2>&1 || need+=(python3-venv); fi
 # emolens-video: FFmpeg's libraries (the binary decodes videos; the tests encode theirs with
 # libx264/libvpx, which Debian's libavcodec brings), pkg-config to find them, and libclang for
-# the binding generator (ffmpeg-sys-next runs bindgen).
+# the binding generator (ffmpeg-sys-next runs bindgen; so does emolens-dnnl-sys, on the header
+# of emolens' oneDNN shim).
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if ! pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null; then
   need+=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)

@@ -9,7 +9,8 @@ if [ ! -f /usr/include/oneapi/dnnl/dnnl.h ] && command -v apt-get >/dev/null && 
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libdnnl-dev; } \
     || echo "note: libdnnl-dev could not be installed; building with burn's kernels"
 fi
-# FFmpeg's libraries (video decoding; required), pkg-config and libclang (the binding's generator).
+# FFmpeg's libraries (video decoding; required), pkg-config and libclang (the generator of the
+# FFmpeg bindings and of the oneDNN shim's).
 if ! { command -v pkg-config >/dev/null && pkg-config --exists libavcodec libavformat libavutil libswscale \
        && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; }; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

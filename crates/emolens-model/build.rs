@@ -1,13 +1,16 @@
 //! Embeds the bundled default model (`models/default.emolens` at the repository root) and the
-//! bundled fast model (`models/fast.emolens`) when they exist, so the `emolens` binary classifies faces with no file beside it; and builds the
-//! oneDNN fast path (`csrc/emolens_dnnl.c`) when oneDNN's headers are installed (Debian:
-//! `libdnnl-dev`). `EMOLENS_ONEDNN=0` at build time leaves it out.
-use std::path::{Path, PathBuf};
+//! bundled fast model (`models/fast.emolens`) when they exist, so the `emolens` binary
+//! classifies faces with no file beside it (`classifier::BUNDLED_MODEL`, `BUNDLED_FAST_MODEL`).
+//!
+//! The oneDNN shim is built by `emolens-dnnl-sys`; this script only passes on its answer to
+//! whether it was (`DEP_DNNL_AVAILABLE`) as `cfg(emolens_onednn)`, which the `onednn` module and
+//! the network's fast paths are compiled under.
+use std::path::PathBuf;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(emolens_bundled_model)");
-    println!("cargo::rustc-check-cfg=cfg(emolens_onednn)");
     println!("cargo::rustc-check-cfg=cfg(emolens_bundled_fast_model)");
+    println!("cargo::rustc-check-cfg=cfg(emolens_onednn)");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let model = manifest.join("../../models/default.emolens");
     println!("cargo::rerun-if-changed={}", model.display());
@@ -25,37 +28,7 @@ fn main() {
             path.display()
         );
     }
-    onednn(&manifest);
-}
-
-fn onednn(manifest: &Path) {
-    println!("cargo::rerun-if-env-changed=EMOLENS_ONEDNN");
-    println!("cargo::rerun-if-env-changed=DNNL_INCLUDE_DIR");
-    let shim = manifest.join("csrc/emolens_dnnl.c");
-    println!("cargo::rerun-if-changed={}", shim.display());
-    if std::env::var("EMOLENS_ONEDNN").is_ok_and(|v| v == "0") {
-        return;
+    if std::env::var("DEP_DNNL_AVAILABLE").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=emolens_onednn");
     }
-    let include = std::env::var("DNNL_INCLUDE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/usr/include"));
-    let header = include.join("oneapi/dnnl/dnnl.h");
-    println!("cargo::rerun-if-changed={}", header.display());
-    if !header.exists() {
-        println!(
-            "cargo::warning=oneDNN headers not found at {}: building without the oneDNN CPU kernels (about 2-3x slower training); install libdnnl-dev to get them",
-            header.display()
-        );
-        return;
-    }
-    cc::Build::new()
-        .file(&shim)
-        .include(&include)
-        .opt_level(2)
-        .warnings(true)
-        .compile("emolens_dnnl");
-    println!("cargo::rustc-link-lib=dylib=dnnl");
-    // Debian's oneDNN runs on GNU OpenMP; the shim sets its per-thread thread count.
-    println!("cargo::rustc-link-lib=dylib=gomp");
-    println!("cargo::rustc-cfg=emolens_onednn");
 }

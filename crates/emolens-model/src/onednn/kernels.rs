@@ -81,7 +81,7 @@ fn check(status: i32, what: &str) {
 /// A layer with weights (convolution or dense) and its primitives. Sizes are element counts of
 /// the source, destination and weights, in the layouts the caller passes.
 pub struct Layer {
-    raw: *mut ffi::EmoLayer,
+    raw: *mut ffi::emo_layer,
     pub src_len: usize,
     pub dst_len: usize,
     pub weight_len: usize,
@@ -93,9 +93,15 @@ pub struct Layer {
     exclusive: Mutex<()>,
 }
 
-// SAFETY: oneDNN primitives are immutable after creation and may be executed from several
-// threads at once; the handle is only destroyed on drop.
+// SAFETY: a `Layer` is the one owner of its C handle (`raw` is never copied out, and freed
+// once, in `drop`), and the handle is not tied to the thread that made it: oneDNN's CPU
+// primitives and memory descriptors may be used and destroyed on any thread.
 unsafe impl Send for Layer {}
+// SAFETY: `exclusive` is what makes sharing sound. A primitive must not run on two threads at
+// once (the library-managed scratchpad of Debian's build), and every `&self` method that runs
+// one (`forward`, `backward_data`, `backward_weights`) holds `exclusive` while it does. The
+// other `&self` access, `implementation`, only queries the forward primitive's descriptor,
+// which nothing changes after creation; the public fields are plain numbers.
 unsafe impl Sync for Layer {}
 
 impl Drop for Layer {
@@ -138,16 +144,20 @@ impl Layer {
             b.as_ptr()
         });
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-        filled(self.dst_len, "forward pass", |dst| unsafe {
-            ffi::emo_layer_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst)
+        filled(self.dst_len, "forward pass", |dst| {
+            // SAFETY: a live handle, run under `exclusive`; the inputs (and the bias, when the
+            // layer has one) have the lengths asserted above and `dst` room for `dst_len`.
+            unsafe { ffi::emo_layer_forward(self.raw, src.as_ptr(), w.as_ptr(), b, dst) }
         })
     }
 
     pub fn backward_data(&self, diff_dst: &[f32], w: &[f32]) -> Vec<f32> {
         assert_eq!((diff_dst.len(), w.len()), (self.dst_len, self.weight_len));
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-        filled(self.src_len, "backward pass (data)", |ds| unsafe {
-            ffi::emo_layer_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds)
+        filled(self.src_len, "backward pass (data)", |ds| {
+            // SAFETY: a live handle, run under `exclusive`; the inputs have the lengths asserted
+            // above and `ds` room for `src_len`.
+            unsafe { ffi::emo_layer_backward_data(self.raw, diff_dst.as_ptr(), w.as_ptr(), ds) }
         })
     }
 
@@ -157,8 +167,12 @@ impl Layer {
         let mut db = self.bias.then(|| Vec::<f32>::with_capacity(self.oc));
         let dbp = db.as_mut().map_or(std::ptr::null_mut(), |v| v.as_mut_ptr());
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-        let dw = filled(self.weight_len, "backward pass (weights)", |dw| unsafe {
-            ffi::emo_layer_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
+        let dw = filled(self.weight_len, "backward pass (weights)", |dw| {
+            // SAFETY: as in `backward_data`; `dbp` is null without a bias, else has room for
+            // the `oc` bias gradients.
+            unsafe {
+                ffi::emo_layer_backward_weights(self.raw, src.as_ptr(), diff_dst.as_ptr(), dw, dbp)
+            }
         });
         if let Some(v) = db.as_mut() {
             // SAFETY: the primitive wrote all `oc` bias gradients with the weights.
@@ -178,7 +192,7 @@ pub struct DenseGeom {
 }
 
 pub struct BatchNorm {
-    raw: *mut ffi::EmoBn,
+    raw: *mut ffi::emo_bn,
     /// Elements of the activation: n * h * w * c.
     pub len: usize,
     pub channels: usize,
@@ -188,8 +202,11 @@ pub struct BatchNorm {
     exclusive: Mutex<()>,
 }
 
-// SAFETY: as for `Layer`.
+// SAFETY: the one owner of its C handle, which is not tied to a thread: as for `Layer`.
 unsafe impl Send for BatchNorm {}
+// SAFETY: as for `Layer`, `exclusive` makes sharing sound: every `&self` method that runs a
+// primitive (`forward_training`, `forward_inference`, `backward`) holds it while it does; the
+// fields are plain numbers, read only.
 unsafe impl Sync for BatchNorm {}
 
 impl Drop for BatchNorm {
@@ -232,6 +249,9 @@ impl BatchNorm {
         let mut var = Vec::<f32>::with_capacity(self.channels);
         let mut workspace = Vec::<u8>::with_capacity(self.workspace);
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a live handle, run under `exclusive`; the inputs have the lengths asserted
+        // above and every output has room for what the primitive writes: `len` values, the
+        // `channels` statistics and the workspace size the primitive reported.
         let dst = filled(self.len, "batch norm forward", |dst| unsafe {
             ffi::emo_bn_forward_training(
                 self.raw,
@@ -241,7 +261,7 @@ impl BatchNorm {
                 dst,
                 mean.as_mut_ptr(),
                 var.as_mut_ptr(),
-                workspace.as_mut_ptr(),
+                workspace.as_mut_ptr().cast(),
             )
         });
         // SAFETY: the training primitive wrote the statistics and, with a fused ReLU, the
@@ -271,6 +291,8 @@ impl BatchNorm {
     ) -> Vec<f32> {
         assert_eq!(src.len(), self.len);
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a live handle, run under `exclusive`; `src` has the length asserted above and
+        // the per-channel inputs `channels` values (the primitive's shape), `dst` room for `len`.
         filled(self.len, "batch norm inference", |dst| unsafe {
             ffi::emo_bn_forward_inference(
                 self.raw,
@@ -297,6 +319,9 @@ impl BatchNorm {
         let mut ds = Vec::<f32>::with_capacity(self.channels);
         let mut dh = Vec::<f32>::with_capacity(self.channels);
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a live handle, run under `exclusive`; the inputs have the lengths asserted
+        // above or were written by the training forward pass of this primitive (`saved`), and
+        // the outputs have room for `len` and `channels` values.
         let dx = filled(self.len, "batch norm backward", |dx| unsafe {
             ffi::emo_bn_backward(
                 self.raw,
@@ -306,7 +331,7 @@ impl BatchNorm {
                 diff_dst.as_ptr(),
                 scale.as_ptr(),
                 shift.as_ptr(),
-                saved.workspace.as_ptr(),
+                saved.workspace.as_ptr().cast(),
                 dx,
                 ds.as_mut_ptr(),
                 dh.as_mut_ptr(),
@@ -322,15 +347,18 @@ impl BatchNorm {
 }
 
 pub struct Pool {
-    raw: *mut ffi::EmoPool,
+    raw: *mut ffi::emo_pool,
     pub geom: PoolGeom,
     workspace: usize,
     /// See `Layer::exclusive`.
     exclusive: Mutex<()>,
 }
 
-// SAFETY: as for `Layer`.
+// SAFETY: the one owner of its C handle, which is not tied to a thread: as for `Layer`.
 unsafe impl Send for Pool {}
+// SAFETY: as for `Layer`, `exclusive` makes sharing sound: `forward` and `backward`, the
+// `&self` methods that run a primitive, hold it while they do; `geom` and `workspace` are
+// plain numbers, read only.
 unsafe impl Sync for Pool {}
 
 impl Drop for Pool {
@@ -362,12 +390,14 @@ impl Pool {
         let ws_len = if training { self.workspace } else { 0 };
         let mut ws = Vec::<u8>::with_capacity(ws_len);
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a live handle, run under `exclusive`; `src` has the length asserted above,
+        // `dst` room for the output and `ws` for the workspace a training pass writes.
         let dst = filled(self.dst_len(), "pooling forward", |dst| unsafe {
             ffi::emo_pool_forward(
                 self.raw,
                 src.as_ptr(),
                 dst,
-                ws.as_mut_ptr(),
+                ws.as_mut_ptr().cast(),
                 training as i32,
             )
         });
@@ -380,8 +410,10 @@ impl Pool {
         assert_eq!(diff_dst.len(), self.dst_len());
         assert_eq!(workspace.len(), self.workspace);
         let _running = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a live handle, run under `exclusive`; the inputs have the lengths asserted
+        // above and `ds` room for the input gradient.
         filled(self.src_len(), "pooling backward", |ds| unsafe {
-            ffi::emo_pool_backward(self.raw, diff_dst.as_ptr(), workspace.as_ptr(), ds)
+            ffi::emo_pool_backward(self.raw, diff_dst.as_ptr(), workspace.as_ptr().cast(), ds)
         })
     }
 }
@@ -420,6 +452,7 @@ pub fn threads_for_work<T>(macs: u64, f: impl FnOnce() -> T) -> T {
     if before == 1 {
         return f();
     }
+    // SAFETY: sets the calling thread's OpenMP thread count.
     unsafe { ffi::emo_set_threads(1) };
     struct Restore(i32);
     impl Drop for Restore {
@@ -469,7 +502,7 @@ fn cached_layer(
     kind: Kind,
     [src_len, dst_len, weight_len, oc]: [usize; 4],
     bias: bool,
-    create: impl FnOnce(&mut *mut ffi::EmoLayer) -> i32,
+    create: impl FnOnce(&mut *mut ffi::emo_layer) -> i32,
 ) -> Result<Arc<Layer>, i32> {
     match cached(kind, || {
         let mut raw = std::ptr::null_mut();

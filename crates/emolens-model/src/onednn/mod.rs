@@ -4,8 +4,9 @@
 //! `--kernels flex` (`EMOLENS_KERNELS=flex`, see [`crate::runtime`]) switches it off at run time. The network keeps burn's parameter
 //! layout, so model files do not depend on which kernels trained them.
 
+// The shim's raw bindings (the `emolens-dnnl-sys` crate), as the modules here call them.
 #[cfg(emolens_onednn)]
-mod ffi;
+use emolens_dnnl_sys as ffi;
 #[cfg(emolens_onednn)]
 pub mod kernels;
 #[cfg(emolens_onednn)]

@@ -1,9 +1,12 @@
 //! Inference plans: a [`FrozenNet`] compiled into oneDNN primitives for one batch size, with
 //! weights packed once, batch norms folded, activations fused as post-ops and buffers allocated
-//! once (see the C side, `emo_plan_*`). [`Engine`] keeps plans per batch size and thread count
-//! and runs them; the classifier uses it for every prediction on the CPU.
+//! once (the C side is `emo_plan_*` in `emolens-dnnl-sys`). A plan is built, then run: a
+//! `PlanBuilder` compiles the network step by step and finishes into a [`Plan`], which only
+//! runs. [`Engine`] keeps plans per batch size and thread count and runs them; the classifier
+//! uses it for every prediction on the CPU.
 
 use std::ffi::CStr;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use super::{ffi, kernels};
@@ -107,23 +110,260 @@ pub fn cpu_isa() -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// The 8-bit format of a range: u8 for ranges that never go below zero (after a ReLU), s8
-/// otherwise; the scale maps the largest magnitude to the format's largest integer.
-fn int8_format(range: [f32; 2]) -> (f32, bool) {
-    let signed = range[0] < 0.0;
-    let most = range[0].abs().max(range[1].abs());
-    let top = if signed { 127.0 } else { 255.0 };
-    let scale = if most > 0.0 && most.is_finite() {
-        most / top
-    } else {
-        1.0
-    };
-    (scale, signed)
+/// How a range is stored in 8 bits: u8 for ranges that never go below zero (after a ReLU), s8
+/// otherwise; real value = `scale` x stored integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Int8Format {
+    scale: f32,
+    signed: bool,
 }
 
-/// One compiled network for `n` images.
+impl Int8Format {
+    /// The format of `range`: the scale maps its largest magnitude to the format's largest
+    /// integer.
+    fn of(range: [f32; 2]) -> Int8Format {
+        let signed = range[0] < 0.0;
+        let most = range[0].abs().max(range[1].abs());
+        let top = if signed { 127.0 } else { 255.0 };
+        let scale = if most > 0.0 && most.is_finite() {
+            most / top
+        } else {
+            1.0
+        };
+        Int8Format { scale, signed }
+    }
+}
+
+/// A C plan, built or not, destroyed when dropped: what [`PlanBuilder`] hands on to [`Plan`].
+struct RawPlan(NonNull<ffi::emo_plan>);
+
+impl RawPlan {
+    fn as_ptr(&self) -> *mut ffi::emo_plan {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for RawPlan {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from emo_plan_create, and a `RawPlan` is its one owner (never
+        // cloned or copied out), so it is destroyed once, here.
+        unsafe { ffi::emo_plan_destroy(self.0.as_ptr()) }
+    }
+}
+
+/// A plan under construction: [`PlanBuilder::push`] compiles the network's steps in order,
+/// [`PlanBuilder::finish`] allocates the buffers and gives the runnable [`Plan`]. Nothing else
+/// can be done with it, and a [`Plan`] takes no more steps.
+struct PlanBuilder {
+    raw: RawPlan,
+    n: usize,
+    input: [usize; 3],
+    /// See [`Plan::ends`].
+    ends: Vec<usize>,
+}
+
+impl PlanBuilder {
+    /// An empty plan for `n` images of `input` (`[channels, height, width]`), in bfloat16 from
+    /// the first step on with `bf16`.
+    fn new(n: usize, input: [usize; 3], bf16: bool) -> Result<PlanBuilder, String> {
+        let [c, h, w] = input;
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: plain values in, a handle out.
+        let status = unsafe {
+            ffi::emo_plan_create(
+                &mut raw,
+                n as i64,
+                c as i64,
+                h as i64,
+                w as i64,
+                i32::from(bf16),
+            )
+        };
+        match NonNull::new(raw) {
+            Some(raw) if status == 0 => Ok(PlanBuilder {
+                raw: RawPlan(raw),
+                n,
+                input,
+                ends: Vec::new(),
+            }),
+            _ => Err(format!("creating the plan failed (oneDNN status {status})")),
+        }
+    }
+
+    /// From here on activations are 8-bit, in `format`.
+    fn quantize(&mut self, format: Int8Format) -> i32 {
+        // SAFETY: a plan under construction; plain values.
+        unsafe { ffi::emo_plan_quantize(self.raw.as_ptr(), format.scale, i32::from(format.signed)) }
+    }
+
+    /// Back to floating-point activations.
+    fn dequantize(&mut self) -> i32 {
+        // SAFETY: a plan under construction.
+        unsafe { ffi::emo_plan_dequantize(self.raw.as_ptr()) }
+    }
+
+    /// Compiles network step `i`; a convolution on 8-bit activations quantizes its output to
+    /// `out` (which must be given there, and only there).
+    fn push(&mut self, i: usize, step: &Step, out: Option<Int8Format>) -> Result<(), String> {
+        let status = self.add(step, out);
+        if status != 0 {
+            return Err(format!(
+                "step {i} ({}) has no oneDNN kernel here (status {status})",
+                step_name(step)
+            ));
+        }
+        // SAFETY: a plan under construction.
+        let steps = unsafe { ffi::emo_plan_steps(self.raw.as_ptr()) };
+        self.ends.push(steps as usize);
+        Ok(())
+    }
+
+    /// The shim's call for `step`, and its status.
+    fn add(&mut self, step: &Step, out: Option<Int8Format>) -> i32 {
+        let raw = self.raw.as_ptr();
+        // SAFETY: `raw` is a plan under construction, and every pointer is to a live buffer of
+        // the length the step's shape implies (checked when the network was built), or null
+        // for a missing bias; the shim copies what it keeps.
+        unsafe {
+            match step {
+                Step::Conv {
+                    out_channels,
+                    kernel,
+                    stride,
+                    pad_l,
+                    pad_r,
+                    groups,
+                    weight,
+                    bias,
+                    post,
+                } => {
+                    let post = PostArgs::new(post);
+                    ffi::emo_plan_conv(
+                        raw,
+                        *out_channels as i64,
+                        dims2(*kernel).as_ptr(),
+                        dims2(*stride).as_ptr(),
+                        dims2(*pad_l).as_ptr(),
+                        dims2(*pad_r).as_ptr(),
+                        *groups as i64,
+                        weight.as_ptr(),
+                        opt_ptr(bias),
+                        &post.raw(),
+                        out.map_or(0.0, |f| f.scale),
+                        out.map_or(0, |f| i32::from(f.signed)),
+                    )
+                }
+                Step::Dense {
+                    units,
+                    weight,
+                    bias,
+                    post,
+                } => {
+                    let post = PostArgs::new(post);
+                    ffi::emo_plan_dense(
+                        raw,
+                        *units as i64,
+                        weight.as_ptr(),
+                        opt_ptr(bias),
+                        &post.raw(),
+                    )
+                }
+                Step::Pool {
+                    kernel,
+                    stride,
+                    pad_l,
+                    pad_r,
+                    max,
+                } => ffi::emo_plan_pool(
+                    raw,
+                    dims2(*kernel).as_ptr(),
+                    dims2(*stride).as_ptr(),
+                    dims2(*pad_l).as_ptr(),
+                    dims2(*pad_r).as_ptr(),
+                    i32::from(*max),
+                    0,
+                ),
+                Step::GlobalPool { max } => {
+                    let zero = [0i64; 2];
+                    ffi::emo_plan_pool(
+                        raw,
+                        zero.as_ptr(),
+                        zero.as_ptr(),
+                        zero.as_ptr(),
+                        zero.as_ptr(),
+                        i32::from(*max),
+                        1,
+                    )
+                }
+                Step::Flatten => ffi::emo_plan_flatten(raw),
+            }
+        }
+    }
+
+    /// Allocates the plan's buffers: the plan is complete and can run.
+    fn finish(self) -> Result<Plan, String> {
+        // SAFETY: a plan under construction, finalized once (`self` is consumed).
+        let status = unsafe { ffi::emo_plan_finalize(self.raw.as_ptr()) };
+        if status != 0 {
+            return Err(format!(
+                "allocating the plan's buffers failed (status {status})"
+            ));
+        }
+        let (mut rows, mut cols) = (0i64, 0i64);
+        // SAFETY: reads the output shape of a finalized plan into two local values.
+        unsafe { ffi::emo_plan_output(self.raw.as_ptr(), &mut rows, &mut cols) };
+        Ok(Plan {
+            raw: self.raw,
+            n: self.n,
+            input: self.input,
+            classes: cols as usize,
+            ends: self.ends,
+        })
+    }
+}
+
+/// The 8-bit region of an int8 plan, as the network's steps are compiled: convolutions, and
+/// max pooling between them, run on 8-bit activations; everything else runs in floating point.
+struct Int8Region<'a> {
+    calibration: &'a Int8Calibration,
+    /// Whether the activations are 8-bit now.
+    quantized: bool,
+}
+
+impl Int8Region<'_> {
+    /// Converts the activations before network step `i` into or out of 8 bits as `step` needs
+    /// them, and returns the format a convolution quantizes its output to (its calibrated
+    /// range), or `None` for other steps.
+    fn enter(
+        &mut self,
+        plan: &mut PlanBuilder,
+        i: usize,
+        step: &Step,
+    ) -> Result<Option<Int8Format>, String> {
+        let is_conv = matches!(step, Step::Conv { .. });
+        let stays_int8 = is_conv || matches!(step, Step::Pool { max: true, .. });
+        let cal = self.calibration;
+        let status = if is_conv && !self.quantized {
+            let range = if i == 0 { cal.input } else { cal.steps[i - 1] };
+            plan.quantize(Int8Format::of(range))
+        } else if self.quantized && !stays_int8 {
+            plan.dequantize()
+        } else {
+            0
+        };
+        if status != 0 {
+            return Err(format!(
+                "converting the input of step {i} between f32 and int8 failed (status {status})"
+            ));
+        }
+        self.quantized = stays_int8 && (self.quantized || is_conv);
+        Ok(is_conv.then(|| Int8Format::of(cal.steps[i])))
+    }
+}
+
+/// One compiled network for `n` images, ready to run (made by [`Plan::build`]).
 pub struct Plan {
-    raw: *mut ffi::EmoPlan,
+    raw: RawPlan,
     n: usize,
     input: [usize; 3],
     classes: usize,
@@ -132,35 +372,32 @@ pub struct Plan {
     ends: Vec<usize>,
 }
 
-// SAFETY: a plan is only used through `&mut` (one thread at a time); oneDNN objects may move
-// between threads.
+// SAFETY: a `Plan` is the one owner of its C plan (`RawPlan` is never cloned or copied out),
+// and the C plan holds nothing tied to the thread that built it: oneDNN's CPU primitives,
+// memory objects and stream, and buffers from the C allocator, may be used and freed on any
+// thread. Whatever runs or changes it takes `&mut self`, so moving it to another thread never
+// lets two threads run it at once. (`Plan` is not `Sync`; `Engine` shares plans in a `Mutex`.)
 unsafe impl Send for Plan {}
 
-impl Drop for Plan {
-    fn drop(&mut self) {
-        // SAFETY: `raw` came from emo_plan_create and is dropped once.
-        unsafe { ffi::emo_plan_destroy(self.raw) }
-    }
-}
-
-/// The C side's post-op codes (see `post_ops` in the shim).
-fn act_code(a: Act) -> Option<i32> {
+/// The shim's post-op kind of an activation; `None` for the ones that need no post-op.
+fn act_kind(a: Act) -> Option<ffi::emo_post_kind> {
+    use ffi::emo_post_kind::*;
     Some(match a {
-        Act::Relu => 1,
-        Act::LeakyRelu => 3,
-        Act::Elu => 4,
-        Act::Gelu => 5,
-        Act::Silu => 6,
-        Act::Sigmoid => 7,
-        Act::Tanh => 8,
-        Act::Relu6 => 9,
+        Act::Relu => EMO_POST_RELU,
+        Act::LeakyRelu => EMO_POST_LEAKY_RELU,
+        Act::Elu => EMO_POST_ELU,
+        Act::Gelu => EMO_POST_GELU,
+        Act::Silu => EMO_POST_SILU,
+        Act::Sigmoid => EMO_POST_SIGMOID,
+        Act::Tanh => EMO_POST_TANH,
+        Act::Relu6 => EMO_POST_RELU6,
         Act::Linear | Act::Softmax => return None,
     })
 }
 
-/// Post-ops flattened for the C side: codes, and the affine scales and shifts in order.
+/// Post-ops flattened for the C side: kinds, and the affine scales and shifts in order.
 struct PostArgs {
-    kinds: Vec<i32>,
+    kinds: Vec<ffi::emo_post_kind>,
     scale: Vec<f32>,
     shift: Vec<f32>,
 }
@@ -170,9 +407,9 @@ impl PostArgs {
         let (mut kinds, mut scale, mut shift) = (vec![], vec![], vec![]);
         for op in post {
             match op {
-                PostOp::Act(a) => kinds.extend(act_code(*a)),
+                PostOp::Act(a) => kinds.extend(act_kind(*a)),
                 PostOp::Affine { scale: s, shift: t } => {
-                    kinds.push(2);
+                    kinds.push(ffi::emo_post_kind::EMO_POST_AFFINE);
                     scale.extend_from_slice(s);
                     shift.extend_from_slice(t);
                 }
@@ -186,8 +423,8 @@ impl PostArgs {
     }
 
     /// Borrows the vectors: valid while `self` lives.
-    fn raw(&self) -> ffi::EmoPost {
-        ffi::EmoPost {
+    fn raw(&self) -> ffi::emo_post {
+        ffi::emo_post {
             n: self.kinds.len() as i32,
             kinds: self.kinds.as_ptr(),
             scale: self.scale.as_ptr(),
@@ -204,6 +441,34 @@ fn opt_ptr(v: &Option<Vec<f32>>) -> *const f32 {
     v.as_ref().map_or(std::ptr::null(), |b| b.as_ptr())
 }
 
+/// The calibration an int8 plan of `net` quantizes to (`None` for other precisions), once the
+/// CPU is known to run the precision asked for.
+fn checked_calibration<'a>(
+    net: &FrozenNet,
+    precision: Precision,
+    int8: Option<&'a Int8Calibration>,
+) -> Result<Option<&'a Int8Calibration>, String> {
+    match (precision, int8) {
+        // int8 is offered where it was measured: AVX2 (7-bit weights) and VNNI CPUs.
+        (Precision::Int8, _) if !cpu_has_int8() => Err(format!(
+            "int8 plans need a CPU with AVX2 or later; this one (oneDNN ISA {}) runs f32",
+            cpu_isa()
+        )),
+        (Precision::Int8, Some(c)) if c.steps.len() == net.steps.len() => Ok(Some(c)),
+        (Precision::Int8, Some(c)) => Err(format!(
+            "the int8 calibration has {} step ranges but the network has {} steps; calibrate again with `emolens model quantize`",
+            c.steps.len(),
+            net.steps.len()
+        )),
+        (Precision::Int8, None) => Err("int8 needs a calibration".into()),
+        (Precision::Bf16, _) if !cpu_has_bf16() => Err(format!(
+            "bf16 plans need a CPU with AVX512-BF16 or AMX; this one (oneDNN ISA {}) runs f32 or int8",
+            cpu_isa()
+        )),
+        _ => Ok(None),
+    }
+}
+
 impl Plan {
     /// Compiles `net` for batches of `n`. Fails (with oneDNN's status) when a step has no
     /// kernel here; callers then run the network layer by layer. [`Precision::Int8`] needs
@@ -218,190 +483,35 @@ impl Plan {
         if !kernels::ready() {
             return Err(super::UNAVAILABLE.into());
         }
-        let ranges = match (precision, int8) {
-            // int8 is offered where it was measured: AVX2 (7-bit weights) and VNNI CPUs.
-            (Precision::Int8, _) if !cpu_has_int8() => {
-                return Err(format!(
-                    "int8 plans need a CPU with AVX2 or later; this one (oneDNN ISA {}) runs f32",
-                    cpu_isa()
-                ))
-            }
-            (Precision::Int8, Some(c)) if c.steps.len() == net.steps.len() => Some(c),
-            (Precision::Int8, Some(c)) => {
-                return Err(format!(
-                    "the int8 calibration has {} step ranges but the network has {} steps; calibrate again with `emolens model quantize`",
-                    c.steps.len(),
-                    net.steps.len()
-                ))
-            }
-            (Precision::Int8, None) => return Err("int8 needs a calibration".into()),
-            (Precision::Bf16, _) if !cpu_has_bf16() => {
-                return Err(format!(
-                    "bf16 plans need a CPU with AVX512-BF16 or AMX; this one (oneDNN ISA {}) runs f32 or int8",
-                    cpu_isa()
-                ))
-            }
-            _ => None,
-        };
-        let [c, h, w] = net.input;
-        let mut raw = std::ptr::null_mut();
-        // SAFETY: plain values in, a handle out.
-        let bf16 = i32::from(precision == Precision::Bf16);
-        let status =
-            unsafe { ffi::emo_plan_create(&mut raw, n as i64, c as i64, h as i64, w as i64, bf16) };
-        if status != 0 {
-            return Err(format!("creating the plan failed (oneDNN status {status})"));
-        }
-        let mut plan = Plan {
-            raw,
-            n,
-            input: net.input,
-            classes: 0,
-            ends: Vec::with_capacity(net.steps.len()),
-        };
-        let mut quantized = false;
+        let mut region = checked_calibration(net, precision, int8)?.map(|calibration| Int8Region {
+            calibration,
+            quantized: false,
+        });
+        let mut plan = PlanBuilder::new(n, net.input, precision == Precision::Bf16)?;
         for (i, step) in net.steps.iter().enumerate() {
-            // The 8-bit region: convolutions, and max pooling between them. Each convolution
-            // quantizes its output to its calibrated range.
-            let is_conv = matches!(step, Step::Conv { .. });
-            let stays_int8 = is_conv || matches!(step, Step::Pool { max: true, .. });
-            let (mut out_scale, mut out_signed) = (0.0, false);
-            if let Some(cal) = ranges {
-                // SAFETY: a plan under construction (on 8-bit activations to dequantize).
-                let status = unsafe {
-                    if is_conv && !quantized {
-                        let range = if i == 0 { cal.input } else { cal.steps[i - 1] };
-                        let (scale, signed) = int8_format(range);
-                        ffi::emo_plan_quantize(plan.raw, scale, i32::from(signed))
-                    } else if quantized && !stays_int8 {
-                        ffi::emo_plan_dequantize(plan.raw)
-                    } else {
-                        0
-                    }
-                };
-                if status != 0 {
-                    return Err(format!(
-                        "converting the input of step {i} between f32 and int8 failed (status {status})"
-                    ));
-                }
-                quantized = stays_int8 && (quantized || is_conv);
-                if is_conv {
-                    (out_scale, out_signed) = int8_format(cal.steps[i]);
-                }
-            }
-            // SAFETY: every pointer is to a live buffer of the length the step's shape implies
-            // (checked when the network was built); the shim copies what it keeps.
-            let status = unsafe {
-                match step {
-                    Step::Conv {
-                        out_channels,
-                        kernel,
-                        stride,
-                        pad_l,
-                        pad_r,
-                        groups,
-                        weight,
-                        bias,
-                        post,
-                    } => {
-                        let post = PostArgs::new(post);
-                        ffi::emo_plan_conv(
-                            plan.raw,
-                            *out_channels as i64,
-                            dims2(*kernel).as_ptr(),
-                            dims2(*stride).as_ptr(),
-                            dims2(*pad_l).as_ptr(),
-                            dims2(*pad_r).as_ptr(),
-                            *groups as i64,
-                            weight.as_ptr(),
-                            opt_ptr(bias),
-                            &post.raw(),
-                            out_scale,
-                            i32::from(out_signed),
-                        )
-                    }
-                    Step::Dense {
-                        units,
-                        weight,
-                        bias,
-                        post,
-                    } => {
-                        let post = PostArgs::new(post);
-                        ffi::emo_plan_dense(
-                            plan.raw,
-                            *units as i64,
-                            weight.as_ptr(),
-                            opt_ptr(bias),
-                            &post.raw(),
-                        )
-                    }
-                    Step::Pool {
-                        kernel,
-                        stride,
-                        pad_l,
-                        pad_r,
-                        max,
-                    } => ffi::emo_plan_pool(
-                        plan.raw,
-                        dims2(*kernel).as_ptr(),
-                        dims2(*stride).as_ptr(),
-                        dims2(*pad_l).as_ptr(),
-                        dims2(*pad_r).as_ptr(),
-                        i32::from(*max),
-                        0,
-                    ),
-                    Step::GlobalPool { max } => {
-                        let zero = [0i64; 2];
-                        ffi::emo_plan_pool(
-                            plan.raw,
-                            zero.as_ptr(),
-                            zero.as_ptr(),
-                            zero.as_ptr(),
-                            zero.as_ptr(),
-                            i32::from(*max),
-                            1,
-                        )
-                    }
-                    Step::Flatten => ffi::emo_plan_flatten(plan.raw),
-                }
+            let out = match region.as_mut() {
+                Some(region) => region.enter(&mut plan, i, step)?,
+                None => None,
             };
-            if status != 0 {
-                return Err(format!(
-                    "step {i} ({}) has no oneDNN kernel here (status {status})",
-                    step_name(step)
-                ));
-            }
-            // SAFETY: a plan under construction.
-            plan.ends
-                .push(unsafe { ffi::emo_plan_steps(plan.raw) } as usize);
+            plan.push(i, step, out)?;
         }
-        // SAFETY: the plan is complete.
-        let status = unsafe { ffi::emo_plan_finalize(plan.raw) };
-        if status != 0 {
-            return Err(format!(
-                "allocating the plan's buffers failed (status {status})"
-            ));
-        }
-        let (mut rows, mut cols) = (0i64, 0i64);
-        // SAFETY: reads the output shape of a finalized plan.
-        unsafe { ffi::emo_plan_output(plan.raw, &mut rows, &mut cols) };
-        plan.classes = cols as usize;
-        Ok(plan)
+        plan.finish()
     }
 
     /// Logits `[n, classes]` for `n` images in channels-first layout (the preprocessor's).
     pub fn run(&mut self, nchw: &[f32]) -> Vec<f32> {
         self.load(nchw);
-        // SAFETY: the plan is finalized and used by this thread alone (`&mut self`).
-        let status = unsafe { ffi::emo_plan_run(self.raw) };
+        // SAFETY: a `Plan` is finalized (only `PlanBuilder::finish` makes one), and `&mut self`
+        // keeps it to this thread while it runs.
+        let status = unsafe { ffi::emo_plan_run(self.raw.as_ptr()) };
         assert!(
             status == 0,
             "oneDNN inference plan failed (status {status}); pass --kernels flex (EMOLENS_KERNELS=flex) to use burn's kernels and report this"
         );
         let (mut rows, mut cols) = (0i64, 0i64);
-        // SAFETY: the output buffer holds rows*cols floats after a run.
+        // SAFETY: after a run the output buffer of a finalized plan holds rows x cols floats.
         unsafe {
-            let out = ffi::emo_plan_output(self.raw, &mut rows, &mut cols);
+            let out = ffi::emo_plan_output(self.raw.as_ptr(), &mut rows, &mut cols);
             std::slice::from_raw_parts(out, (rows * cols) as usize).to_vec()
         }
     }
@@ -409,13 +519,14 @@ impl Plan {
     /// Runs `n` images through an f32 plan and widens `ranges` (one per network step) to the
     /// values each step's output took: the calibration of int8 plans.
     pub fn observe(&mut self, nchw: &[f32], ranges: &mut [[f32; 2]]) -> Result<(), String> {
-        // SAFETY: a finalized plan.
-        let steps = unsafe { ffi::emo_plan_steps(self.raw) } as usize;
+        // SAFETY: reads the step count of a finalized plan.
+        let steps = unsafe { ffi::emo_plan_steps(self.raw.as_ptr()) } as usize;
         let (mut lo, mut hi) = (vec![f32::INFINITY; steps], vec![f32::NEG_INFINITY; steps]);
         self.load(nchw);
-        // SAFETY: `lo` and `hi` hold one value per plan step.
-        let status =
-            unsafe { ffi::emo_plan_run_observe(self.raw, lo.as_mut_ptr(), hi.as_mut_ptr()) };
+        // SAFETY: as in `run`; `lo` and `hi` hold one value per plan step.
+        let status = unsafe {
+            ffi::emo_plan_run_observe(self.raw.as_ptr(), lo.as_mut_ptr(), hi.as_mut_ptr())
+        };
         if status != 0 {
             return Err(format!(
                 "observing activations needs an f32 plan (status {status})"
@@ -435,9 +546,11 @@ impl Plan {
     fn load(&mut self, nchw: &[f32]) {
         let [c, h, w] = self.input;
         assert_eq!(nchw.len(), self.n * c * h * w, "input length");
-        // SAFETY: a finalized plan's input buffer holds n*c*h*w floats.
-        let input =
-            unsafe { std::slice::from_raw_parts_mut(ffi::emo_plan_input(self.raw), nchw.len()) };
+        // SAFETY: a finalized plan's input buffer holds n x c x h x w floats (the length
+        // asserted above), and `&mut self` makes this the only reference to it.
+        let input = unsafe {
+            std::slice::from_raw_parts_mut(ffi::emo_plan_input(self.raw.as_ptr()), nchw.len())
+        };
         if c == 1 {
             input.copy_from_slice(nchw);
         } else {
@@ -461,9 +574,9 @@ impl Plan {
     pub fn implementations(&self) -> Vec<String> {
         // SAFETY: indices within the plan's step count; strings owned by the primitives.
         unsafe {
-            (0..ffi::emo_plan_steps(self.raw))
+            (0..ffi::emo_plan_steps(self.raw.as_ptr()))
                 .map(|i| {
-                    let p = ffi::emo_plan_step_impl(self.raw, i);
+                    let p = ffi::emo_plan_step_impl(self.raw.as_ptr(), i);
                     if p.is_null() {
                         "?".into()
                     } else {
