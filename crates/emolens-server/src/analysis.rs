@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// A face box in source-image pixels.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FaceBox {
     pub x: f32,
     pub y: f32,

@@ -9,12 +9,34 @@ use axum::body::to_bytes;
 use axum::extract::{Query, Request, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// `POST /api/predict`: one image (multipart field `file`) classified as one face, answered in
 /// the original design's shape with the labels taken from the model file.
-pub async fn predict(State(state): State<SharedState>, req: Request) -> ServerResult<Json<Value>> {
+#[utoipa::path(
+    post,
+    path = "/api/predict",
+    operation_id = "api_predict",
+    tag = "analysis",
+    summary = "Classify one image as one face (the original design's endpoint)",
+    description = "Multipart field `file`. Answers predicted_emotion (index), predicted_emotion_label, class_probabilities (a JSON object) and label_encodings, with the labels from the model file.",
+    request_body(content = crate::upload::PredictForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "prediction", body = crate::api::Predict),
+        (status = 400, description = "no file / empty file", body = crate::error::ErrorBody),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 413, description = "image or body too large", body = crate::error::ErrorBody),
+        (status = 415, description = "not multipart, or not an image", body = crate::error::ErrorBody),
+        (status = 422, description = "image could not be decoded (e.g. truncated)", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security((), ("api_key" = [])),
+)]
+pub async fn predict(
+    State(state): State<SharedState>,
+    req: Request,
+) -> ServerResult<Json<Predict>> {
     body_kind(&req, false)?;
     let mut uploads = read_multipart(req, &state.config).await?;
     if uploads.len() > 1 {
@@ -40,22 +62,32 @@ pub async fn predict(State(state): State<SharedState>, req: Request) -> ServerRe
     let face = &report.faces[0];
     state.metrics.faces(1);
     let classes = &state.meta().classes;
-    let class_probabilities: BTreeMap<&str, f32> = classes
-        .iter()
-        .map(|c| c.as_str())
-        .zip(face.probabilities.iter().copied())
-        .collect();
-    let label_encodings: BTreeMap<String, &str> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (i.to_string(), c.as_str()))
-        .collect();
-    Ok(Json(json!({
-        "predicted_emotion": face.top,
-        "predicted_emotion_label": classes[face.top],
-        "class_probabilities": class_probabilities,
-        "label_encodings": label_encodings,
-    })))
+    Ok(Json(Predict {
+        predicted_emotion: face.top,
+        predicted_emotion_label: classes[face.top].clone(),
+        class_probabilities: classes
+            .iter()
+            .cloned()
+            .zip(face.probabilities.iter().copied())
+            .collect(),
+        label_encodings: classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i.to_string(), c.clone()))
+            .collect(),
+    }))
+}
+
+/// The answer of `POST /api/predict` (the original design's shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Predict {
+    /// Index of the most probable class.
+    pub predicted_emotion: usize,
+    pub predicted_emotion_label: String,
+    /// Probability of each class, by label.
+    pub class_probabilities: BTreeMap<String, f32>,
+    /// Class index (as a string) to label, in the model file's order.
+    pub label_encodings: BTreeMap<String, String>,
 }
 
 /// Query of `/v1/analyze`.
@@ -66,7 +98,7 @@ pub struct AnalyzeQuery {
 }
 
 /// One face in an analysis answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FaceOut {
     #[serde(rename = "box")]
     pub bbox: crate::analysis::FaceBox,
@@ -79,11 +111,12 @@ pub struct FaceOut {
 }
 
 /// One item of a batch answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemOut {
     pub index: usize,
     pub name: String,
     /// `ok` or `error` (and, for stored uploads, `duplicate`).
+    #[schema(value_type = String)]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
@@ -92,7 +125,7 @@ pub struct ItemOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faces: Option<Vec<FaceOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+    pub error: Option<ItemError>,
     /// Set on stored uploads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub photo_id: Option<i64>,
@@ -122,9 +155,47 @@ pub fn face_out(state: &SharedState, f: &FaceReport) -> FaceOut {
     }
 }
 
+/// Why one item of a batch failed (the rest of the batch is unaffected).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ItemError {
+    /// The error's stable code (as [`ServerError::code`]).
+    pub code: String,
+    pub message: String,
+    /// The HTTP status the error would have alone.
+    pub status: u16,
+}
+
 /// The JSON of a failed item.
-pub fn error_value(e: &ServerError) -> Value {
-    json!({ "code": e.code(), "message": e.to_string(), "status": e.status().as_u16() })
+pub fn error_value(e: &ServerError) -> ItemError {
+    ItemError {
+        code: e.code().to_string(),
+        message: e.to_string(),
+        status: e.status().as_u16(),
+    }
+}
+
+/// Counts of a batch answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchSummary {
+    pub items: usize,
+    pub ok: usize,
+    pub failed: usize,
+    /// Stored uploads only: uploads of a file the ad already has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<usize>,
+    pub faces: usize,
+}
+
+/// The answer of `POST /v1/analyze`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyzeResponse {
+    /// The model's name.
+    pub model: String,
+    /// The model's classes, in its order.
+    pub classes: Vec<String>,
+    pub assume_crop: bool,
+    pub summary: BatchSummary,
+    pub items: Vec<ItemOut>,
 }
 
 /// Analyses uploads one by one on the blocking pool; each gets its own result, so one bad image
@@ -231,11 +302,30 @@ pub fn item_out(state: &SharedState, u: &Upload, r: &ServerResult<PhotoReport>) 
 
 /// `POST /v1/analyze`: many images, every face with box, probabilities, top emotion, quality;
 /// per-item status.
+#[utoipa::path(
+    post,
+    path = "/v1/analyze",
+    operation_id = "api_analyze",
+    tag = "analysis",
+    summary = "Analyse one or many photos: every face with box, probabilities, top emotion, quality",
+    description = "Per-item status: one bad image never fails the batch. Images are not kept.",
+    params(("assume_crop" = Option<bool>, Query, description = "take each image as one face crop (no detection)")),
+    request_body(content((crate::upload::ImagesForm = "multipart/form-data"), (crate::upload::AnalyzeJson = "application/json"))),
+    responses(
+        (status = 200, description = "per-item results", body = crate::api::AnalyzeResponse),
+        (status = 400, description = "malformed JSON / no images", body = crate::error::ErrorBody),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 413, description = "too many files or body too large", body = crate::error::ErrorBody),
+        (status = 415, description = "wrong content type", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security((), ("api_key" = [])),
+)]
 pub async fn analyze(
     State(state): State<SharedState>,
     Query(q): Query<AnalyzeQuery>,
     req: Request,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<AnalyzeResponse>> {
     let (uploads, json_crop) = read_images(&state, req).await?;
     let assume_crop = q.assume_crop.or(json_crop).unwrap_or(false);
     let results = analyze_uploads(&state, uploads, assume_crop).await?;
@@ -249,11 +339,17 @@ pub async fn analyze(
         .filter_map(|i| i.faces.as_ref())
         .map(|f| f.len())
         .sum();
-    Ok(Json(json!({
-        "model": state.meta().name,
-        "classes": state.meta().classes,
-        "assume_crop": assume_crop,
-        "summary": { "items": items.len(), "ok": ok, "failed": items.len() - ok, "faces": faces },
-        "items": items,
-    })))
+    Ok(Json(AnalyzeResponse {
+        model: state.meta().name.clone(),
+        classes: state.meta().classes.clone(),
+        assume_crop,
+        summary: BatchSummary {
+            items: items.len(),
+            ok,
+            failed: items.len() - ok,
+            duplicates: None,
+            faces,
+        },
+        items,
+    }))
 }

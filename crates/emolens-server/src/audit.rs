@@ -10,11 +10,11 @@ use crate::SharedState;
 use axum::extract::{Extension, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 /// One entry of the log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     /// Unix seconds.
@@ -105,6 +105,15 @@ impl Db {
     }
 }
 
+/// The answer of `GET /v1/audit`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditLog {
+    /// The workspace's name.
+    pub workspace: String,
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+}
+
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize, Default)]
 pub struct AuditQuery {
@@ -113,15 +122,31 @@ pub struct AuditQuery {
 }
 
 /// `GET /v1/audit`: the workspace's audit log, newest first (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "audit_list",
+    tag = "admin",
+    summary = "The workspace's audit log, newest first (admin): who (key id and name, `cli`, `retention`) created, uploaded, exported, erased or purged what, and when; ids and counts only, never image content or file names",
+    params(("limit" = Option<i64>, Query, description = "most entries (default 100)")),
+    responses(
+        (status = 200, description = "{workspace, entries: [{id, at, key_id, actor, action, target_type, target_id, detail}]}", body = crate::audit::AuditLog),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     Query(q): Query<AuditQuery>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<AuditLog>> {
     p.require(Role::Admin, "reading the audit log")?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.db.audit_entries(p.workspace_id, limit).await?;
-    Ok(Json(
-        json!({ "workspace": p.workspace, "entries": entries }),
-    ))
+    Ok(Json(AuditLog {
+        workspace: p.workspace.clone(),
+        entries,
+    }))
 }

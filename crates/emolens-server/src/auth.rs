@@ -16,7 +16,7 @@ use emolens_core::fingerprint::sha256_hex;
 pub const KEY_PREFIX: &str = "emk_";
 
 /// A newly created key; `key` is shown once and never stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NewKey {
     pub id: i64,
     pub name: String,

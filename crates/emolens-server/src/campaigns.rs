@@ -2,8 +2,8 @@
 //! in the key's workspace (other workspaces' ids answer 404) and checks the key's role: viewers
 //! read, analysts also write.
 
-use crate::api::{analyze_uploads, read_images, ItemOut};
-use crate::db::{Ad, Campaign, NewFace, NewPhoto, Retention, StoredFace};
+use crate::api::{analyze_uploads, read_images, BatchSummary, ItemOut};
+use crate::db::{Ad, Campaign, NewFace, NewPhoto, Retention, StoredFace, StoredPhoto};
 use crate::error::{ServerError, ServerResult};
 use crate::stats::{
     difference, distribution, face_valence, valence_signs, Distribution, FaceSample,
@@ -17,9 +17,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use emolens_core::fingerprint::sha256_hex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt::Write;
+use utoipa::ToSchema;
 
 /// Maps axum's JSON rejections onto our errors: 415 for a wrong content type, 400 otherwise.
 pub fn json_body<T>(r: Result<Json<T>, JsonRejection>) -> ServerResult<T> {
@@ -52,7 +53,7 @@ pub(crate) fn clean_name(name: &str, what: &str) -> ServerResult<String> {
 }
 
 /// Body of `POST /v1/campaigns`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     pub name: String,
@@ -70,10 +71,85 @@ pub struct NewCampaign {
     pub retention_results: bool,
 }
 
+/// The answer of `GET /v1/campaigns`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignList {
+    pub campaigns: Vec<Campaign>,
+}
+
+/// The answer of `GET /v1/campaigns/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CampaignWithAds {
+    pub campaign: Campaign,
+    pub ads: Vec<Ad>,
+}
+
+/// The answer of `GET /v1/ads/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdWithCampaign {
+    pub ad: Ad,
+    pub campaign: Campaign,
+}
+
+/// The answer of `GET /v1/ads/{id}/photos`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoList {
+    pub photos: Vec<StoredPhoto>,
+}
+
+/// The answer of `POST /v1/ads/{id}/photos`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadResponse {
+    pub ad_id: i64,
+    /// The model's classes, in its order.
+    pub classes: Vec<String>,
+    /// Whether the campaign keeps the images (otherwise only the numbers were stored).
+    pub images_kept: bool,
+    pub summary: BatchSummary,
+    pub items: Vec<ItemOut>,
+}
+
+/// The thresholds that made faces uncertain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Thresholds {
+    /// A face whose top probability is below this is uncertain.
+    pub uncertain_below: f32,
+    /// A face whose quality is below this is uncertain.
+    pub min_quality: f32,
+}
+
+/// The answer of `GET /v1/ads/{id}/results`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdResults {
+    pub ad: Ad,
+    /// The model's classes, in its order.
+    pub classes: Vec<String>,
+    pub results: Distribution,
+    pub thresholds: Thresholds,
+}
+
 /// Longest retention period, in days (100 years).
 const MAX_RETENTION_DAYS: i64 = 36_500;
 
 /// `POST /v1/campaigns`.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns",
+    operation_id = "campaigns_create",
+    tag = "campaigns",
+    summary = "Create a campaign",
+    description = "`keep_images` (default false) stores uploaded photos; otherwise only the numbers are kept.",
+    request_body = crate::campaigns::NewCampaign,
+    responses(
+        (status = 201, description = "created", body = crate::db::Campaign),
+        (status = 400, description = "malformed request (names the problem)", body = crate::error::ErrorBody),
+        (status = 401, description = "missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 415, description = "wrong content type or not an image", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -112,28 +188,56 @@ pub async fn create(
 }
 
 /// `GET /v1/campaigns`.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns",
+    operation_id = "campaigns_list",
+    tag = "campaigns",
+    summary = "List campaigns",
+    responses(
+        (status = 200, description = "campaigns", body = crate::campaigns::CampaignList),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<CampaignList>> {
     let campaigns = state.db.list_campaigns(p.workspace_id).await?;
-    Ok(Json(json!({ "campaigns": campaigns })))
+    Ok(Json(CampaignList { campaigns }))
 }
 
 /// `GET /v1/campaigns/{id}`: the campaign with its ads.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}",
+    operation_id = "campaigns_get_one",
+    tag = "campaigns",
+    summary = "A campaign with its ads",
+    params(("id" = i64, Path, description = "campaign id")),
+    responses(
+        (status = 200, description = "campaign", body = crate::campaigns::CampaignWithAds),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_one(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<CampaignWithAds>> {
     let id = path_id(id, "campaign")?;
-    let c = state.db.campaign(p.workspace_id, id).await?;
+    let campaign = state.db.campaign(p.workspace_id, id).await?;
     let ads = state.db.list_ads(id).await?;
-    Ok(Json(json!({ "campaign": c, "ads": ads })))
+    Ok(Json(CampaignWithAds { campaign, ads }))
 }
 
 /// Body of `POST /v1/campaigns/{id}/ads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAd {
     pub name: String,
@@ -158,6 +262,25 @@ pub fn check_duration(d: Option<f64>) -> ServerResult<Option<f64>> {
 }
 
 /// `POST /v1/campaigns/{id}/ads`.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns/{id}/ads",
+    operation_id = "campaigns_create_ad",
+    tag = "campaigns",
+    summary = "Add an ad to a campaign",
+    params(("id" = i64, Path, description = "campaign id")),
+    request_body = crate::campaigns::NewAd,
+    responses(
+        (status = 201, description = "created", body = crate::db::Ad),
+        (status = 400, description = "malformed request (names the problem)", body = crate::error::ErrorBody),
+        (status = 401, description = "missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign, ad or photo", body = crate::error::ErrorBody),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 415, description = "wrong content type or not an image", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -174,38 +297,91 @@ pub async fn create_ad(
 }
 
 /// `GET /v1/ads/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}",
+    operation_id = "campaigns_get_ad",
+    tag = "campaigns",
+    summary = "An ad with its counts",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "ad", body = crate::campaigns::AdWithCampaign),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<AdWithCampaign>> {
     let id = path_id(id, "ad")?;
     let ad = state.db.ad(p.workspace_id, id).await?;
     let campaign = state.db.campaign(p.workspace_id, ad.campaign_id).await?;
-    Ok(Json(json!({ "ad": ad, "campaign": campaign })))
+    Ok(Json(AdWithCampaign { ad, campaign }))
 }
 
 /// `GET /v1/ads/{id}/photos`: every upload with its status (failed ones with their error).
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/photos",
+    operation_id = "campaigns_list_photos",
+    tag = "campaigns",
+    summary = "List an ad's uploads with their status",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "photos", body = crate::campaigns::PhotoList),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list_photos(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<PhotoList>> {
     let id = path_id(id, "ad")?;
     state.db.ad(p.workspace_id, id).await?;
-    Ok(Json(json!({ "photos": state.db.ad_photos(id).await? })))
+    Ok(Json(PhotoList {
+        photos: state.db.ad_photos(id).await?,
+    }))
 }
 
 /// `POST /v1/ads/{id}/photos`: audience photos (multipart `files`, or JSON base64). Each photo
 /// is analysed and reported on its own; all rows are then written in one transaction. Images
 /// are stored only when the campaign keeps images.
+#[utoipa::path(
+    post,
+    path = "/v1/ads/{id}/photos",
+    operation_id = "campaigns_upload",
+    tag = "campaigns",
+    summary = "Upload audience photos of an ad (many at once)",
+    description = "Each photo is analysed and reported on its own; all rows are written in one transaction. Images are not kept unless the campaign keeps images. Inform the people photographed and get their consent.",
+    params(("id" = i64, Path, description = "ad id"), ("assume_crop" = Option<bool>, Query, description = "take each image as one face crop (no detection)")),
+    request_body(content((crate::upload::ImagesForm = "multipart/form-data"), (crate::upload::AnalyzeJson = "application/json"))),
+    responses(
+        (status = 200, description = "per-item results", body = crate::campaigns::UploadResponse),
+        (status = 400, description = "malformed request (names the problem)", body = crate::error::ErrorBody),
+        (status = 401, description = "missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign, ad or photo", body = crate::error::ErrorBody),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 413, description = "too many files or body too large", body = crate::error::ErrorBody),
+        (status = 415, description = "wrong content type or not an image", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn upload(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     Query(q): Query<crate::api::AnalyzeQuery>,
     req: Request,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<UploadResponse>> {
     p.require(Role::Analyst, "uploading photos")?;
     let id = path_id(id, "ad")?;
     let ad = state.db.ad(p.workspace_id, id).await?;
@@ -274,13 +450,19 @@ pub async fn upload(
         faces,
         "photos uploaded"
     );
-    Ok(Json(json!({
-        "ad_id": id,
-        "classes": classes,
-        "images_kept": campaign.keep_images,
-        "summary": { "items": items.len(), "ok": ok, "failed": failed, "duplicates": duplicates, "faces": faces },
-        "items": items,
-    })))
+    Ok(Json(UploadResponse {
+        ad_id: id,
+        classes,
+        images_kept: campaign.keep_images,
+        summary: BatchSummary {
+            items: items.len(),
+            ok,
+            failed,
+            duplicates: Some(duplicates),
+            faces,
+        },
+        items,
+    }))
 }
 
 fn samples(classes: &[String], faces: &[StoredFace]) -> Vec<FaceSample> {
@@ -311,20 +493,38 @@ async fn ad_results(state: &SharedState, ad: &Ad) -> ServerResult<(Distribution,
 }
 
 /// `GET /v1/ads/{id}/results`.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/results",
+    operation_id = "campaigns_results",
+    tag = "campaigns",
+    summary = "An ad's results: faces, uncertain faces (apart), mean probabilities, share per top emotion, valence with 95% intervals (null with interval_note, e.g. too few faces, under 10 faces or without variation)",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "results", body = crate::campaigns::AdResults),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn results(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<AdResults>> {
     let id = path_id(id, "ad")?;
     let ad = state.db.ad(p.workspace_id, id).await?;
-    let (dist, _) = ad_results(&state, &ad).await?;
-    Ok(Json(json!({
-        "ad": ad,
-        "classes": state.meta().classes,
-        "results": dist,
-        "thresholds": { "uncertain_below": state.config.uncertain_below, "min_quality": state.config.min_quality },
-    })))
+    let (results, _) = ad_results(&state, &ad).await?;
+    Ok(Json(AdResults {
+        ad,
+        classes: state.meta().classes.clone(),
+        results,
+        thresholds: Thresholds {
+            uncertain_below: state.config.uncertain_below,
+            min_quality: state.config.min_quality,
+        },
+    }))
 }
 
 /// Query of the comparison.
@@ -381,6 +581,21 @@ async fn comparison(
 }
 
 /// `GET /v1/campaigns/{id}/compare`: the ads side by side, each against the baseline.
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}/compare",
+    operation_id = "campaigns_compare",
+    tag = "campaigns",
+    summary = "The ads side by side: distributions, valence and differences vs a baseline ad with 95% bootstrap intervals (null with interval_note under 10 faces or without variation; valence_significance says too_few_faces instead of a verdict)",
+    params(("id" = i64, Path, description = "campaign id"), ("baseline" = Option<i64>, Query)),
+    responses(
+        (status = 200, description = "comparison", body = Object),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn compare(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -460,6 +675,21 @@ pub(crate) fn attachment(body: String, ctype: &'static str, filename: String) ->
 }
 
 /// `GET /v1/ads/{id}/export?format=csv|json`: one row per face.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/export",
+    operation_id = "campaigns_export_ad",
+    tag = "campaigns",
+    summary = "Export an ad (one row per face)",
+    params(("id" = i64, Path, description = "ad id"), ("format" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "export", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn export_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -536,6 +766,21 @@ pub async fn export_ad(
 
 /// `GET /v1/campaigns/{id}/export?format=csv|json`: one row per ad (CSV) or the full
 /// comparison with every face (JSON).
+#[utoipa::path(
+    get,
+    path = "/v1/campaigns/{id}/export",
+    operation_id = "campaigns_export_campaign",
+    tag = "campaigns",
+    summary = "Export a campaign (CSV: one row per ad; JSON: comparison and every face)",
+    params(("id" = i64, Path, description = "campaign id"), ("format" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "export", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn export_campaign(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -626,6 +871,21 @@ pub async fn export_campaign(
 }
 
 /// `GET /v1/photos/{id}/image`: a kept upload (only for campaigns that keep images).
+#[utoipa::path(
+    get,
+    path = "/v1/photos/{id}/image",
+    operation_id = "campaigns_photo_image",
+    tag = "campaigns",
+    summary = "A kept photo (campaigns that keep images only)",
+    params(("id" = i64, Path, description = "photo id")),
+    responses(
+        (status = 200, description = "the image", content(([u8] = "image/jpeg"), ([u8] = "image/png"), ([u8] = "image/webp"))),
+        (status = 401, description = "key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown or not kept", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn photo_image(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,

@@ -41,7 +41,7 @@ pub fn video_content_type(container: &str) -> &'static str {
 }
 
 /// Body of `PATCH /v1/ads/{id}`: any of the fields; `duration_s: null` clears the duration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdPatch {
     #[serde(default)]
@@ -181,6 +181,24 @@ impl Db {
 }
 
 /// `PATCH /v1/ads/{id}`: the ad's name and/or `duration_s`.
+#[utoipa::path(
+    patch,
+    path = "/v1/ads/{id}",
+    operation_id = "creative_patch_ad",
+    tag = "campaigns",
+    summary = "Change an ad's name and/or length (analyst)",
+    params(("id" = i64, Path, description = "ad id")),
+    request_body = crate::creative::AdPatch,
+    responses(
+        (status = 200, description = "the ad", body = crate::db::Ad),
+        (status = 400, description = "nothing to change, or a bad value", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 415, description = "not JSON", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn patch_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -227,6 +245,25 @@ pub struct CreativeQuery {
 
 /// `PUT /v1/ads/{id}/creative`: the ad's creative video (multipart `file` or raw `video/*`
 /// body); its duration becomes the ad's.
+#[utoipa::path(
+    put,
+    path = "/v1/ads/{id}/creative",
+    operation_id = "creative_put_creative",
+    tag = "videos",
+    summary = "Upload the ad's creative video: its duration (and size, codec, frame rate) become the ad's; the file is stored only with keep=true (analyst)",
+    params(("id" = i64, Path, description = "ad id"), ("keep" = Option<bool>, Query, description = "store the file (default false: metadata only)"), ("name" = Option<String>, Query, description = "file name for a raw body")),
+    request_body(content((crate::upload::VideoForm = "multipart/form-data"), ([u8] = "video/*"), ([u8] = "application/octet-stream"))),
+    responses(
+        (status = 200, description = "the ad, with duration_s and creative", body = crate::db::Ad),
+        (status = 400, description = "empty, corrupt, or no duration announced", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 413, description = "over --max-video-mib", body = crate::error::ErrorBody),
+        (status = 415, description = "not a video, audio only, or undecodable", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn put_creative(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -265,6 +302,20 @@ pub async fn put_creative(
 
 /// `GET /v1/ads/{id}/creative`: the kept creative file; single byte ranges answer 206 (players
 /// seek with them).
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/creative",
+    operation_id = "creative_get_creative",
+    tag = "videos",
+    summary = "The ad's kept creative file",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "the video", body = [u8], content_type = "video/*"),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or no kept creative", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_creative(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,

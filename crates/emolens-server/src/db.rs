@@ -94,7 +94,7 @@ pub fn now() -> i64 {
 }
 
 /// A campaign: a set of ads shown to the same kind of audience.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Campaign {
     pub id: i64,
     /// The workspace it belongs to (not shown: a key only ever sees its own).
@@ -119,7 +119,7 @@ pub struct Retention {
 }
 
 /// An ad of a campaign, with its upload counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ad {
     pub id: i64,
     pub campaign_id: i64,
@@ -175,7 +175,7 @@ pub struct NewPhoto {
 }
 
 /// A stored face.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredFace {
     pub id: i64,
     pub photo_id: i64,
@@ -192,7 +192,7 @@ pub struct StoredFace {
 }
 
 /// A stored upload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredPhoto {
     pub id: i64,
     pub file_name: String,
@@ -217,7 +217,7 @@ pub struct Stored {
 }
 
 /// An API key's record (never the key itself).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: i64,
     pub name: String,

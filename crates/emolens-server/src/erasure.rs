@@ -17,7 +17,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, State};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
 /// What to erase.
@@ -48,7 +48,7 @@ impl Target {
 }
 
 /// Rows removed by an erasure or a purge.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Erased {
     pub campaigns: u64,
     pub ads: u64,
@@ -426,52 +426,125 @@ impl Db {
     }
 }
 
-async fn erase(state: &SharedState, p: &Principal, target: Target) -> ServerResult<Json<Value>> {
+/// The answer of an erasure.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct ErasedResponse {
+    pub erased: Erased,
+}
+
+async fn erase(
+    state: &SharedState,
+    p: &Principal,
+    target: Target,
+) -> ServerResult<Json<ErasedResponse>> {
     p.require(Role::Admin, &format!("erasing a {}", target.kind()))?;
-    let e = state.db.erase(&Eraser::Key(p.actor()), target).await?;
-    Ok(Json(json!({ "erased": e })))
+    let erased = state.db.erase(&Eraser::Key(p.actor()), target).await?;
+    Ok(Json(ErasedResponse { erased }))
 }
 
 /// `DELETE /v1/campaigns/{id}` (admin): the campaign, its ads, photos, faces and kept images,
 /// its reaction-video jobs with their viewers, seconds and stored videos.
+#[utoipa::path(
+    delete,
+    path = "/v1/campaigns/{id}",
+    operation_id = "erasure_erase_campaign",
+    tag = "campaigns",
+    summary = "Erase a campaign with its ads, photos, faces and kept images, reaction-video jobs and kept creatives (admin), in one transaction; recorded in the audit log",
+    params(("id" = i64, Path, description = "campaign id")),
+    responses(
+        (status = 200, description = "counts erased: {\"erased\": {campaigns, ads, photos, faces, images, jobs, viewers, viewer_seconds, videos}}", body = crate::erasure::ErasedResponse),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown campaign, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn erase_campaign(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<ErasedResponse>> {
     let id = path_id(id, "campaign")?;
     erase(&state, &p, Target::Campaign(id)).await
 }
 
 /// `DELETE /v1/ads/{id}` (admin): the ad, its photos, faces and kept images, its reaction-video
 /// jobs with their viewers, seconds and stored videos, its kept creative.
+#[utoipa::path(
+    delete,
+    path = "/v1/ads/{id}",
+    operation_id = "erasure_erase_ad",
+    tag = "campaigns",
+    summary = "Erase an ad with its photos, faces, kept images, reaction-video jobs (viewers, seconds, stored videos) and kept creative (admin), in one transaction; recorded in the audit log",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "counts erased: {\"erased\": {campaigns, ads, photos, faces, images, jobs, viewers, viewer_seconds, videos}}", body = crate::erasure::ErasedResponse),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn erase_ad(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<ErasedResponse>> {
     let id = path_id(id, "ad")?;
     erase(&state, &p, Target::Ad(id)).await
 }
 
 /// `DELETE /v1/photos/{id}` (admin): the photo, the uploads recorded as its duplicates, their
 /// faces and kept image.
+#[utoipa::path(
+    delete,
+    path = "/v1/photos/{id}",
+    operation_id = "erasure_erase_photo",
+    tag = "campaigns",
+    summary = "Erase a photo with the uploads recorded as its duplicates, their faces and kept image (admin), in one transaction; recorded in the audit log",
+    params(("id" = i64, Path, description = "photo id")),
+    responses(
+        (status = 200, description = "counts erased: {\"erased\": {campaigns, ads, photos, faces, images, jobs, viewers, viewer_seconds, videos}}", body = crate::erasure::ErasedResponse),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown photo, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn erase_photo(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<ErasedResponse>> {
     let id = path_id(id, "photo")?;
     erase(&state, &p, Target::Photo(id)).await
 }
 
 /// `DELETE /v1/jobs/{id}` (admin): a reaction-video job, its viewers, their seconds and its
 /// stored video (a running job stops; its results are never stored).
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    operation_id = "erasure_erase_job",
+    tag = "videos",
+    summary = "Erase a reaction-video job with its viewers, their per-second results and its stored video (admin); a running job stops and stores nothing; recorded in the audit log",
+    params(("id" = i64, Path, description = "job id")),
+    responses(
+        (status = 200, description = "counts erased: {\"erased\": {..., jobs, viewers, viewer_seconds, videos}}", body = crate::erasure::ErasedResponse),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown job, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn erase_job(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<ErasedResponse>> {
     let id = path_id(id, "job")?;
     erase(&state, &p, Target::Job(id)).await
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use emolens_core::{CoreError, ErrorKind};
 use emolens_faces::FacesError;
 use emolens_video::VideoError;
-use serde_json::json;
+use serde::Serialize;
 
 /// Everything a request can fail with. Each variant names the input and what to do; each maps to
 /// one HTTP status (see [`ServerError::status`]).
@@ -226,10 +226,11 @@ impl IntoResponse for ServerError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut body = json!({ "error": self.to_string(), "code": self.code() });
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            body["retry_after_s"] = json!(retry_after);
-        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            code: self.code().to_string(),
+            retry_after_s: (status == StatusCode::TOO_MANY_REQUESTS).then_some(retry_after),
+        };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
@@ -251,6 +252,34 @@ impl IntoResponse for ServerError {
         resp
     }
 }
+
+/// The body of every error answer (the TF-Serving endpoints' own errors aside).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do, naming the input.
+    pub error: String,
+    /// Stable machine-readable code, e.g. `bad_request`, `too_large`, `busy` (a pool is full),
+    /// `rate_limited` (this key's or client's rate or in-flight limit), `body_timeout` (408).
+    pub code: String,
+    /// On 429: seconds to wait before retrying (as the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+}
+
+/// 429, as every admitted route may answer it.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "Refused before any work: this key's or client address's rate or in-flight limit (`rate_limited`), its pool full (`busy`), or no analysis slot or decode memory within the queue timeout (`busy`; nothing was stored). The body of a refused request is read first, so the client gets this answer.",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))
+)]
+pub struct TooManyRequests(#[allow(dead_code)] ErrorBody);
+
+/// 408, as every route with a request body may answer it.
+#[derive(utoipa::ToResponse)]
+#[response(
+    description = "The request body did not arrive within the body read timeout (`body_timeout`); the connection is closed."
+)]
+pub struct RequestTimeout(#[allow(dead_code)] ErrorBody);
 
 /// Result alias for handlers.
 pub type ServerResult<T> = Result<T, ServerError>;

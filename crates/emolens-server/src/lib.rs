@@ -38,7 +38,6 @@ pub mod workspace;
 
 use analysis::{CropAnalyzer, PhotoAnalyzer};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
 use axum::Router;
 use db::Db;
 use emolens_core::{DecodeLimits, EmotionClassifier};
@@ -47,6 +46,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 pub use error::{ServerError, ServerResult};
 
@@ -403,113 +405,99 @@ fn decode_units(bytes: u64) -> usize {
         .min(u32::MAX as usize)
 }
 
+/// The inference endpoints: open unless the server runs with `--open-demo false`.
+fn inference_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::predict))
+        .routes(routes!(api::analyze))
+        .routes(routes!(tfserving::status, tfserving::predict))
+        .routes(routes!(tfserving::metadata))
+}
+
+/// Campaign data: always an API key (the handlers check its role).
+fn data_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(campaigns::list, campaigns::create))
+        .routes(routes!(campaigns::get_one, erasure::erase_campaign))
+        .routes(routes!(campaigns::create_ad))
+        .routes(routes!(jobs::routes::upload).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(jobs::routes::list))
+        .routes(routes!(creative::put_creative).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(creative::get_creative))
+        .routes(routes!(timeline::routes::get_timeline))
+        .routes(routes!(timeline::routes::export_timeline))
+        .routes(routes!(timeline::routes::compare))
+        .routes(routes!(timeline::routes::export_compare))
+        .routes(routes!(jobs::routes::get_job, erasure::erase_job))
+        .routes(routes!(jobs::routes::video))
+        .routes(routes!(campaigns::compare))
+        .routes(routes!(campaigns::export_campaign))
+        .routes(routes!(
+            campaigns::get_ad,
+            creative::patch_ad,
+            erasure::erase_ad
+        ))
+        .routes(routes!(campaigns::upload, campaigns::list_photos))
+        .routes(routes!(campaigns::results))
+        .routes(routes!(campaigns::export_ad))
+        .routes(routes!(erasure::erase_photo))
+        .routes(routes!(campaigns::photo_image))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(live::list_links, live::create_link))
+        .routes(routes!(live::revoke_link))
+}
+
+/// Live viewing sessions: the viewer's page has no key; its link token or session credential
+/// is checked by the handlers (see [`live`]).
+fn viewing_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(live::link_info))
+        .routes(routes!(live::link_creative))
+        .routes(routes!(live::start_session))
+        .routes(routes!(live::post_frame).layer(DefaultBodyLimit::max(live::MAX_FRAME_BYTES)))
+        .routes(routes!(live::end_session))
+        .routes(routes!(live::erase_session))
+}
+
+/// Every documented route, without the layers [`router`] puts around them: the OpenAPI
+/// document ([`system::openapi_document`]) is the one these routes collect from their handlers'
+/// `#[utoipa::path]` annotations, so it lists what the router serves.
+pub fn api_routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::with_openapi(system::ApiDoc::openapi())
+        .merge(inference_routes())
+        .merge(data_routes())
+        .merge(viewing_routes())
+        .merge(system::routes())
+        .merge(ondevice::routes())
+}
+
 /// The full router: API, web app, docs, health, metrics.
 pub fn router(state: SharedState) -> Router {
-    let inference = Router::new()
-        .route("/api/predict", post(api::predict))
-        .route("/v1/analyze", post(api::analyze))
-        .route(
-            "/v1/models/{model}",
-            get(tfserving::status).post(tfserving::predict),
-        )
-        .route("/v1/models/{model}/metadata", get(tfserving::metadata))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key_unless_open,
-        ));
+    let inference = inference_routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key_unless_open,
+    ));
+    let data = data_routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
+    let api =
+        inference
+            .merge(data)
+            .merge(viewing_routes())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                limits::admit,
+            ));
 
-    let data = Router::new()
-        .route(
-            "/v1/campaigns",
-            get(campaigns::list).post(campaigns::create),
-        )
-        .route(
-            "/v1/campaigns/{id}",
-            get(campaigns::get_one).delete(erasure::erase_campaign),
-        )
-        .route("/v1/campaigns/{id}/ads", post(campaigns::create_ad))
-        .route(
-            "/v1/ads/{id}/videos",
-            post(jobs::upload)
-                .layer(DefaultBodyLimit::disable())
-                .get(jobs::list),
-        )
-        .route(
-            "/v1/ads/{id}/creative",
-            put(creative::put_creative)
-                .layer(DefaultBodyLimit::disable())
-                .get(creative::get_creative),
-        )
-        .route("/v1/ads/{id}/timeline", get(timeline::get_timeline))
-        .route(
-            "/v1/ads/{id}/timeline/export",
-            get(timeline::export_timeline),
-        )
-        .route("/v1/ads/{id}/timeline/compare", get(timeline::compare))
-        .route(
-            "/v1/ads/{id}/timeline/compare/export",
-            get(timeline::export_compare),
-        )
-        .route(
-            "/v1/jobs/{id}",
-            get(jobs::get_job).delete(erasure::erase_job),
-        )
-        .route("/v1/jobs/{id}/video", get(jobs::video))
-        .route("/v1/campaigns/{id}/compare", get(campaigns::compare))
-        .route("/v1/campaigns/{id}/export", get(campaigns::export_campaign))
-        .route(
-            "/v1/ads/{id}",
-            get(campaigns::get_ad)
-                .patch(creative::patch_ad)
-                .delete(erasure::erase_ad),
-        )
-        .route(
-            "/v1/ads/{id}/photos",
-            post(campaigns::upload).get(campaigns::list_photos),
-        )
-        .route("/v1/ads/{id}/results", get(campaigns::results))
-        .route("/v1/ads/{id}/export", get(campaigns::export_ad))
-        .route("/v1/photos/{id}", delete(erasure::erase_photo))
-        .route("/v1/photos/{id}/image", get(campaigns::photo_image))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", delete(keys::revoke))
-        .route("/v1/audit", get(audit::list))
-        .route(
-            "/v1/ads/{id}/live-links",
-            get(live::list_links).post(live::create_link),
-        )
-        .route("/v1/live-links/{id}", delete(live::revoke_link))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
-
-    // Live viewing sessions: the viewer's page has no key; its link token or session
-    // credential is checked by the handlers (see [`live`]).
-    let viewing = Router::new()
-        .route("/v1/live/{token}", get(live::link_info))
-        .route("/v1/live/{token}/creative", get(live::link_creative))
-        .route("/v1/live/{token}/sessions", post(live::start_session))
-        .route(
-            "/v1/live/sessions/{id}/frames",
-            post(live::post_frame).layer(DefaultBodyLimit::max(live::MAX_FRAME_BYTES)),
-        )
-        .route("/v1/live/sessions/{id}/end", post(live::end_session))
-        .route("/v1/live/sessions/{id}", delete(live::erase_session));
-
-    let api = inference
-        .merge(data)
-        .merge(viewing)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::admit,
-        ));
-
-    Router::new()
+    let (app, _) = OpenApiRouter::new()
         .merge(api)
         .merge(system::routes())
         .merge(ondevice::routes())
-        .fallback(system::not_found)
+        .split_for_parts();
+    app.fallback(system::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -18,7 +18,7 @@
 use crate::audit::record;
 use crate::campaigns::{json_body, path_id};
 use crate::db::{now, Db};
-use crate::erasure::{Eraser, Target};
+use crate::erasure::{ErasedResponse, Eraser, Target};
 use crate::error::{ServerError, ServerResult};
 use crate::jobs::insert_viewers;
 use crate::workspace::{Actor, Principal, Role};
@@ -63,7 +63,7 @@ any time, and delete everything sent from this viewing with the button on this p
 giving its reference to the team.";
 
 /// Body of `POST /v1/ads/{id}/live-links`; every field optional.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLink {
     /// A name for the team (e.g. the panel or the room); not shown to viewers.
@@ -77,7 +77,7 @@ pub struct NewLink {
 }
 
 /// A viewing link as the team sees it; `token` and `url` only in the answer that created it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveLink {
     pub id: i64,
     pub ad_id: i64,
@@ -131,7 +131,7 @@ fn secret() -> ServerResult<String> {
 }
 
 /// What a link opens, for the viewing page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LinkInfo {
     pub ad: String,
     pub campaign: String,
@@ -608,6 +608,23 @@ impl Db {
 }
 
 /// `POST /v1/ads/{id}/live-links` (analyst): a viewing link; its token is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/ads/{id}/live-links",
+    operation_id = "live_create_link",
+    tag = "live",
+    summary = "Create a live viewing link for the ad (analyst): a viewer who opens `url` reads what is measured, consents, and watches the ad while their browser sends camera frames; the token is in this answer only",
+    params(("id" = i64, Path, description = "ad id")),
+    request_body(content = Option<crate::live::NewLink>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the link, with `token` and `url` (/live#t=TOKEN)", body = crate::live::LiveLink),
+        (status = 400, description = "a setting out of range", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is below analyst", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create_link(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -655,19 +672,49 @@ pub async fn create_link(
 }
 
 /// `GET /v1/ads/{id}/live-links`: the ad's viewing links (without tokens).
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/live-links",
+    operation_id = "live_list_links",
+    tag = "live",
+    summary = "The ad's live viewing links (without their tokens): viewers so far, expiry, whether active",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "{ad_id, links: [LiveLink]}", body = crate::live::LinkList),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list_links(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<LinkList>> {
     let id = path_id(id, "ad")?;
     state.db.ad(p.workspace_id, id).await?;
-    Ok(Json(
-        json!({ "ad_id": id, "links": state.db.live_links(id).await? }),
-    ))
+    Ok(Json(LinkList {
+        ad_id: id,
+        links: state.db.live_links(id).await?,
+    }))
 }
 
 /// `DELETE /v1/live-links/{id}` (analyst): withdraws a link.
+#[utoipa::path(
+    delete,
+    path = "/v1/live-links/{id}",
+    operation_id = "live_revoke_link",
+    tag = "live",
+    summary = "Withdraw a viewing link (analyst): no new viewer can consent through it; sessions already started keep their results (erase them with DELETE /v1/jobs/{id})",
+    params(("id" = i64, Path, description = "link id")),
+    responses(
+        (status = 200, description = "the link, now withdrawn", body = crate::live::LiveLink),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is below analyst", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown link, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn revoke_link(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -679,6 +726,18 @@ pub async fn revoke_link(
 }
 
 /// `GET /v1/live/{token}`: what the link opens (for the viewing page).
+#[utoipa::path(
+    get,
+    path = "/v1/live/{token}",
+    operation_id = "live_link_info",
+    tag = "live",
+    summary = "What a viewing link opens, for the viewing page (no key: the token is the credential): ad and study names, the ad's length, whether its video is playable, frames a second, whether images are kept, the notice shown before consent",
+    params(("token" = String, Path, description = "the viewing link's token (64 hex digits; the `#t=` part of the link)")),
+    responses(
+        (status = 200, description = "{ad, campaign, duration_s, creative, fps, keeps_images, notice}", body = crate::live::LinkInfo),
+        (status = 404, description = "unknown, expired or withdrawn link", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn link_info(
     State(state): State<SharedState>,
     Path(token): Path<String>,
@@ -688,6 +747,20 @@ pub async fn link_info(
 
 /// `GET /v1/live/{token}/creative`: the ad's kept video, for the viewing page's player;
 /// single byte ranges are served (players seek with them).
+#[utoipa::path(
+    get,
+    path = "/v1/live/{token}/creative",
+    operation_id = "live_link_creative",
+    tag = "live",
+    summary = "The ad's kept video for the viewing page's player; single byte ranges (`Range: bytes=a-b`) answer 206",
+    params(("token" = String, Path, description = "the viewing link's token (64 hex digits; the `#t=` part of the link)")),
+    responses(
+        (status = 200, description = "the video", body = [u8], content_type = "video/*"),
+        (status = 206, description = "the range asked for", body = [u8], content_type = "video/*"),
+        (status = 404, description = "unknown, expired or withdrawn link, or no kept creative", body = crate::error::ErrorBody),
+        (status = 416, description = "a range outside the video", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn link_creative(
     State(state): State<SharedState>,
     Path(token): Path<String>,
@@ -745,7 +818,7 @@ pub fn ranged(ctype: String, bytes: Vec<u8>, headers: &HeaderMap) -> Response {
 }
 
 /// Body of `POST /v1/live/{token}/sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
     /// Must be `true`: the viewer agreed to what the page told them.
@@ -754,6 +827,21 @@ pub struct Consent {
 
 /// `POST /v1/live/{token}/sessions`: the viewer consents; a session starts. Answers the
 /// session's credential for `X-Emolens-Session` (shown once) and its reference.
+#[utoipa::path(
+    post,
+    path = "/v1/live/{token}/sessions",
+    operation_id = "live_start_session",
+    tag = "live",
+    summary = "The viewer consents and a live viewing session starts (a job with source `live`); answers the session credential for X-Emolens-Session (shown once) and the viewer's reference",
+    params(("token" = String, Path, description = "the viewing link's token (64 hex digits; the `#t=` part of the link)")),
+    request_body = crate::live::Consent,
+    responses(
+        (status = 201, description = "{session_id, session, reference, fps, max_frame_bytes}", body = crate::live::SessionStarted),
+        (status = 400, description = "no consent", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown, expired or withdrawn link", body = crate::error::ErrorBody),
+        (status = 409, description = "the link has had all the viewers it allows", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn start_session(
     State(state): State<SharedState>,
     Path(token): Path<String>,
@@ -775,15 +863,76 @@ pub async fn start_session(
     );
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "session_id": id,
-            "session": format!("{id}.{secret}"),
-            "reference": format!("session {id}"),
-            "fps": link.fps,
-            "max_frame_bytes": MAX_FRAME_BYTES,
-        })),
+        Json(SessionStarted {
+            session_id: id,
+            session: format!("{id}.{secret}"),
+            reference: format!("session {id}"),
+            fps: link.fps,
+            max_frame_bytes: MAX_FRAME_BYTES,
+        }),
     )
         .into_response())
+}
+
+/// The answer of `POST /v1/live/{token}/sessions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionStarted {
+    pub session_id: i64,
+    /// The session's credential for the `X-Emolens-Session` header (`<id>.<secret>`), shown once.
+    pub session: String,
+    /// What the viewer gives the team to have the session erased (`session <id>`).
+    pub reference: String,
+    /// Frames a second the page sends.
+    pub fps: f64,
+    /// Largest frame accepted, bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// The viewer's face in a frame (the largest classified face).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FrameFace {
+    #[serde(rename = "box")]
+    #[schema(value_type = crate::analysis::FaceBox)]
+    pub bbox: emolens_faces::FaceBox,
+    pub top_emotion: String,
+    pub uncertain: bool,
+    /// Each class with its probability.
+    #[schema(value_type = Vec<Object>)]
+    pub probabilities: Vec<emolens_faces::ClassProb>,
+}
+
+/// The answer of `POST /v1/live/sessions/{id}/frames`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FrameAnswer {
+    pub seq: i64,
+    /// The ad's playback time of the frame, seconds.
+    pub t: f64,
+    /// False when this `seq` was already stored (sent again).
+    pub stored: bool,
+    /// Frames of the session stored so far.
+    pub frames: i64,
+    /// Faces found in the frame.
+    pub faces: usize,
+    /// The viewer's face; null when none was classified.
+    pub face: Option<FrameFace>,
+}
+
+/// The answer of `POST /v1/live/sessions/{id}/end`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionEnded {
+    pub session_id: i64,
+    /// `done`.
+    pub state: String,
+    /// The session's summary (as a reaction video's `result`, with the viewing's `complete`,
+    /// `end_reason`, `pauses`, `seeks`, `camera_losses`, `dropped_frames` and `notes`).
+    pub result: Value,
+}
+
+/// The answer of `GET /v1/ads/{id}/live-links`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkList {
+    pub ad_id: i64,
+    pub links: Vec<LiveLink>,
 }
 
 /// The session credential of a request: `id.secret` in [`SESSION_HEADER`], for session `id`.
@@ -816,13 +965,33 @@ pub struct FrameQuery {
 
 /// `POST /v1/live/sessions/{id}/frames?seq=N&t=SECONDS`: one camera frame (a JPEG, PNG or WebP
 /// body). Answers what was found: the viewer's face (the largest) or none.
+#[utoipa::path(
+    post,
+    path = "/v1/live/sessions/{id}/frames",
+    operation_id = "live_post_frame",
+    tag = "live",
+    summary = "One camera frame of a live session (JPEG, PNG or WebP body, at most 2 MiB), taken at ad time `t`; analysed in memory (the largest face is the viewer) and dropped unless the campaign keeps images. A repeated `seq` is stored once. The session's per-second rows are rebuilt at once, so the ad's timeline shows the viewer while they watch",
+    params(("id" = i64, Path, description = "session (job) id"), ("seq" = i64, Query), ("t" = f64, Query, description = "the ad's playback time, seconds")),
+    request_body(content(([u8] = "image/jpeg"), ([u8] = "image/png"), ([u8] = "image/webp"))),
+    responses(
+        (status = 200, description = "{seq, t, stored, frames, faces, face: {box, top_emotion, uncertain, probabilities} or null}", body = crate::live::FrameAnswer),
+        (status = 400, description = "bad seq or t, or an empty frame", body = crate::error::ErrorBody),
+        (status = 401, description = "no session credential", body = crate::error::ErrorBody),
+        (status = 404, description = "the session is not open or the credential is wrong", body = crate::error::ErrorBody),
+        (status = 413, description = "frame too large, or the session has its most frames", body = crate::error::ErrorBody),
+        (status = 415, description = "not an image", body = crate::error::ErrorBody),
+        (status = 422, description = "an image that does not decode", body = crate::error::ErrorBody),
+        (status = 429, description = "the session sends faster than its limits", body = crate::error::ErrorBody),
+    ),
+    security(("live_session" = [])),
+)]
 pub async fn post_frame(
     State(state): State<SharedState>,
     id: Result<Path<i64>, PathRejection>,
     q: Result<Query<FrameQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<FrameAnswer>> {
     let id = path_id(id, "session")?;
     let secret = credential(&headers, id)?;
     let Query(q) = q.map_err(|e| {
@@ -891,23 +1060,23 @@ pub async fn post_frame(
             &classes,
         )
         .await?;
-    Ok(Json(json!({
-        "seq": q.seq,
-        "t": q.t,
-        "stored": stored,
-        "frames": frames,
-        "faces": found.faces.len(),
-        "face": face.map(|f| json!({
-            "box": f.bbox,
-            "top_emotion": f.top_emotion,
-            "uncertain": f.uncertain,
-            "probabilities": f.probabilities,
-        })),
-    })))
+    Ok(Json(FrameAnswer {
+        seq: q.seq,
+        t: q.t,
+        stored,
+        frames,
+        faces: found.faces.len(),
+        face: face.map(|f| FrameFace {
+            bbox: f.bbox,
+            top_emotion: f.top_emotion,
+            uncertain: f.uncertain,
+            probabilities: f.probabilities,
+        }),
+    }))
 }
 
 /// Body of `POST /v1/live/sessions/{id}/end`: how the viewing went, as the page saw it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndReport {
     /// `ended` (the ad played to its end), `stopped` (the viewer stopped) or `camera_lost`.
@@ -923,12 +1092,27 @@ pub struct EndReport {
 }
 
 /// `POST /v1/live/sessions/{id}/end`: the session ends; answers its summary.
+#[utoipa::path(
+    post,
+    path = "/v1/live/sessions/{id}/end",
+    operation_id = "live_end_session",
+    tag = "live",
+    summary = "End a live session with what the page saw (reason ended, stopped or camera_lost; pauses, seeks, camera losses, dropped frames); answers its summary",
+    params(("id" = i64, Path, description = "session (job) id")),
+    request_body = crate::live::EndReport,
+    responses(
+        (status = 200, description = "{session_id, state: done, result}", body = crate::live::SessionEnded),
+        (status = 400, description = "unknown reason", body = crate::error::ErrorBody),
+        (status = 404, description = "the session is not open or the credential is wrong", body = crate::error::ErrorBody),
+    ),
+    security(("live_session" = [])),
+)]
 pub async fn end_session(
     State(state): State<SharedState>,
     id: Result<Path<i64>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<EndReport>, JsonRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<SessionEnded>> {
     let id = path_id(id, "session")?;
     let secret = credential(&headers, id)?;
     let report = json_body(body)?;
@@ -945,18 +1129,33 @@ pub async fn end_session(
         .end_live_session(&session, &report, &classes)
         .await?;
     tracing::info!(job = id, reason = %report.reason, "live viewing session ended");
-    Ok(Json(
-        json!({ "session_id": id, "state": "done", "result": summary }),
-    ))
+    Ok(Json(SessionEnded {
+        session_id: id,
+        state: "done".into(),
+        result: summary,
+    }))
 }
 
 /// `DELETE /v1/live/sessions/{id}`: the viewer withdraws consent; the session and every frame,
 /// face and per-second row of it are erased at once (recorded in the audit log).
+#[utoipa::path(
+    delete,
+    path = "/v1/live/sessions/{id}",
+    operation_id = "live_erase_session",
+    tag = "live",
+    summary = "The viewer withdraws consent: the session, its frames and its per-second rows are erased at once (recorded in the audit log)",
+    params(("id" = i64, Path, description = "session (job) id")),
+    responses(
+        (status = 200, description = "{erased: counts}", body = crate::erasure::ErasedResponse),
+        (status = 404, description = "unknown session or wrong credential", body = crate::error::ErrorBody),
+    ),
+    security(("live_session" = [])),
+)]
 pub async fn erase_session(
     State(state): State<SharedState>,
     id: Result<Path<i64>, PathRejection>,
     headers: HeaderMap,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<ErasedResponse>> {
     let id = path_id(id, "session")?;
     let secret = credential(&headers, id)?;
     // A session the viewer has ended can still be erased by them: match any state.
@@ -976,7 +1175,7 @@ pub async fn erase_session(
         name: format!("viewer of live session {id}"),
     };
     let erased = state.db.erase(&Eraser::Key(actor), Target::Job(id)).await?;
-    Ok(Json(json!({ "erased": erased })))
+    Ok(Json(ErasedResponse { erased }))
 }
 
 /// The session a request names in [`SESSION_HEADER`] (id and secret, unchecked), for admission

@@ -14,9 +14,10 @@ use crate::SharedState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use std::path::PathBuf;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the on-device page needs from the server.
 pub struct OnDevice {
@@ -105,11 +106,11 @@ img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; base-uri 'non
 form-action 'self'; frame-ancestors 'none'";
 
 /// `/ondevice/...` routes (public, like the pages: they hold no customer data).
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/ondevice/model.onnx", get(model_onnx))
-        .route("/ondevice/model.json", get(model_json))
-        .route("/ondevice/vendor/{file}", get(vendor))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(model_onnx))
+        .routes(routes!(model_json))
+        .routes(routes!(vendor))
 }
 
 fn enabled(state: &SharedState) -> Result<&OnDevice, ServerError> {
@@ -122,6 +123,17 @@ fn enabled(state: &SharedState) -> Result<&OnDevice, ServerError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/ondevice/model.onnx",
+    operation_id = "ondevice_model_onnx",
+    tag = "ondevice",
+    summary = "The served model exported to ONNX (float, batch norms folded, softmax output; preprocessing and class names in its metadata), for the on-device page (/ondevice) and any ONNX runtime",
+    responses(
+        (status = 200, description = "ONNX model", body = [u8], content_type = "application/octet-stream"),
+        (status = 404, description = "the on-device page is not enabled on this server (the model could not be exported)", body = crate::error::ErrorBody),
+    ),
+)]
 async fn model_onnx(State(state): State<SharedState>) -> Result<Response, ServerError> {
     let od = enabled(&state)?;
     Ok((
@@ -134,12 +146,35 @@ async fn model_onnx(State(state): State<SharedState>) -> Result<Response, Server
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/ondevice/model.json",
+    operation_id = "ondevice_model_json",
+    tag = "ondevice",
+    summary = "What the on-device page needs beside the ONNX file: model name, classes, the face-crop margin and the preprocessing (colour mode, luma weights, size, scale and offset, gated flip TTA)",
+    responses(
+        (status = 200, description = "model description", body = Object),
+        (status = 404, description = "the on-device page is not enabled on this server", body = crate::error::ErrorBody),
+    ),
+)]
 async fn model_json(
     State(state): State<SharedState>,
 ) -> Result<Json<serde_json::Value>, ServerError> {
     Ok(Json(enabled(&state)?.model_json.clone()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ondevice/vendor/{file}",
+    operation_id = "ondevice_vendor",
+    tag = "ondevice",
+    summary = "A file of the on-device page's browser runtimes (onnxruntime-web, the face detector and its weights)",
+    params(("file" = String, Path, description = "the file's name")),
+    responses(
+        (status = 200, description = "the file", content(([u8] = "text/javascript"), ([u8] = "application/wasm"), ([u8] = "application/json"), ([u8] = "application/octet-stream"))),
+        (status = 404, description = "not one of the page's files, the runtime is not installed, or the on-device page is not enabled", body = crate::error::ErrorBody),
+    ),
+)]
 async fn vendor(
     State(state): State<SharedState>,
     Path(file): Path<String>,

@@ -31,7 +31,7 @@ pub struct FaceSample {
 }
 
 /// A value with its 95 % bootstrap interval, where the sample allows one.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Estimate {
     pub value: f64,
     /// Interval bounds; both `None` (JSON `null`) when the sample cannot carry an interval.
@@ -65,7 +65,7 @@ fn point(value: f64, note: String) -> Estimate {
 }
 
 /// Summary of one ad's faces.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Distribution {
     /// Faces counted in the distribution (not uncertain).
     pub faces: usize,

@@ -7,8 +7,12 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Web assets, embedded in the binary.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -79,18 +83,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The OpenAPI document (hand-written, checked against the router by the tests).
-const OPENAPI: &str = include_str!("../web/openapi.json");
-
 /// Routes that need no key and no concurrency slot (probes must answer when saturated).
-pub fn routes() -> Router<SharedState> {
-    let mut r = Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/health/ready", get(health))
-        .route("/info", get(info))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi));
+pub fn routes() -> OpenApiRouter<SharedState> {
+    let mut r = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(info))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi));
+    // The pages and their files: not part of the API document.
     for (path, ctype, body) in ASSETS {
         let (ctype, body) = (*ctype, *body);
         r = r.route(
@@ -109,48 +111,188 @@ pub fn routes() -> Router<SharedState> {
     r
 }
 
-/// The OpenAPI document with the privacy notice and version filled in.
-pub fn openapi_document() -> Value {
-    let mut doc: Value = serde_json::from_str(OPENAPI)
-        .unwrap_or_else(|e| json!({ "error": format!("embedded openapi.json is invalid: {e}") }));
-    if let Some(info) = doc.get_mut("info").and_then(|i| i.as_object_mut()) {
-        info.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-        let desc = info
-            .get("description")
-            .and_then(|d| d.as_str())
-            .unwrap_or("")
-            .to_string();
-        info.insert(
-            "description".into(),
-            json!(format!(
-                "{desc}\n\n**Privacy and lawful use.** {PRIVACY_NOTICE}"
-            )),
+/// What the API document says before its operations.
+const API_DESCRIPTION: &str = "Measure how test audiences react to adverts from their faces: find faces, classify each into the model's emotions, aggregate per ad and campaign. Labels always come from the model file. Campaign data needs an API key (`emolens keys create`) sent as `Authorization: Bearer <key>`. Each key belongs to a workspace and sees only its campaigns (another workspace's ids answer 404); its role sets what it may do: `viewer` reads, `analyst` also creates and uploads, `admin` also manages keys, erases and reads the audit log (too low a role answers 403 naming the role needed); the single-image endpoints are open unless the server runs with `--open-demo false`. Errors are JSON `{\"error\": message, \"code\": code}` (TF-Serving endpoints: `{\"error\": message}`). Reaction videos uploaded to an ad are analysed as background jobs (202 with a job id; `GET /v1/jobs/{id}` for progress) from a queue in the database shared by every `emolens serve` and `emolens worker` on it; their per-second results make the ad's emotion timeline.";
+
+/// The parts of the API document that no handler carries: its description, tags, security
+/// schemes and shared responses. The operations and their schemas come from the handlers'
+/// `#[utoipa::path]` annotations as [`crate::api_routes`] routes them.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "emolens", description = API_DESCRIPTION, license(name = "GPL-3.0-or-later")),
+    modifiers(&SecuritySchemes),
+    components(
+        schemas(crate::error::ErrorBody),
+        responses(crate::error::TooManyRequests, crate::error::RequestTimeout)
+    ),
+    tags(
+        (name = "analysis", description = "Single images and batches, analysed in memory (nothing is stored)."),
+        (name = "tf-serving", description = "TensorFlow Serving's REST shape, so TF-Serving clients work unchanged."),
+        (name = "campaigns", description = "Campaigns, ads, audience photos, results, comparison and export (API key)."),
+        (name = "videos", description = "Ad creatives, reaction videos analysed as background jobs, and the ads' emotion timelines (API key)."),
+        (name = "live", description = "Live viewing links (API key) and the viewer's sessions (link token or session credential)."),
+        (name = "admin", description = "The workspace's API keys and audit log (admin key)."),
+        (name = "ondevice", description = "The model for the on-device page, which analyses in the browser."),
+        (name = "system", description = "Health, information, metrics and this document.")
+    )
+)]
+pub struct ApiDoc;
+
+/// The security schemes the operations name: `api_key` (a bearer key) and `live_session` (a
+/// live viewing session's credential).
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`emk_...`) as `Authorization: Bearer <key>`: from `emolens keys create` or an admin's `POST /v1/keys`",
+                    ))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "live_session",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::live::SESSION_HEADER,
+                "The `session` value answered when a live viewing session started (`<id>.<secret>`)",
+            ))),
         );
     }
-    doc
 }
 
+/// The OpenAPI document of `router`'s routes (see [`crate::api_routes`]), with the version and
+/// the privacy notice filled in.
+pub fn openapi_document() -> Value {
+    let mut doc = crate::api_routes().into_openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let desc = doc.info.description.take().unwrap_or_default();
+    doc.info.description = Some(format!(
+        "{desc}\n\n**Privacy and lawful use.** {PRIVACY_NOTICE}"
+    ));
+    serde_json::to_value(&doc).unwrap_or_else(
+        |e| json!({ "error": format!("the OpenAPI document does not serialise: {e}") }),
+    )
+}
+
+/// The document, built once.
+static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(openapi_document);
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "system_openapi",
+    tag = "system",
+    summary = "This document",
+    responses(
+        (status = 200, description = "OpenAPI", body = Object),
+    ),
+)]
 async fn openapi() -> Json<Value> {
-    Json(openapi_document())
+    Json(DOCUMENT.clone())
 }
 
-async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "system_live",
+    tag = "system",
+    summary = "Liveness",
+    responses(
+        (status = 200, description = "alive", body = crate::system::Live),
+    ),
+)]
+async fn live() -> Json<Live> {
+    Json(Live {
+        status: "ok".into(),
+    })
+}
+
+/// The answer of the liveness probe.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    /// `ok`.
+    pub status: String,
+}
+
+/// The answer of the readiness probes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` (503).
+    pub status: String,
+    /// `ok` (the server does not start without its model).
+    pub model: String,
+    /// `ok`, or why the database does not answer.
+    pub database: String,
 }
 
 /// Readiness: the model is loaded (it is, or the server would not have started) and the
 /// database answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "system_health",
+    tag = "system",
+    summary = "Readiness: model loaded and database answering",
+    responses(
+        (status = 200, description = "ready", body = crate::system::Health),
+        (status = 503, description = "not ready", body = crate::system::Health),
+    ),
+)]
 async fn health(State(state): State<SharedState>) -> Response {
     match state.db.ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "model": "ok", "database": "ok" })).into_response(),
+        Ok(()) => Json(Health {
+            status: "ok".into(),
+            model: "ok".into(),
+            database: "ok".into(),
+        })
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "model": "ok", "database": e.to_string() })),
+            Json(Health {
+                status: "unavailable".into(),
+                model: "ok".into(),
+                database: e.to_string(),
+            }),
         )
             .into_response(),
     }
 }
 
+/// Readiness, as [`health`].
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "system_ready",
+    tag = "system",
+    summary = "Readiness (same as /health)",
+    responses(
+        (status = 200, description = "ready", body = crate::system::Health),
+        (status = 503, description = "not ready", body = crate::system::Health),
+    ),
+)]
+async fn ready(state: State<SharedState>) -> Response {
+    health(state).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/info",
+    operation_id = "system_info",
+    tag = "system",
+    summary = "Model (classes, input, runtime: oneDNN plan in int8, bf16 or f32; flip TTA and its confidence gate), version, build, limits",
+    responses(
+        (status = 200, description = "info", body = Object),
+    ),
+)]
 async fn info(State(state): State<SharedState>) -> Json<Value> {
     let m = state.meta();
     Json(json!({
@@ -199,6 +341,16 @@ async fn info(State(state): State<SharedState>) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "system_metrics",
+    tag = "system",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "metrics", body = String, content_type = "text/plain; version=0.0.4"),
+    ),
+)]
 async fn metrics(State(state): State<SharedState>) -> Response {
     (
         [(

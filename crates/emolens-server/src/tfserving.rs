@@ -23,8 +23,14 @@ pub const MODEL_NAME: &str = "emotion";
 /// The (only) version served.
 pub const MODEL_VERSION: &str = "1";
 
+/// An error as TF Serving sends it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TfError {
+    pub error: String,
+}
+
 fn tf_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": msg.into() }))).into_response()
+    (status, Json(TfError { error: msg.into() })).into_response()
 }
 
 fn not_found(name: &str) -> Response {
@@ -35,6 +41,20 @@ fn not_found(name: &str) -> Response {
 }
 
 /// `GET /v1/models/emotion`: model status.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    operation_id = "tfserving_status",
+    tag = "tf-serving",
+    summary = "TF-Serving model status (`/v1/models/emotion`)",
+    params(("model" = String, Path)),
+    responses(
+        (status = 200, description = "status", body = Object),
+        (status = 404, description = "unknown model", body = crate::tfserving::TfError),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security((), ("api_key" = [])),
+)]
 pub async fn status(Path(model): Path<String>) -> Response {
     if model != MODEL_NAME {
         return not_found(&model);
@@ -100,6 +120,20 @@ fn dim(v: i64) -> Value {
 }
 
 /// `GET /v1/models/emotion/metadata`: the serving signature, from the model file.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}/metadata",
+    operation_id = "tfserving_metadata",
+    tag = "tf-serving",
+    summary = "TF-Serving signature metadata",
+    params(("model" = String, Path)),
+    responses(
+        (status = 200, description = "metadata", body = Object),
+        (status = 404, description = "unknown model", body = crate::tfserving::TfError),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security((), ("api_key" = [])),
+)]
 pub async fn metadata(State(state): State<SharedState>, Path(model): Path<String>) -> Response {
     if model != MODEL_NAME {
         return not_found(&model);
@@ -187,6 +221,24 @@ pub fn max_instances(state: &SharedState) -> usize {
 /// `predictions`) or `{"inputs": [...]}` (columnar, answered with `outputs`). The body is read
 /// within the body limit and parsed instance by instance ([`crate::tfparse`]); encoded images
 /// reserve their decode memory before they are decoded.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{model}",
+    operation_id = "tfserving_predict",
+    tag = "tf-serving",
+    summary = "TF-Serving predict (`POST /v1/models/emotion:predict`)",
+    description = "Body `{\"instances\": [...]}` with H x W (x C) arrays of model inputs (normalised as the model's metadata says) or `{\"b64\": <encoded image>}`; answers `{\"predictions\": [[p...]]}`. Columnar `{\"inputs\": ...}` answers `{\"outputs\": ...}`. Errors `{\"error\": ...}`.",
+    params(("model" = String, Path)),
+    request_body(content = Object, description = "TF-Serving `instances` (or `inputs`): model inputs, or `{\"b64\": ...}` encoded images", content_type = "application/json"),
+    responses(
+        (status = 200, description = "predictions", body = Object),
+        (status = 400, description = "bad instances", body = crate::tfserving::TfError),
+        (status = 404, description = "unknown model", body = crate::tfserving::TfError),
+        (status = 408, response = crate::error::RequestTimeout),
+        (status = 429, response = crate::error::TooManyRequests),
+    ),
+    security((), ("api_key" = [])),
+)]
 pub async fn predict(
     State(state): State<SharedState>,
     Path(model): Path<String>,

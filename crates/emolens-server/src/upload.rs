@@ -154,7 +154,7 @@ fn too_large(name: &str, limit: usize) -> ServerError {
 }
 
 /// A JSON image: a base64 string or `{"name": ..., "b64": ...}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum JsonImage {
     Plain(String),
@@ -166,13 +166,43 @@ pub enum JsonImage {
 }
 
 /// The JSON form of `/v1/analyze`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeJson {
     pub images: Vec<JsonImage>,
     /// Treat each image as one face crop (skip detection).
     #[serde(default)]
     pub assume_crop: Option<bool>,
+}
+
+/// The multipart form of `POST /api/predict` (read by [`read_multipart`]; this type only
+/// describes it in the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PredictForm {
+    /// The image (JPEG, PNG, WebP, BMP, TIFF or GIF).
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// The multipart form of the image batch endpoints (read by [`read_multipart`]; this type only
+/// describes it in the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImagesForm {
+    /// The images, one part each (any field name; up to `--max-files`).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    pub files: Vec<Vec<u8>>,
+}
+
+/// The multipart form of the video uploads (read by [`read_video`]; this type only describes
+/// it in the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct VideoForm {
+    /// The video (field `file` or `video`); one per request.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
 }
 
 /// Decodes base64, accepting a `data:...;base64,` prefix and URL-safe or padded forms.

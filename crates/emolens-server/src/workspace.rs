@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const DEFAULT_WORKSPACE: &str = "default";
 
 /// What a key may do, lowest first: each role can do everything the ones below it can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads campaigns, ads, results, exports and kept images.

@@ -25,11 +25,11 @@
 //! jobs, [`routes`] the HTTP handlers.
 
 mod queue;
-mod routes;
+pub(crate) mod routes;
 mod worker;
 
 pub(crate) use queue::insert_viewers;
-pub use routes::{get_job, list, upload, video, VideoQuery};
+pub use routes::{get_job, list, upload, video, JobCounts, JobList, VideoQuery};
 pub use worker::{video_analyzer, Workers};
 
 use emolens_video::{FrameResult, VideoError, VideoResult};
@@ -85,7 +85,7 @@ impl JobSettings {
 }
 
 /// Where a job stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobProgress {
     /// Frames sampled and analysed so far.
     pub frames_done: i64,
@@ -100,7 +100,7 @@ pub struct JobProgress {
 }
 
 /// A reaction-video job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
     pub ad_id: i64,

@@ -12,8 +12,8 @@ use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// Query of `POST /v1/ads/{id}/videos`.
 #[derive(Debug, Deserialize, Default)]
@@ -30,6 +30,26 @@ pub struct VideoQuery {
 
 /// `POST /v1/ads/{id}/videos`: a reaction video (multipart field `file`, or the raw body as
 /// `video/*`), streamed to a temporary file, probed, queued: 202 with the job at once.
+#[utoipa::path(
+    post,
+    path = "/v1/ads/{id}/videos",
+    operation_id = "jobs_upload",
+    tag = "videos",
+    summary = "Upload a reaction video: streamed to a temporary file (bounded), checked with FFmpeg, queued as a background job; answers 202 at once with the job and Location: /v1/jobs/{id} (analyst)",
+    params(("id" = i64, Path, description = "ad id"), ("fps" = Option<f64>, Query, description = "frames sampled per second (default the server's --video-fps, 5; at most 30)"), ("ad_start_s" = Option<f64>, Query, description = "time in the video at which the ad starts playing, seconds (default 0; negative when recording began after the ad)"), ("name" = Option<String>, Query, description = "file name for a raw body")),
+    request_body(content((crate::upload::VideoForm = "multipart/form-data"), ([u8] = "video/*"), ([u8] = "application/octet-stream"))),
+    responses(
+        (status = 202, description = "queued", body = crate::jobs::Job),
+        (status = 400, description = "empty or corrupt video, bad parameter, or more than one video", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 403, description = "the key's role is too low (the message names the role needed)", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+        (status = 409, description = "the same file is already queued, running or done for this ad (names its job)", body = crate::error::ErrorBody),
+        (status = 413, description = "over --max-video-mib", body = crate::error::ErrorBody),
+        (status = 415, description = "not a video, audio only, undecodable, or a wrong content type", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn upload(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -86,6 +106,20 @@ pub async fn upload(
 }
 
 /// `GET /v1/jobs/{id}`: state, progress, error or result summary.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "jobs_get_job",
+    tag = "videos",
+    summary = "A reaction-video job: state, progress, error or result summary",
+    params(("id" = i64, Path, description = "job id")),
+    responses(
+        (status = 200, description = "the job", body = crate::jobs::Job),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown job, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_job(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -95,24 +129,77 @@ pub async fn get_job(
     Ok(Json(state.db.job(p.workspace_id, id).await?))
 }
 
+/// Jobs by state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobCounts {
+    pub queued: usize,
+    pub running: usize,
+    /// Live viewing sessions still open.
+    pub live: usize,
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// The answer of `GET /v1/ads/{id}/videos`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub ad_id: i64,
+    pub counts: JobCounts,
+    pub jobs: Vec<Job>,
+}
+
 /// `GET /v1/ads/{id}/videos`: the ad's reaction-video jobs.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/videos",
+    operation_id = "jobs_list",
+    tag = "videos",
+    summary = "The ad's reaction-video jobs, with counts per state",
+    params(("id" = i64, Path, description = "ad id")),
+    responses(
+        (status = 200, description = "{ad_id, counts: {queued, running, done, failed}, jobs: [Job]}", body = crate::jobs::JobList),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<JobList>> {
     let id = path_id(id, "ad")?;
     state.db.ad(p.workspace_id, id).await?;
     let jobs = state.db.ad_jobs(id).await?;
     let count = |s: &str| jobs.iter().filter(|j| j.state == s).count();
-    Ok(Json(json!({
-        "ad_id": id,
-        "counts": { "queued": count("queued"), "running": count("running"), "live": count("live"), "done": count("done"), "failed": count("failed") },
-        "jobs": jobs,
-    })))
+    Ok(Json(JobList {
+        ad_id: id,
+        counts: JobCounts {
+            queued: count("queued"),
+            running: count("running"),
+            live: count("live"),
+            done: count("done"),
+            failed: count("failed"),
+        },
+        jobs,
+    }))
 }
 
 /// `GET /v1/jobs/{id}/video`: a kept reaction video (campaigns that keep images only).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/video",
+    operation_id = "jobs_video",
+    tag = "videos",
+    summary = "A job's kept reaction video (campaigns that keep images only), streamed; recorded in the audit log",
+    params(("id" = i64, Path, description = "job id")),
+    responses(
+        (status = 200, description = "the video", body = [u8], content_type = "video/*"),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown job, or its video is not kept", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn video(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,

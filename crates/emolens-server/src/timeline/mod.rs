@@ -14,11 +14,13 @@
 //! and their CSV exports.
 
 mod compute;
-mod routes;
+pub(crate) mod routes;
 mod rows;
 
 pub use compute::{ad_timeline, compare_timelines, find_moments, ComparedSecond, Side};
-pub use routes::{compare, export_compare, export_timeline, get_timeline, TimelineQuery};
+pub use routes::{
+    compare, export_compare, export_timeline, get_timeline, TimelineQuery, TimelineResponse,
+};
 
 use crate::stats::Estimate;
 use serde::Serialize;
@@ -62,7 +64,7 @@ pub struct Coverage {
 }
 
 /// One second of an ad's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineSecond {
     /// Second of ad time (`second` <= t < `second + 1`).
     pub second: i64,
@@ -86,7 +88,7 @@ pub struct TimelineSecond {
 }
 
 /// A peak or dip of valence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Moment {
     /// `peak` or `dip`.
     pub kind: &'static str,
@@ -101,7 +103,7 @@ pub struct Moment {
 }
 
 /// An ad's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AdTimeline {
     /// The ad's length (seconds shown run from 0 to it), when set.
     pub duration_s: Option<f64>,

@@ -14,7 +14,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -31,6 +31,17 @@ pub struct TimelineQuery {
     /// Exports: `second` (default, the ad's timeline) or `viewer` (one row per viewer per
     /// second; CSV only, JSON has both).
     pub level: Option<String>,
+}
+
+/// The answer of `GET /v1/ads/{id}/timeline`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TimelineResponse {
+    pub ad: Ad,
+    /// The model's classes, in its order.
+    pub classes: Vec<String>,
+    /// How the numbers are computed, in words.
+    pub method: String,
+    pub timeline: AdTimeline,
 }
 
 const METHOD: &str = "Per second of ad time, each viewer (a tracked face of an analysed reaction video) counts once: their value is the mean over their classified faces in that second. Valence is P(happy) - P(angry + disgust + fear + sad); smiling means the viewer's top emotion that second is happy. 95% percentile bootstrap intervals (2000 resamples, fixed seed) only from 10 viewers up and where viewers vary (otherwise null, with interval_note); a difference between two ads is significant only when both have 10 viewers in that second and its interval excludes zero (one test per second: with 60 seconds, about 3 seconds are expected to pass by chance). Moments: the highest (lowest) valence within 2 seconds either side, at least the threshold above (below) the ad's mean valence over its seconds; stands_out when the second's interval lies wholly beyond that mean.";
@@ -68,22 +79,38 @@ async fn timeline_of(
 }
 
 /// `GET /v1/ads/{id}/timeline`: the ad's timeline across its reaction videos.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/timeline",
+    operation_id = "timeline_get_timeline",
+    tag = "videos",
+    summary = "The ad's emotion timeline across its reaction videos",
+    description = "Per second of ad time across the ad's viewers (each tracked face of each analysed reaction video): videos, viewers_with_face, viewers, mean_probabilities, top_emotion, valence and smiling_share as Estimate (95% bootstrap interval from 10 viewers that vary, else interval_note), moment; and the ad's moments (peaks and dips of valence), mean_valence, notes.",
+    params(("id" = i64, Path, description = "ad id"), ("moment_threshold" = Option<f64>, Query, description = "how far from the ad's mean valence a peak or dip must lie (default 0.1)")),
+    responses(
+        (status = 200, description = "{ad, classes, method, timeline: {duration_s, videos, viewers, mean_valence, seconds, moments, notes}}", body = crate::timeline::TimelineResponse),
+        (status = 400, description = "bad parameter", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get_timeline(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
     q: Result<Query<TimelineQuery>, QueryRejection>,
-) -> ServerResult<Json<Value>> {
+) -> ServerResult<Json<TimelineResponse>> {
     let id = path_id(id, "ad")?;
     let q = query(q)?;
     let ad = state.db.ad(p.workspace_id, id).await?;
-    let (t, _) = timeline_of(&state, &ad, &q).await?;
-    Ok(Json(json!({
-        "ad": ad,
-        "classes": state.meta().classes,
-        "method": METHOD,
-        "timeline": t,
-    })))
+    let (timeline, _) = timeline_of(&state, &ad, &q).await?;
+    Ok(Json(TimelineResponse {
+        ad,
+        classes: state.meta().classes.clone(),
+        method: METHOD.to_string(),
+        timeline,
+    }))
 }
 
 fn num(v: Option<f64>) -> String {
@@ -98,6 +125,21 @@ fn est_cells(e: &Option<Estimate>) -> [String; 3] {
 }
 
 /// `GET /v1/ads/{id}/timeline/export?format=csv|json[&level=viewer]`.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/timeline/export",
+    operation_id = "timeline_export_timeline",
+    tag = "videos",
+    summary = "Export the ad's timeline: CSV one row per second (or per viewer per second with level=viewer), or JSON with the jobs and every viewer-second; formula-safe; audited",
+    params(("id" = i64, Path, description = "ad id"), ("format" = Option<String>, Query), ("level" = Option<String>, Query, description = "CSV rows: per second (default) or per viewer per second"), ("moment_threshold" = Option<f64>, Query, description = "as for the timeline")),
+    responses(
+        (status = 200, description = "export", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "unknown format or level", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn export_timeline(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -283,6 +325,22 @@ fn comparison_json(a: &Ad, b: &Ad, seconds: &[ComparedSecond]) -> Value {
 }
 
 /// `GET /v1/ads/{id}/timeline/compare?with=B`: ad B against this ad (A), second by second.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/timeline/compare",
+    operation_id = "timeline_compare",
+    tag = "videos",
+    summary = "Two ads' timelines second by second: ad `with` (B) against this ad (A)",
+    description = "Per second: each side's viewers, valence and smiling share; B minus A for valence and smiling share with a 95% interval when both have 10 viewers; valence_significance: significant, not_significant, too_few_viewers, no_variation or no_viewers. summary lists the seconds where B is significantly above or below A.",
+    params(("id" = i64, Path, description = "ad id"), ("with" = i64, Query, description = "the other ad (B), of the same workspace")),
+    responses(
+        (status = 200, description = "{a, b, method, summary, seconds}", body = Object),
+        (status = 400, description = "no `with`", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn compare(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,
@@ -296,6 +354,21 @@ pub async fn compare(
 }
 
 /// `GET /v1/ads/{id}/timeline/compare/export?with=B&format=csv|json`.
+#[utoipa::path(
+    get,
+    path = "/v1/ads/{id}/timeline/compare/export",
+    operation_id = "timeline_export_compare",
+    tag = "videos",
+    summary = "Export the comparison of two ads' timelines (CSV one row per second, or JSON); formula-safe; audited",
+    params(("id" = i64, Path, description = "ad id"), ("with" = i64, Query, description = "the other ad (B)"), ("format" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "export", content((Object = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "no `with`, or unknown format", body = crate::error::ErrorBody),
+        (status = 401, description = "missing, invalid or revoked key", body = crate::error::ErrorBody),
+        (status = 404, description = "unknown ad, or one of another workspace", body = crate::error::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn export_compare(
     State(state): State<SharedState>,
     Extension(p): Extension<Principal>,

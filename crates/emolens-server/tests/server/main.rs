@@ -11,6 +11,7 @@ mod erasure;
 mod limits;
 mod live;
 mod ondevice;
+mod openapi;
 mod trust;
 mod videos;
 mod workspaces;
