@@ -14,7 +14,10 @@ Detection recall and precision come from the boxes each tool reports against the
 of the composite photos (make_photos.py), plus the public-domain photos in assets/photos.
 Last: emolens' peak memory over a folder of 100 and of --many photos (flat = streamed).
 
-usage: bench/analyze/run.py [--per-size N] [--rounds N] [--many N] [--skip-fer] [--skip-memory]
+emolens runs once per detector of --detectors (default both: seetaface, printed as "emolens",
+and blazeface, "emolens-blazeface"; `--detector` of `emolens analyze`).
+
+usage: bench/analyze/run.py [--per-size N] [--rounds N] [--many N] [--skip-fer] [--skip-memory] [--detectors LIST]
 needs: scripts/setup-peers.sh (for .venv-peers), a built target/release/emolens (or EMOLENS_BIN=FILE), and a model:
 the bundled one, or EMOLENS_MODEL=FILE.
 """

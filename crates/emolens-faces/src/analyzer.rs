@@ -106,6 +106,7 @@ impl Analyzer {
             DetectorKind::BlazeFace => Some(
                 BlazeDetector::new(BlazeSettings {
                     min_face_px: config.detector.min_face_px,
+                    max_side: config.detector.max_side,
                     ..config.blazeface
                 })
                 .map_err(FacesError::Config)?,

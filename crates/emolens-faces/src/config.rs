@@ -64,8 +64,8 @@ pub struct AnalyzerConfig {
     pub detector_kind: DetectorKind,
     /// SeetaFace settings (cascade threshold, pyramid step, detection size).
     pub detector: DetectorSettings,
-    /// BlazeFace settings (network, score threshold, pyramid); its `min_face_px` is taken from
-    /// `detector.min_face_px` so both detectors look for the same smallest face.
+    /// BlazeFace settings (network, score threshold, pyramid); its `min_face_px` and `max_side`
+    /// are taken from `detector` so both detectors look for the same smallest face.
     pub blazeface: BlazeSettings,
     /// BlazeFace score (0..1) under which the face is "uncertain". 0.5 is MediaPipe's own
     /// acceptance threshold, so by default no BlazeFace face is weak: its scores are on another

@@ -282,6 +282,10 @@ pub struct BlazeSettings {
     /// Scale ratio between the pyramid's levels: each level finds faces from `net_min_face_px`
     /// to about this many times that.
     pub level_ratio: f32,
+    /// Photos longer than this look for proportionally larger faces (the smallest face becomes
+    /// `min_face_px * longest / max_side`), as SeetaFace's detection copy does, so a
+    /// 12-megapixel photo costs about what a 2,048 px one does.
+    pub max_side: u32,
 }
 
 impl Default for BlazeSettings {
@@ -295,6 +299,7 @@ impl Default for BlazeSettings {
             // found from a box of 20 px (short range) and 13-21 px (full range).
             net_min_face_px: 20.0,
             level_ratio: 4.0,
+            max_side: 2048,
         }
     }
 }
@@ -338,6 +343,9 @@ impl BlazeDetector {
         if settings.min_face_px == 0 {
             return Err("BlazeFace smallest face must be at least 1 px".into());
         }
+        if settings.max_side == 0 {
+            return Err("BlazeFace detection size must be at least 1 px".into());
+        }
         Ok(BlazeDetector {
             net: BlazeNet::new(settings.model)?,
             settings,
@@ -357,10 +365,12 @@ impl BlazeDetector {
         let s = &self.settings;
         let longest = width.max(height).max(1) as f32;
         let fit = self.net.input_size() as f32 / longest;
-        let mut scale = (s.net_min_face_px / s.min_face_px as f32).min(1.0);
+        let smallest = s.min_face_px as f32 * (longest / s.max_side as f32).max(1.0);
+        let mut scale = (s.net_min_face_px / smallest).min(1.0);
         let mut scales = Vec::new();
         loop {
-            if scale <= fit {
+            // A level barely finer than the whole-photo one would look at the same faces again.
+            if scale <= fit * 1.25 {
                 scales.push(fit.min(1.0));
                 break;
             }
