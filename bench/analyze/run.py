@@ -14,7 +14,10 @@ Detection recall and precision come from the boxes each tool reports against the
 of the composite photos (make_photos.py), plus the public-domain photos in assets/photos.
 Last: emolens' peak memory over a folder of 100 and of --many photos (flat = streamed).
 
-usage: bench/analyze/run.py [--per-size N] [--rounds N] [--many N] [--skip-fer] [--skip-memory]
+emolens runs once per detector of --detectors (default both: seetaface, printed as "emolens",
+and blazeface, "emolens-blazeface"; `--detector` of `emolens analyze`).
+
+usage: bench/analyze/run.py [--per-size N] [--rounds N] [--many N] [--skip-fer] [--skip-memory] [--detectors LIST]
 needs: scripts/setup-peers.sh (for .venv-peers), a built target/release/emolens (or EMOLENS_BIN=FILE), and a model:
 the bundled one, or EMOLENS_MODEL=FILE.
 """
@@ -62,8 +65,8 @@ def match(boxes, truth):
     return tp, len(boxes) - tp
 
 
-def run_emolens(photos):
-    env = dict(os.environ, EMOLENS_LOG="info", NO_COLOR="1")
+def run_emolens(photos, detector="seetaface"):
+    env = dict(os.environ, EMOLENS_LOG="info", NO_COLOR="1", EMOLENS_ANALYZE_DETECTOR=detector)
     t = time.perf_counter()
     p = subprocess.run([str(EMOLENS), "analyze", "--json", *map(str, photos)], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
@@ -93,7 +96,11 @@ def run_fer(photos):
     return secs, wall, out
 
 
-TOOLS = {"emolens": run_emolens, "fer": run_fer}
+TOOLS = {
+    "emolens": run_emolens,
+    "emolens-blazeface": lambda photos: run_emolens(photos, "blazeface"),
+    "fer": run_fer,
+}
 
 
 def score(found, truth, photos):
@@ -136,6 +143,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--many", type=int, default=1000, help="photos in the memory-flatness folder")
     ap.add_argument("--skip-fer", action="store_true")
+    ap.add_argument("--detectors", default="seetaface,blazeface",
+                    help="emolens detectors to run (comma-separated): seetaface (tool 'emolens'), blazeface")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "target/bench-analyze"))
     a = ap.parse_args()
@@ -151,7 +160,8 @@ def main():
         truth[str(assets / name)] = boxes
     groups["assets"] = [str(assets / n) for n in ASSET_TRUTH]
     sizes.append("assets")
-    tools = ["emolens"] + ([] if a.skip_fer else ["fer"])
+    names = {"seetaface": "emolens", "blazeface": "emolens-blazeface"}
+    tools = [names[d] for d in a.detectors.split(",") if d] + ([] if a.skip_fer else ["fer"])
 
     print(f"\ncpu cores: {os.cpu_count()}; emolens: {EMOLENS}; model: {os.environ.get('EMOLENS_MODEL', 'bundled')}")
     print(f"running alongside at start: {busiest_processes()}; load average {os.getloadavg()[0]:.2f}")
@@ -170,9 +180,7 @@ def main():
 
     results = []
     print(f"\nmedians over {a.rounds} rounds; processing = after model load, wall = whole process")
-    hdr = f"{'size':>10} {'photos':>6} {'faces':>5} | {'photos/s processing':^25} | {'photos/s wall':^25} | {'faces/s processing':^17} | {'recall':^13} | {'precision':^13}"
-    print(hdr)
-    print(f"{'':>10} {'':>6} {'':>5} | {'emolens':>7} {'fer':>7} {'ratio':>8} | {'emolens':>7} {'fer':>7} {'ratio':>8} | {'emolens':>8} {'fer':>8} | {'emolens':>6} {'fer':>6} | {'emolens':>6} {'fer':>6}")
+    print(f"{'size':>10} {'photos':>6} {'faces':>5} {'tool':>18} | {'photos/s':>8} {'x fer':>6} | {'wall p/s':>8} {'x fer':>6} | {'faces/s':>8} | {'recall':>6} | {'precision':>9}")
     for size in sizes:
         photos = sorted(groups[size])
         n_true = sum(len(truth[p]) for p in photos)
@@ -190,19 +198,21 @@ def main():
                 "false_positives": fp,
             }
         results.append(row)
-        e, f = row["emolens"], row.get("fer")
+        f = row.get("fer")
 
         def cell(d, k, fmt):
             return "-" if d is None or d[k] is None else format(d[k], fmt)
 
-        def ratio(k):
-            return "-" if f is None else f"{e[k] / f[k]:.2f}x"
+        for tool in tools:
+            e = row[tool]
 
-        print(f"{size:>10} {len(photos):>6} {n_true:>5} | {cell(e, 'photos_per_s', '7.2f'):>7} {cell(f, 'photos_per_s', '7.2f'):>7} {ratio('photos_per_s'):>8}"
-              f" | {cell(e, 'photos_per_s_wall', '7.2f'):>7} {cell(f, 'photos_per_s_wall', '7.2f'):>7} {ratio('photos_per_s_wall'):>8}"
-              f" | {cell(e, 'faces_per_s', '8.2f'):>8} {cell(f, 'faces_per_s', '8.2f'):>8}"
-              f" | {cell(e, 'recall', '6.3f'):>6} {cell(f, 'recall', '6.3f'):>6}"
-              f" | {cell(e, 'precision', '6.3f'):>6} {cell(f, 'precision', '6.3f'):>6}")
+            def ratio(k):
+                return "-" if f is None else f"{e[k] / f[k]:.2f}x"
+
+            print(f"{size:>10} {len(photos):>6} {n_true:>5} {tool:>18} | {cell(e, 'photos_per_s', '8.2f'):>8} {ratio('photos_per_s'):>6}"
+                  f" | {cell(e, 'photos_per_s_wall', '8.2f'):>8} {ratio('photos_per_s_wall'):>6}"
+                  f" | {cell(e, 'faces_per_s', '8.2f'):>8}"
+                  f" | {cell(e, 'recall', '6.3f'):>6} | {cell(e, 'precision', '9.3f'):>9}")
     print("(assets: astronaut.png has 1 face, chelsea.png and rocket.jpg none; precision there counts false detections)")
 
     if not a.skip_memory:

@@ -58,6 +58,10 @@ pub struct AnalyzeArgs {
     /// Detector score under which a face is reported as uncertain.
     #[arg(long, env = "EMOLENS_ANALYZE_MIN_DETECTOR_SCORE")]
     min_detector_score: Option<f32>,
+    /// Face detector: `seetaface` (the SeetaFace cascade, no landmarks) or `blazeface`
+    /// (MediaPipe's BlazeFace CNN, six landmarks per face).
+    #[arg(long, env = "EMOLENS_ANALYZE_DETECTOR", default_value = "seetaface")]
+    detector: emolens_faces::DetectorKind,
     /// Photos are downscaled to this longest side for detection (smaller = faster, misses
     /// small faces: the smallest findable face is 40 px at detection scale).
     #[arg(long, env = "EMOLENS_ANALYZE_DETECT_MAX_SIDE")]
@@ -88,6 +92,7 @@ pub struct AnalyzeArgs {
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let mut config = AnalyzerConfig {
         assume_crop: a.assume_crop,
+        detector_kind: a.detector,
         ..AnalyzerConfig::default()
     };
     if let Some(v) = a.min_face_px {
