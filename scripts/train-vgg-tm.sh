@@ -16,6 +16,13 @@ shared=${EMOLENS_SHARED:-../shared}
 runs=${EMOLENS_RUNS_DIR:-/work/runs}
 bin=${EMOLENS_BIN:-target/release/emolens}
 teacher=${TEACHER:-models/default.emolens}
+run=vgg_tm_adam_grayscale_64_tm
+# On a machine without the run folder, resume from the committed snapshot (epoch 10 of 40).
+if [ ! -d "$runs/$run/state" ] && [ -d "models/training/$run/state" ]; then
+  mkdir -p "$runs"
+  cp -r "models/training/$run" "$runs/$run"
+  echo "resuming from the committed snapshot models/training/$run" >&2
+fi
 exec nice -n "${EMOLENS_NICE:-10}" "$bin" train --arch architectures/vgg_tm.json --colour-mode grayscale --input-size 48 \
   --optimizer adam --lr 0.002 --schedule cosine --warmup-epochs 1 --min-lr 0.00002 \
   --epochs 40 --batch-size 64 --augment wild --mixup 0.2 --seed 7 --tag tm \
